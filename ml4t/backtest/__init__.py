@@ -1,0 +1,104 @@
+"""ml4t.backtest: one actor graph for backtests, paper replay and live trading on ML signals.
+
+This module is the public API; everything in ``__all__`` is supported.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ml4t.backtest._time import from_ns, parse_duration, to_ns
+from ml4t.backtest.bus import Bus, Phase, RequestTopic, Subscription, Topic
+from ml4t.backtest.clock import Alarm, Clock, SimulatedClock, Timer, WallClock
+from ml4t.backtest.codec import Codec, CodecError
+from ml4t.backtest.component import Component, Context, on
+from ml4t.backtest.errors import (
+    BusError,
+    ComponentError,
+    ConfigError,
+    DataValidationError,
+    ML4TError,
+)
+from ml4t.backtest.events import (
+    CancelOrder,
+    ComponentFailed,
+    ComponentState,
+    ComponentStateChanged,
+    Event,
+    MarketBatch,
+    ModifyOrder,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdated,
+    PortfolioSnapshot,
+    PositionChanged,
+    SubmitOrder,
+    TimeInForce,
+    TimerFired,
+    event_types,
+)
+from ml4t.backtest.logging import configure_logging
+from ml4t.backtest.runtime import RunOutcome, Runtime
+
+try:
+    __version__ = version("ml4t-backtest")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Alarm",
+    "Bus",
+    "BusError",
+    "CancelOrder",
+    "Clock",
+    "Codec",
+    "CodecError",
+    "Component",
+    "ComponentError",
+    "ComponentFailed",
+    "ComponentState",
+    "ComponentStateChanged",
+    "ConfigError",
+    "Context",
+    "DataValidationError",
+    "Event",
+    "ML4TError",
+    "MarketBatch",
+    "ModifyOrder",
+    "OrderAccepted",
+    "OrderCancelled",
+    "OrderExpired",
+    "OrderFilled",
+    "OrderRejected",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
+    "OrderUpdated",
+    "Phase",
+    "PortfolioSnapshot",
+    "PositionChanged",
+    "RequestTopic",
+    "RunOutcome",
+    "Runtime",
+    "SimulatedClock",
+    "SubmitOrder",
+    "Subscription",
+    "TimeInForce",
+    "Timer",
+    "TimerFired",
+    "Topic",
+    "WallClock",
+    "__version__",
+    "configure_logging",
+    "event_types",
+    "from_ns",
+    "on",
+    "parse_duration",
+    "to_ns",
+]

@@ -1,0 +1,308 @@
+"""Every event that travels on the bus, declared in one place.
+
+Events are frozen, keyword-only, tagged ``msgspec.Struct``s on one base, :class:`Event`.
+The tag (the class name, in the field ``type``) is inherited, so every subclass joins the
+union the codec decodes. Facts are named in the past tense (``OrderFilled``), commands in
+the imperative (``SubmitOrder``).
+
+Timestamps are integer nanoseconds since the epoch, UTC:
+
+- ``ts_event``: when the thing the event describes became known (a bar's row is known at
+  its close; a fill at the time it happened);
+- ``ts_init``: when this event object was created by its producer (0 if not stamped).
+
+Quantities are always positive; the direction is the ``side``. Prices and money are
+``float`` (IEEE double): see ``docs/`` for the tolerances ml4t guarantees.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+import polars as pl
+
+__all__ = [
+    "CancelOrder",
+    "ComponentFailed",
+    "ComponentState",
+    "ComponentStateChanged",
+    "Event",
+    "MarketBatch",
+    "ModifyOrder",
+    "OrderAccepted",
+    "OrderCancelled",
+    "OrderExpired",
+    "OrderFilled",
+    "OrderRejected",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
+    "OrderUpdated",
+    "PortfolioSnapshot",
+    "PositionChanged",
+    "SubmitOrder",
+    "TimeInForce",
+    "TimerFired",
+    "event_types",
+]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="type"):
+    """Base of every bus event."""
+
+    ts_event: int
+    ts_init: int = 0
+
+
+def event_types() -> tuple[type[Event], ...]:
+    """Every concrete event class defined so far, in a stable order (by tag).
+
+    Subclasses declared by plugins join as soon as their module is imported.
+    """
+    found: dict[str, type[Event]] = {}
+    stack: list[type[Event]] = [Event]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            stack.append(sub)
+            found[sub.__struct_config__.tag] = sub
+    return tuple(found[tag] for tag in sorted(found))
+
+
+# --------------------------------------------------------------------------- enums
+
+
+class OrderSide(enum.StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is OrderSide.BUY else -1
+
+
+class OrderType(enum.StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"
+
+
+class TimeInForce(enum.StrEnum):
+    DAY = "day"  # expires at the session close of the day it was accepted
+    GTC = "gtc"  # good till cancelled
+    IOC = "ioc"  # immediate or cancel: fill what the next bar allows, cancel the rest
+    FOK = "fok"  # fill or kill: all on the next bar or nothing
+
+
+class OrderStatus(enum.StrEnum):
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+
+class ComponentState(enum.StrEnum):
+    CREATED = "created"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+# --------------------------------------------------------------------------- market data
+
+
+class MarketBatch(Event, frozen=True, kw_only=True, eq=False):
+    """Every symbol's row at one timestamp, as columns.
+
+    ``frame`` has one row per symbol: ``symbol`` (dictionary-encoded), OHLCV and any
+    signal and indicator columns. ``context`` holds market-wide fields (VIX, an index, a
+    rate) as of ``ts_event``: the last value known at or before it, never after. On the
+    wire the frame travels as Arrow IPC inside a msgpack extension (see ``codec``).
+    """
+
+    frame: pl.DataFrame
+    context: dict[str, float | None] = msgspec.field(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MarketBatch):
+            return NotImplemented
+        return (
+            self.ts_event == other.ts_event
+            and self.ts_init == other.ts_init
+            and self.context == other.context
+            and self.frame.schema == other.frame.schema
+            and self.frame.equals(other.frame, null_equal=True)
+        )
+
+    def __hash__(self) -> int:  # frames are not hashable; identity is good enough
+        return id(self)
+
+
+# --------------------------------------------------------------------------- orders
+
+
+class SubmitOrder(Event, frozen=True, kw_only=True):
+    """A strategy asks for an order. The risk manager approves it or rejects it.
+
+    ``stop_loss`` and ``take_profit`` make a bracket: once the entry fills, the broker
+    places both exits as one-cancels-other children (ids ``<order_id>.sl``/``.tp``).
+    ``trail_amount`` or ``trail_percent`` (a fraction, 0.05 = 5 %) defines a trailing stop.
+    ``reason`` travels to the trade record as the exit reason when the order closes a
+    position (``signal``, ``stop_loss``, ``manual``...).
+    """
+
+    order_id: str
+    strategy_id: str
+    symbol: str
+    side: OrderSide
+    quantity: float
+    order_type: OrderType = OrderType.MARKET
+    limit_price: float | None = None
+    stop_price: float | None = None
+    trail_amount: float | None = None
+    trail_percent: float | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    parent_id: str | None = None
+    reason: str = ""
+
+
+class CancelOrder(Event, frozen=True, kw_only=True):
+    """A strategy asks to cancel an open order."""
+
+    order_id: str
+    strategy_id: str
+
+
+class ModifyOrder(Event, frozen=True, kw_only=True):
+    """A strategy asks to replace an open order's quantity or prices (None = unchanged)."""
+
+    order_id: str
+    strategy_id: str
+    quantity: float | None = None
+    limit_price: float | None = None
+    stop_price: float | None = None
+
+
+class OrderAccepted(Event, frozen=True, kw_only=True):
+    """The broker holds the order; it may fill from the next bar of its symbol on."""
+
+    order_id: str
+    strategy_id: str
+    symbol: str
+
+
+class OrderRejected(Event, frozen=True, kw_only=True):
+    """An order, cancel or modify request was refused. ``rule`` names who refused and why;
+    ``reason`` is the human sentence with the numbers."""
+
+    order_id: str
+    strategy_id: str
+    symbol: str
+    rule: str
+    reason: str
+
+
+class OrderUpdated(Event, frozen=True, kw_only=True):
+    """An open order changed: modified by request, or a trailing stop moved."""
+
+    order_id: str
+    strategy_id: str
+    symbol: str
+    status: OrderStatus
+    quantity: float
+    filled_quantity: float
+    limit_price: float | None = None
+    stop_price: float | None = None
+
+
+class OrderCancelled(Event, frozen=True, kw_only=True):
+    order_id: str
+    strategy_id: str
+    symbol: str
+    filled_quantity: float = 0.0
+    reason: str = ""
+
+
+class OrderExpired(Event, frozen=True, kw_only=True):
+    order_id: str
+    strategy_id: str
+    symbol: str
+    filled_quantity: float = 0.0
+
+
+class OrderFilled(Event, frozen=True, kw_only=True):
+    """A (partial) fill. ``price`` includes slippage; ``slippage`` is its cost in money
+    (always >= 0 when slippage hurts), ``commission`` the fee in money."""
+
+    fill_id: str
+    order_id: str
+    strategy_id: str
+    symbol: str
+    side: OrderSide
+    quantity: float
+    price: float
+    commission: float = 0.0
+    slippage: float = 0.0
+    remaining_quantity: float = 0.0
+    reason: str = ""
+
+
+# --------------------------------------------------------------------------- portfolio
+
+
+class PositionChanged(Event, frozen=True, kw_only=True):
+    """A position's quantity changed after a fill. ``quantity`` is signed (short < 0)."""
+
+    symbol: str
+    quantity: float
+    avg_price: float
+    realized_pnl: float
+    last_fill_id: str = ""
+
+
+class PortfolioSnapshot(Event, frozen=True, kw_only=True):
+    """The account marked at ``ts_event``: equity = cash + positions_value."""
+
+    equity: float
+    cash: float
+    positions_value: float
+    gross_exposure: float
+    net_exposure: float
+    num_positions: int
+    realized_pnl: float = 0.0
+    unrealized_pnl: float = 0.0
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+class TimerFired(Event, frozen=True, kw_only=True):
+    """A timer set by ``component`` reached its time. ``ts_event`` is the scheduled time."""
+
+    name: str
+    component: str
+
+
+class ComponentStateChanged(Event, frozen=True, kw_only=True):
+    component: str
+    state: ComponentState
+
+
+class ComponentFailed(Event, frozen=True, kw_only=True):
+    """A component raised. ``event_type`` is what it was handling (empty if none)."""
+
+    component: str
+    error_type: str
+    message: str
+    event_type: str = ""
+    traceback: str = ""

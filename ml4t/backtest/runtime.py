@@ -1,0 +1,343 @@
+"""The runtime: wires components to a bus and a clock and runs the graph under anyio.
+
+Two choices make a run:
+
+- the **clock**: :class:`SimulatedClock` jumps to the next alarm once the graph is
+  quiescent (backtest); :class:`WallClock` sleeps until the next alarm is due (paper
+  replay, live);
+- the **dispatch**: ``"sequenced"`` runs one delivery at a time in (phase, sequence) order,
+  deterministic whatever the handlers await (backtest, paper replay); ``"concurrent"``
+  gives each component an inbox and a task (live components that wait on I/O).
+
+A run ends when no alarm is left and the graph is quiescent (``exit_when_idle``), when
+:meth:`Runtime.stop` is called, when a component fails, or when it is cancelled (Ctrl-C).
+In every case each started component's ``on_stop`` runs, no task is left behind, and a
+failure is raised as :class:`~ml4t.backtest.errors.ComponentError` naming the component,
+the event it was handling and the clock time.
+"""
+
+from __future__ import annotations
+
+import enum
+import traceback
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
+
+import anyio
+import anyio.lowlevel
+
+from ml4t.backtest._dispatch import ConcurrentDispatcher, SequencedDispatcher
+from ml4t.backtest.bus import Bus
+from ml4t.backtest.clock import Clock, SimulatedClock, WallClock
+from ml4t.backtest.codec import Codec
+from ml4t.backtest.component import Component, Context, call_hook, default_logger
+from ml4t.backtest.errors import ComponentError
+from ml4t.backtest.events import ComponentFailed, ComponentState, ComponentStateChanged
+from ml4t.backtest.topics import ERRORS, LIFECYCLE
+
+__all__ = ["RunOutcome", "Runtime"]
+
+C = TypeVar("C", bound=Component)
+
+_CHECKPOINT_EVERY = 256  # alarms between two yields to the event loop (lets Ctrl-C in)
+
+
+class RunOutcome(enum.StrEnum):
+    NOT_RUN = "not_run"
+    RUNNING = "running"
+    COMPLETED = "completed"  # every alarm fired, graph quiescent
+    STOPPED = "stopped"  # stop() was called
+    FAILED = "failed"  # a component raised
+    CANCELLED = "cancelled"  # the run was cancelled (Ctrl-C, a cancel scope)
+
+
+class Runtime:
+    """A graph of components on one bus and one clock."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        dispatch: Literal["sequenced", "concurrent"] = "sequenced",
+        strict: bool = False,
+        codec: Codec | None = None,
+        exit_when_idle: bool = True,
+        name: str = "graph",
+    ) -> None:
+        if dispatch not in ("sequenced", "concurrent"):
+            raise ValueError(f"dispatch must be 'sequenced' or 'concurrent', not {dispatch!r}")
+        self.name = name
+        self.clock = clock if clock is not None else SimulatedClock()
+        self.bus = Bus(strict=strict, codec=codec)
+        self.dispatch = dispatch
+        self.exit_when_idle = exit_when_idle
+        self.outcome = RunOutcome.NOT_RUN
+        self.error: BaseException | None = None
+        self.alarms_fired = 0
+        self._components: list[Component] = []
+        self._started: list[Component] = []
+        self._stop_requested = False
+        self._wake: anyio.Event | None = None
+        self.log = default_logger(name)
+        if dispatch == "concurrent":
+            self.bus.use_dispatcher(ConcurrentDispatcher())
+        self.bus.dispatcher.now_ns = self.clock.now_ns
+
+    # ------------------------------------------------------------ building
+
+    @property
+    def components(self) -> Sequence[Component]:
+        return tuple(self._components)
+
+    def add(self, component: C) -> C:
+        """Add ``component`` to the graph; it starts in the order it was added."""
+        if self.outcome is not RunOutcome.NOT_RUN:
+            raise ComponentError(
+                f"cannot add {component.name!r}: the graph has already run",
+                component=component.name,
+            )
+        if any(c.name == component.name for c in self._components):
+            raise ComponentError(
+                f"a component named {component.name!r} is already in the graph; give each "
+                "component a unique name",
+                component=component.name,
+            )
+        bus = self.bus
+        component._attach(Context(bus, self.clock, default_logger(component.name), bus.deliver))
+        self._components.append(component)
+        return component
+
+    def stop(self) -> None:
+        """Ask the run to end after the current delivery (safe from any handler)."""
+        self._stop_requested = True
+        self._poke()
+
+    def run_sync(self, backend: str = "asyncio") -> None:
+        """Run the graph to the end in a fresh event loop."""
+        anyio.run(self.run, backend=backend)
+
+    # ------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Start every component, fire alarms until the end, stop every component."""
+        if self.outcome is not RunOutcome.NOT_RUN:
+            raise ComponentError(f"graph {self.name!r} has already run", component=self.name)
+        self.outcome = RunOutcome.RUNNING
+        dispatcher = self.bus.dispatcher
+        if not self.clock.is_simulated:
+            self.clock.on_schedule = self._poke
+            dispatcher.waker = self._poke
+        try:
+            if isinstance(dispatcher, ConcurrentDispatcher):
+                try:
+                    async with anyio.create_task_group() as tg:
+                        dispatcher.start(tg)
+                        try:
+                            await self._run_body()
+                        finally:
+                            dispatcher.close()
+                except BaseExceptionGroup as group:
+                    raise _unwrap(group) from None
+            else:
+                await self._run_body()
+        except ComponentError as exc:
+            self.outcome = RunOutcome.FAILED
+            self.error = exc
+            for component in self._components:
+                if component.name == exc.component:
+                    component.state = ComponentState.FAILED
+            raise
+        except anyio.get_cancelled_exc_class():
+            self.outcome = RunOutcome.CANCELLED
+            raise
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit, a bug in the runtime
+            self.outcome = RunOutcome.CANCELLED
+            self.error = exc
+            raise
+        finally:
+            self.clock.on_schedule = None
+            dispatcher.waker = None
+        self.outcome = RunOutcome.STOPPED if self._stop_requested else RunOutcome.COMPLETED
+
+    async def _run_body(self) -> None:
+        failure: ComponentError | None = None
+        try:
+            for component in self._components:
+                await self._start(component)
+            if self.clock.is_simulated:
+                await self._loop_simulated()
+            else:
+                await self._loop_wall()
+        except ComponentError as exc:
+            failure = exc
+            await self._report_failure(exc)
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                stop_error = await self._stop_all(drain=failure is None)
+        if stop_error is not None:
+            raise stop_error
+
+    async def _start(self, component: Component) -> None:
+        self._set_state(component, ComponentState.STARTING)
+        try:
+            component._subscribe_handlers()
+            await call_hook(component.on_start)
+        except Exception as exc:
+            self._set_state(component, ComponentState.FAILED)
+            self._started.append(component)  # so that its on_stop still runs
+            err = ComponentError(
+                f"component {component.name!r} failed in on_start: {type(exc).__name__}: {exc}",
+                component=component.name,
+                time_ns=self.clock.now_ns(),
+            )
+            raise err from exc
+        self._started.append(component)
+        self._set_state(component, ComponentState.RUNNING)
+        await self.bus.drain()
+
+    async def _loop_simulated(self) -> None:
+        clock = self.clock
+        assert isinstance(clock, SimulatedClock)
+        drain = self.bus.dispatcher.drain
+        pop_alarm = clock.pop_alarm
+        checkpoint = anyio.lowlevel.checkpoint
+        fired = 0
+        await drain()
+        while not self._stop_requested:
+            alarm = pop_alarm()
+            if alarm is None:
+                break
+            clock.advance_to(alarm.ts_ns)
+            alarm.callback()
+            await drain()
+            fired += 1
+            if not fired % _CHECKPOINT_EVERY:
+                await checkpoint()
+        self.alarms_fired += fired
+
+    async def _loop_wall(self) -> None:
+        clock = self.clock
+        assert isinstance(clock, WallClock)
+        drain = self.bus.dispatcher.drain
+        while not self._stop_requested:
+            await drain()
+            if self._stop_requested:
+                break
+            due = clock.next_alarm_ns()
+            if due is None:
+                if self.exit_when_idle and not self.bus.dispatcher.pending:
+                    break
+                await self._sleep(None)
+                continue
+            delay = clock.seconds_until(due)
+            if delay > 0:
+                await self._sleep(delay)
+                continue
+            alarm = clock.pop_alarm()
+            if alarm is not None:
+                alarm.callback()
+                self.alarms_fired += 1
+            await anyio.lowlevel.checkpoint()
+
+    async def _sleep(self, seconds: float | None) -> None:
+        """Sleep until ``seconds`` pass or something is scheduled, published or stopped."""
+        self._wake = wake = anyio.Event()
+        if self.bus.dispatcher.pending:
+            return
+        if seconds is None:
+            await wake.wait()
+        else:
+            with anyio.move_on_after(seconds):
+                await wake.wait()
+        self._wake = None
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # ------------------------------------------------------------ failure and stop
+
+    async def _report_failure(self, exc: ComponentError) -> None:
+        failed = next((c for c in self._components if c.name == exc.component), None)
+        if failed is not None:
+            self._set_state(failed, ComponentState.FAILED)
+            self.bus.dispatcher.disable(failed.name)
+        cause = exc.__cause__
+        tb = "".join(traceback.format_exception(cause)) if cause is not None else ""
+        self.log.error("component_failed", failed=exc.component, error=str(exc))
+        self.bus.publish(
+            ERRORS,
+            ComponentFailed(
+                ts_event=self.clock.now_ns(),
+                component=exc.component,
+                error_type=type(cause).__name__ if cause is not None else type(exc).__name__,
+                message=str(exc),
+                event_type=exc.event_type or "",
+                traceback=tb,
+            ),
+        )
+        if isinstance(self.bus.dispatcher, SequencedDispatcher):
+            await self._drain_quietly()
+
+    async def _drain_quietly(self) -> None:
+        """Deliver what is pending; a further failure is logged, not raised."""
+        while self.bus.dispatcher.pending:
+            try:
+                await self.bus.drain()
+            except ComponentError as exc:
+                self.log.error("component_failed_during_shutdown", error=str(exc))
+
+    async def _stop_all(self, *, drain: bool) -> ComponentError | None:
+        first_error: ComponentError | None = None
+        for component in reversed(self._started):
+            if component.state is not ComponentState.FAILED:
+                self._set_state(component, ComponentState.STOPPING)
+            try:
+                await call_hook(component.on_stop)
+            except Exception as exc:
+                self.log.error("on_stop_failed", failed=component.name, error=repr(exc))
+                self._set_state(component, ComponentState.FAILED)
+                if first_error is None:
+                    first_error = ComponentError(
+                        f"component {component.name!r} failed in on_stop: "
+                        f"{type(exc).__name__}: {exc}",
+                        component=component.name,
+                        time_ns=self.clock.now_ns(),
+                    )
+                    first_error.__cause__ = exc
+            if drain and isinstance(self.bus.dispatcher, SequencedDispatcher):
+                await self._drain_quietly()
+        for component in reversed(self._started):
+            component._unsubscribe_all()
+            if component.state is not ComponentState.FAILED:
+                self._set_state(component, ComponentState.STOPPED)
+        if isinstance(self.bus.dispatcher, SequencedDispatcher):
+            self.bus.dispatcher.clear()
+        self._started.clear()
+        return first_error
+
+    def _set_state(self, component: Component, state: ComponentState) -> None:
+        component.state = state
+        self.bus.publish(
+            LIFECYCLE,
+            ComponentStateChanged(
+                ts_event=self.clock.now_ns(), component=component.name, state=state
+            ),
+        )
+
+
+def _unwrap(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The one meaningful exception of a task group's failure (a ComponentError first)."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    for exc in leaves:
+        if isinstance(exc, ComponentError):
+            return exc
+    return leaves[0] if leaves else group
