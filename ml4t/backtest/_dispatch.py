@@ -40,8 +40,9 @@ class Dispatcher(Protocol):
     @property
     def pending(self) -> int: ...
 
-    def submit(self, phase: int, handler: Callable[[Any], Any], event: Any, subscriber: str) -> None:
-        ...
+    def submit(
+        self, phase: int, handler: Callable[[Any], Any], event: Any, subscriber: str
+    ) -> None: ...
 
     def disable(self, subscriber: str) -> None: ...
 
@@ -83,7 +84,9 @@ class SequencedDispatcher:
     def pending(self) -> int:
         return len(self._heap)
 
-    def submit(self, phase: int, handler: Callable[[Any], Any], event: Any, subscriber: str) -> None:
+    def submit(
+        self, phase: int, handler: Callable[[Any], Any], event: Any, subscriber: str
+    ) -> None:
         heapq.heappush(self._heap, (phase, next(self._seq), handler, event, subscriber))
         if self.waker is not None:
             self.waker()
@@ -143,7 +146,9 @@ class ConcurrentDispatcher:
     def pending(self) -> int:
         return self._pending
 
-    def submit(self, phase: int, handler: Callable[[Any], Any], event: Any, subscriber: str) -> None:
+    def submit(
+        self, phase: int, handler: Callable[[Any], Any], event: Any, subscriber: str
+    ) -> None:
         if subscriber in self._disabled:
             return
         inbox = self._inboxes.get(subscriber)

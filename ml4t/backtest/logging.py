@@ -16,7 +16,9 @@ import structlog
 __all__ = ["configure_logging"]
 
 
-def configure_logging(level: str = "info", *, json: bool = False, stream: TextIO | None = None) -> None:
+def configure_logging(
+    level: str = "info", *, json: bool = False, stream: TextIO | None = None
+) -> None:
     """Set the level (``debug``, ``info``, ``warning``, ``error``) and the output format."""
     numeric = logging.getLevelNamesMapping().get(level.upper())
     if numeric is None:
