@@ -51,7 +51,8 @@ def _demo(args: argparse.Namespace) -> int:
     runtime.run_sync()
     elapsed = time.perf_counter() - start
     print(f"ml4t {__version__}: ran a 3-component graph in strict codec mode")
-    print(f"  {counter.seen:,} events through the graph in {elapsed:.2f} s, outcome {runtime.outcome}")
+    print(f"  {counter.seen:,} events through the graph in {elapsed:.2f} s")
+    print(f"  outcome: {runtime.outcome}")
     return 0
 
 
