@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ml4t.backtest._bar import Bar
 from ml4t.backtest._time import from_ns, parse_duration, to_ns
 from ml4t.backtest.bus import Bus, Phase, RequestTopic, Subscription, Topic
 from ml4t.backtest.clock import Alarm, Clock, SimulatedClock, Timer, WallClock
@@ -45,6 +46,7 @@ from ml4t.backtest.events import (
 )
 from ml4t.backtest.logging import configure_logging
 from ml4t.backtest.runtime import RunOutcome, Runtime
+from ml4t.backtest.strategy import BatchStrategy, OpenOrder, Strategy
 
 try:
     __version__ = version("ml4t-backtest")
@@ -53,6 +55,8 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "Alarm",
+    "Bar",
+    "BatchStrategy",
     "Bus",
     "BusError",
     "CancelOrder",
@@ -71,6 +75,7 @@ __all__ = [
     "ML4TError",
     "MarketBatch",
     "ModifyOrder",
+    "OpenOrder",
     "OrderAccepted",
     "OrderCancelled",
     "OrderExpired",
@@ -87,6 +92,7 @@ __all__ = [
     "RunOutcome",
     "Runtime",
     "SimulatedClock",
+    "Strategy",
     "SubmitOrder",
     "Subscription",
     "TimeInForce",

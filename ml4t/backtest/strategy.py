@@ -1,0 +1,477 @@
+"""The two strategy APIs.
+
+- :class:`Strategy`: ``on_bar(bar)`` once per symbol per timestamp, with a reused
+  :class:`~ml4t.backtest._bar.Bar` view (OHLCV, signals, indicators, context).
+- :class:`BatchStrategy`: ``on_timestamp(timestamp, batch, context)`` once per timestamp
+  with every symbol's row in one polars frame: the fast path for large universes.
+
+Both are components on the bus and share the order helpers (``buy``, ``sell``,
+``close_position``, ``order_target_quantity``, ``order_target_percent``, ``rebalance``,
+limit/stop/bracket arguments, ``cancel``), the state view (``position``, ``positions()``,
+``cash``, ``equity``, ``open_orders``), timers (``schedule``) and the callbacks
+``on_start``, ``on_stop``, ``on_fill``, ``on_reject``, ``on_timer``.
+
+What a strategy sees at time t (DESIGN §2): fills of orders that matched bar t are
+already applied to its positions (fills and order events are delivered in the execution
+phase), ``cash`` and ``equity`` are the portfolio marked at t's close, then the bar
+arrives. Orders it submits are checked by the risk manager and can fill from the next
+bar of their symbol.
+
+Positions here are the strategy's own, built from its own fills, so two strategies
+sharing one account each see what they traded.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from ml4t.backtest._bar import Bar, _Columns
+from ml4t.backtest._time import from_ns, parse_duration, to_ns
+from ml4t.backtest.bus import Phase
+from ml4t.backtest.component import Component, on
+from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.events import (
+    CancelOrder,
+    MarketBatch,
+    ModifyOrder,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderSide,
+    OrderType,
+    PortfolioSnapshot,
+    SubmitOrder,
+    TimeInForce,
+)
+from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDER_REQUESTS, PORTFOLIO
+
+__all__ = ["BatchStrategy", "OpenOrder", "Strategy"]
+
+
+class OpenOrder(msgspec.Struct, kw_only=True):
+    """One of the strategy's orders that is neither filled, cancelled, expired nor rejected."""
+
+    order_id: str
+    symbol: str
+    side: OrderSide
+    quantity: float
+    filled: float = 0.0
+
+    @property
+    def remaining_signed(self) -> float:
+        return (self.quantity - self.filled) * self.side.sign
+
+
+def _decode_params(cls: type, params: Any) -> Any:
+    spec = getattr(cls, "Params", None)
+    if spec is None:
+        if params:
+            raise ConfigError(
+                f"{cls.__name__} takes no parameters (define a nested `Params` "
+                f"msgspec.Struct to accept some), got {sorted(params)}"
+            )
+        return None
+    if isinstance(params, spec):
+        return params
+    try:
+        return msgspec.convert(dict(params or {}), spec)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"strategy parameters of {cls.__name__}: {exc}") from exc
+
+
+class _StrategyBase(Component):
+    """Order helpers, state view, timers and callbacks shared by both APIs."""
+
+    Params: ClassVar[type[msgspec.Struct] | None] = None
+    fractional: ClassVar[bool] = False
+    """Order whole shares (False, the default) or fractions from the target helpers."""
+
+    def __init__(self, name: str | None = None, *, params: Any = None) -> None:
+        super().__init__(name)
+        self.params: Any = _decode_params(type(self), params)
+        self.calendar: Any = None  # set by the engine: next_session_open/close(after_ns)
+        self._order_seq = 0
+        self._qty: dict[str, float] = {}
+        self._avg: dict[str, float] = {}
+        self._open: dict[str, OpenOrder] = {}
+        self._cash = math.nan
+        self._equity = math.nan
+        self._codes: dict[str, int] = {}
+        self._last_close = np.empty(0)
+        self._symbols_dtype: pl.DataType | None = None
+        self._now_dt: tuple[int, datetime] = (-1, from_ns(0))
+
+    # ------------------------------------------------------------ state view
+
+    @property
+    def now(self) -> datetime:
+        """The current time as an aware UTC datetime."""
+        now = self.now_ns()
+        if self._now_dt[0] != now:
+            self._now_dt = (now, from_ns(now))
+        return self._now_dt[1]
+
+    @property
+    def cash(self) -> float:
+        """Account cash as of the latest portfolio snapshot (NaN before the first)."""
+        return self._cash
+
+    @property
+    def equity(self) -> float:
+        """Account equity as of the latest snapshot (NaN before the first)."""
+        return self._equity
+
+    def position(self, symbol: str) -> float:
+        """This strategy's signed quantity in ``symbol`` (0 if flat)."""
+        return self._qty.get(symbol, 0.0)
+
+    def last_price(self, symbol: str) -> float:
+        """The last close seen for ``symbol`` (NaN if never seen)."""
+        code = self._codes.get(symbol)
+        return float(self._last_close[code]) if code is not None else math.nan
+
+    def positions(self) -> pl.DataFrame:
+        """Open positions: symbol, quantity, avg_price, last_price, market_value,
+        unrealized_pnl, sorted by symbol."""
+        rows = sorted((s, q) for s, q in self._qty.items() if q != 0.0)
+        symbols = [s for s, _ in rows]
+        qty = np.array([q for _, q in rows], dtype=np.float64)
+        avg = np.array([self._avg[s] for s in symbols], dtype=np.float64)
+        last = np.array([self.last_price(s) for s in symbols], dtype=np.float64)
+        return pl.DataFrame(
+            {
+                "symbol": pl.Series(symbols, dtype=pl.String),
+                "quantity": qty,
+                "avg_price": avg,
+                "last_price": last,
+                "market_value": qty * last,
+                "unrealized_pnl": qty * (last - avg),
+            }
+        )
+
+    @property
+    def open_orders(self) -> dict[str, OpenOrder]:
+        """This strategy's working orders by id (a copy)."""
+        return dict(self._open)
+
+    def pending_quantity(self, symbol: str) -> float:
+        """Signed quantity of this strategy's working orders in ``symbol``."""
+        return sum(o.remaining_signed for o in self._open.values() if o.symbol == symbol)
+
+    # ------------------------------------------------------------ orders
+
+    def submit_order(
+        self,
+        symbol: str,
+        side: OrderSide,
+        quantity: float,
+        *,
+        order_type: OrderType | None = None,
+        limit: float | None = None,
+        stop: float | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
+        tif: TimeInForce = TimeInForce.GTC,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        reason: str = "",
+    ) -> str:
+        """Send an order request to the risk manager; returns its order id.
+
+        The type follows from the prices given (limit → limit, stop → stop, both →
+        stop-limit, a trail → trailing stop) unless ``order_type`` says otherwise. Bad
+        values (a NaN quantity, a negative price) are not raised here: the risk manager
+        rejects them with a reason, which arrives in :meth:`on_reject`.
+        """
+        if order_type is None:
+            order_type = _infer_type(limit, stop, trail_amount, trail_percent)
+        self._order_seq += 1
+        order_id = f"{self.name}-{self._order_seq}"
+        now = self.now_ns()
+        self.publish(
+            ORDER_REQUESTS,
+            SubmitOrder(
+                ts_event=now,
+                ts_init=now,
+                order_id=order_id,
+                strategy_id=self.name,
+                symbol=symbol,
+                side=side,
+                quantity=float(quantity),
+                order_type=order_type,
+                limit_price=limit,
+                stop_price=stop,
+                trail_amount=trail_amount,
+                trail_percent=trail_percent,
+                time_in_force=tif,
+                stop_loss=stop_loss,
+                take_profit=take_profit,
+                reason=reason,
+            ),
+        )
+        self._open[order_id] = OpenOrder(
+            order_id=order_id, symbol=symbol, side=side, quantity=float(quantity)
+        )
+        return order_id
+
+    def buy(self, symbol: str, quantity: float, **kwargs: Any) -> str:
+        """Buy ``quantity`` (market unless ``limit``/``stop``/``trail_*`` are given)."""
+        return self.submit_order(symbol, OrderSide.BUY, quantity, **kwargs)
+
+    def sell(self, symbol: str, quantity: float, **kwargs: Any) -> str:
+        """Sell ``quantity`` (closes a long or opens/increases a short)."""
+        return self.submit_order(symbol, OrderSide.SELL, quantity, **kwargs)
+
+    def close_position(self, symbol: str, *, reason: str = "signal", **kwargs: Any) -> str | None:
+        """Flatten ``symbol`` (net of working orders); None if already flat."""
+        return self.order_target_quantity(symbol, 0.0, reason=reason, **kwargs)
+
+    def order_target_quantity(self, symbol: str, target: float, **kwargs: Any) -> str | None:
+        """Order the difference between ``target`` and the position plus working orders."""
+        delta = target - self.position(symbol) - self.pending_quantity(symbol)
+        if not self.fractional:
+            delta = float(math.trunc(round(delta, 9)))
+        if delta == 0.0 or not math.isfinite(delta):
+            return None
+        side = OrderSide.BUY if delta > 0 else OrderSide.SELL
+        return self.submit_order(symbol, side, abs(delta), **kwargs)
+
+    def order_target_percent(
+        self, symbol: str, percent: float, *, price: float | None = None, **kwargs: Any
+    ) -> str | None:
+        """Hold ``percent`` of equity (0.05 = 5 %, negative = short) in ``symbol``, sized
+        at ``price`` (default: the last close seen)."""
+        px = price if price is not None else self.last_price(symbol)
+        if not (math.isfinite(px) and px > 0 and math.isfinite(self._equity)):
+            return None
+        return self.order_target_quantity(symbol, percent * self._equity / px, **kwargs)
+
+    def rebalance(self, weights: Mapping[str, float], **kwargs: Any) -> list[str]:
+        """Move to target weights of equity; held symbols not in ``weights`` go to 0.
+
+        Sells are submitted before buys, so the proceeds are there when buys fill.
+        """
+        targets = dict(weights)
+        for symbol, qty in self._qty.items():
+            if qty != 0.0 and symbol not in targets:
+                targets[symbol] = 0.0
+        sells: list[tuple[str, float]] = []
+        buys: list[tuple[str, float]] = []
+        for symbol in sorted(targets):
+            px = self.last_price(symbol)
+            if not (math.isfinite(px) and px > 0):
+                continue
+            target_qty = targets[symbol] * self._equity / px
+            current = self.position(symbol) + self.pending_quantity(symbol)
+            (buys if target_qty > current else sells).append((symbol, target_qty))
+        ids = [self.order_target_quantity(s, q, **kwargs) for s, q in sells + buys]
+        return [i for i in ids if i is not None]
+
+    def cancel(self, order_id: str) -> None:
+        """Ask the broker to cancel ``order_id``; confirmation arrives as an event."""
+        now = self.now_ns()
+        self.publish(
+            ORDER_REQUESTS,
+            CancelOrder(ts_event=now, ts_init=now, order_id=order_id, strategy_id=self.name),
+        )
+
+    def modify(
+        self,
+        order_id: str,
+        *,
+        quantity: float | None = None,
+        limit: float | None = None,
+        stop: float | None = None,
+    ) -> None:
+        """Ask the broker to replace a working order's quantity or prices."""
+        now = self.now_ns()
+        self.publish(
+            ORDER_REQUESTS,
+            ModifyOrder(
+                ts_event=now,
+                ts_init=now,
+                order_id=order_id,
+                strategy_id=self.name,
+                quantity=quantity,
+                limit_price=limit,
+                stop_price=stop,
+            ),
+        )
+        if quantity is not None and order_id in self._open:
+            self._open[order_id].quantity = float(quantity)
+
+    # ------------------------------------------------------------ timers
+
+    def schedule(
+        self,
+        name: str,
+        *,
+        every: str | int | None = None,
+        at: str | datetime | None = None,
+        start: datetime | None = None,
+    ) -> None:
+        """Call :meth:`on_timer` ``every`` interval (``"5m"``, ``"1h"``, ns), once ``at`` a
+        time, or ``at="session_open"``/``"session_close"`` of each trading day (needs the
+        run's calendar)."""
+        if at in ("session_open", "session_close"):
+            if self.calendar is None:
+                raise ConfigError(
+                    f"schedule({name!r}, at={at!r}) needs a trading calendar; set "
+                    "backtest.calendar in the config (e.g. NYSE)"
+                )
+            rule = getattr(self.calendar, f"next_{at}")
+            self.set_timer(name, next_time=rule)
+            return
+        start_ns = to_ns(start) if start is not None else None
+        if isinstance(at, datetime):
+            self.set_timer(name, start_ns=to_ns(at))
+        elif every is not None:
+            self.set_timer(name, interval_ns=parse_duration(every), start_ns=start_ns)
+        else:
+            raise ConfigError(
+                f"schedule({name!r}) needs every=..., at=<datetime> or "
+                "at='session_open'/'session_close'"
+            )
+
+    # ------------------------------------------------------------ callbacks
+
+    def on_fill(self, fill: OrderFilled) -> Any:
+        """Called for each fill of this strategy's orders, before the next bar."""
+
+    def on_reject(self, rejection: OrderRejected) -> Any:
+        """Called when the risk manager or the broker refuses one of this strategy's
+        requests; ``rejection.rule`` and ``rejection.reason`` say why."""
+
+    # ------------------------------------------------------------ wiring
+
+    @on(FILLS, phase=Phase.EXECUTION)
+    def _handle_fill(self, fill: OrderFilled) -> Any:
+        if fill.strategy_id != self.name:
+            return None
+        signed = fill.quantity * fill.side.sign
+        old = self._qty.get(fill.symbol, 0.0)
+        new = old + signed
+        if abs(new) < 1e-12:
+            new = 0.0
+        if old == 0.0 or (old > 0) != (signed > 0):  # opening, reducing or flipping
+            if new != 0.0 and (old == 0.0 or (old > 0) != (new > 0)):
+                self._avg[fill.symbol] = fill.price
+        else:  # adding to a position: average cost
+            self._avg[fill.symbol] = (old * self._avg[fill.symbol] + signed * fill.price) / new
+        self._qty[fill.symbol] = new
+        order = self._open.get(fill.order_id)
+        if order is not None:
+            order.filled += fill.quantity
+            if fill.remaining_quantity <= 0.0 or order.filled >= order.quantity - 1e-12:
+                del self._open[fill.order_id]
+        return self.on_fill(fill)
+
+    @on(ORDER_EVENTS, phase=Phase.EXECUTION)
+    def _handle_order_event(self, event: Any) -> Any:
+        if event.strategy_id != self.name:
+            return None
+        if isinstance(event, OrderRejected | OrderCancelled | OrderExpired):
+            self._open.pop(event.order_id, None)
+        if isinstance(event, OrderRejected):
+            return self.on_reject(event)
+        return None
+
+    @on(PORTFOLIO, phase=Phase.VALUATION)
+    def _handle_snapshot(self, snapshot: PortfolioSnapshot) -> None:
+        self._cash = snapshot.cash
+        self._equity = snapshot.equity
+
+    @on(MARKET, phase=Phase.STRATEGY)
+    def _handle_market(self, batch: MarketBatch) -> Any:
+        symbols = batch.frame.get_column("symbol")
+        if symbols.dtype != self._symbols_dtype:
+            self._learn_universe(symbols.dtype)
+        codes = symbols.to_physical().to_numpy()
+        self._last_close[codes] = batch.frame.get_column("close").to_numpy()
+        return self._dispatch(batch)
+
+    def _learn_universe(self, dtype: pl.DataType) -> None:
+        categories = list(dtype.categories) if isinstance(dtype, pl.Enum) else []
+        if not categories:
+            raise ConfigError(
+                f"strategy {self.name!r}: the market batch's symbol column must be a "
+                f"pl.Enum of the universe, got {dtype}"
+            )
+        old = self._last_close
+        self._codes = {s: i for i, s in enumerate(categories)}
+        self._last_close = np.full(len(categories), np.nan)
+        self._last_close[: min(len(old), len(categories))] = old[: len(categories)]
+        self._symbols_dtype = dtype
+
+    def _dispatch(self, batch: MarketBatch) -> Any:
+        raise NotImplementedError
+
+
+class Strategy(_StrategyBase):
+    """Per-symbol API: override ``on_bar(bar)``, called once per symbol per timestamp
+    in symbol order. ``on_bar`` may be async."""
+
+    def __init__(self, name: str | None = None, *, params: Any = None) -> None:
+        super().__init__(name, params=params)
+        self._bar = Bar()
+        self._async = inspect.iscoroutinefunction(self.on_bar)
+
+    def on_bar(self, bar: Bar) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must override on_bar(bar)")
+
+    def _dispatch(self, batch: MarketBatch) -> Any:
+        frame = batch.frame
+        bar = self._bar
+        bar._point(_Columns(frame), batch.context, batch.ts_event, self.now)
+        if self._async:
+            return self._dispatch_async(frame.height)
+        on_bar = self.on_bar
+        for i in range(frame.height):
+            bar._i = i
+            on_bar(bar)
+        return None
+
+    async def _dispatch_async(self, rows: int) -> None:
+        bar = self._bar
+        for i in range(rows):
+            bar._i = i
+            await self.on_bar(bar)
+
+
+class BatchStrategy(_StrategyBase):
+    """Per-timestamp API: override ``on_timestamp(timestamp, batch, context)``; ``batch``
+    has one row per symbol (symbol, OHLCV, signals, indicators), ``context`` the
+    market-wide fields as of ``timestamp``. May be async."""
+
+    def on_timestamp(
+        self, timestamp: datetime, batch: pl.DataFrame, context: dict[str, float | None]
+    ) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__name__} must override on_timestamp(timestamp, batch, context)"
+        )
+
+    def _dispatch(self, batch: MarketBatch) -> Any:
+        return self.on_timestamp(self.now, batch.frame, batch.context)
+
+
+def _infer_type(
+    limit: float | None, stop: float | None, trail_amount: float | None, trail_pct: float | None
+) -> OrderType:
+    if trail_amount is not None or trail_pct is not None:
+        return OrderType.TRAILING_STOP
+    if limit is not None and stop is not None:
+        return OrderType.STOP_LIMIT
+    if limit is not None:
+        return OrderType.LIMIT
+    if stop is not None:
+        return OrderType.STOP
+    return OrderType.MARKET
