@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "portfolio": 6,
     "_accounting": 6,
     "risk": 6,
+    "_bar": 6,
     "strategy": 7,
     "record": 7,
     "metrics": 6,
