@@ -61,9 +61,14 @@ def on(topic: Topic[Any], *, phase: int = Phase.DEFAULT) -> Callable[[F], F]:
 
 
 class Context:
-    """What the runtime gives a component: the bus, the clock and a bound logger."""
+    """What the runtime gives a component: the bus, the clock and a bound logger.
 
-    __slots__ = ("bus", "clock", "deliver", "log")
+    ``stop_reason`` is set by the runtime before ``on_stop`` runs: ``"completed"``,
+    ``"stopped"``, ``"failed"`` or ``"cancelled"``, so a component that writes results can
+    mark them incomplete.
+    """
+
+    __slots__ = ("bus", "clock", "deliver", "log", "stop_reason")
 
     def __init__(
         self,
@@ -76,6 +81,7 @@ class Context:
         self.clock = clock
         self.log = log
         self.deliver = deliver
+        self.stop_reason = ""
 
 
 class Component:

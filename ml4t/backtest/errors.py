@@ -20,8 +20,12 @@ class ML4TError(Exception):
     """Root of every error raised by ml4t."""
 
 
-class ConfigError(ML4TError):
-    """A configuration is invalid: the message names the key path and what was expected."""
+class ConfigError(ML4TError, ValueError):
+    """A configuration is invalid: the message names the key path and what was expected.
+
+    It is also a ``ValueError`` so that msgspec, when a config struct's ``__post_init__``
+    raises it, reports it with the path of the offending section.
+    """
 
 
 class DataValidationError(ML4TError):

@@ -161,6 +161,7 @@ class Runtime:
 
     async def _run_body(self) -> None:
         failure: ComponentError | None = None
+        reason = "cancelled"  # unless the body finishes or fails
         try:
             for component in self._components:
                 await self._start(component)
@@ -168,11 +169,16 @@ class Runtime:
                 await self._loop_simulated()
             else:
                 await self._loop_wall()
+            reason = "stopped" if self._stop_requested else "completed"
         except ComponentError as exc:
             failure = exc
+            reason = "failed"
             await self._report_failure(exc)
             raise
         finally:
+            for component in self._components:
+                if component._ctx is not None:
+                    component._ctx.stop_reason = reason
             with anyio.CancelScope(shield=True):
                 stop_error = await self._stop_all(drain=failure is None)
         if stop_error is not None:

@@ -347,3 +347,36 @@ def test_wall_clock_replays_at_speed() -> None:
     assert clock.seconds_until(2_000_000_000) <= 0.002
     with pytest.raises(ValueError, match="speed must be positive"):
         WallClock(speed=0)
+
+
+class Reason(Component):
+    def __init__(self) -> None:
+        super().__init__("reason")
+        self.seen = ""
+
+    def on_stop(self) -> None:
+        self.seen = self.context.stop_reason
+
+
+@pytest.mark.anyio
+async def test_on_stop_knows_why_the_run_ended() -> None:
+    done = Runtime()
+    ok = done.add(Reason())
+    await done.run()
+    assert ok.seen == "completed"
+
+    failing = Runtime()
+    failing.add(Source(CHAIN[0], times=[0, 1]))
+    failing.add(Exploder(at_value=1))
+    witness = failing.add(Reason())
+    with pytest.raises(ComponentError):
+        await failing.run()
+    assert witness.seen == "failed"
+
+    cancelled = Runtime()
+    cancelled.add(Source(CHAIN[0], times=list(range(1000))))
+    cancelled.add(Slow())
+    late = cancelled.add(Reason())
+    with anyio.move_on_after(0.05):
+        await cancelled.run()
+    assert late.seen == "cancelled"
