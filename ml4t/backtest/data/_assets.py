@@ -1,0 +1,312 @@
+"""The asset data set behind a feed: sources, universe, chunk plan, loading, validation.
+
+:class:`AssetData` turns a :class:`~ml4t.backtest.data.config.FeedConfig` into lazy
+scans, learns the symbol universe and the per-timestamp row counts with two streaming
+aggregations, plans memory-sized chunks, and loads a chunk as a normalised frame
+(``__ts`` Int64 UTC ns, ``symbol`` Enum, Float64 columns) with the configured repairs
+applied. :meth:`AssetData.validate` runs every row rule over every chunk.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import structlog
+
+from ml4t.backtest.data._chunks import ChunkPlan, ChunkReader, bytes_per_row, plan_chunks
+from ml4t.backtest.data._repair import OHLCV, chunk_order_masks, repair_chunk
+from ml4t.backtest.data._source import TS, Source
+from ml4t.backtest.data.calendar import SessionCalendar
+from ml4t.backtest.data.config import FeedConfig, OutsideSession, duration_ns, time_ns
+from ml4t.backtest.data.validation import (
+    RowChecker,
+    ValidationReport,
+    Violation,
+    check_schema,
+    raise_violations,
+)
+
+__all__ = ["AssetData", "Frameish", "config_range"]
+
+Frameish = str | Path | pl.LazyFrame | pl.DataFrame | None
+_DAY_NS = 86_400 * 10**9
+
+
+def config_range(config: FeedConfig) -> tuple[int | None, int | None]:
+    """[lo, hi) in UTC ns from start/end; ``end`` is inclusive (a bare date: its whole day)."""
+    lo = time_ns(config.start, "start")
+    hi = time_ns(config.end, "end")
+    if hi is not None and config.end is not None:
+        hi += _DAY_NS if ("T" not in config.end and " " not in config.end) else 1
+    return lo, hi
+
+
+class AssetData:
+    """Asset bars of one feed: everything needed to read them chunk by chunk."""
+
+    def __init__(self, config: FeedConfig, where: Frameish) -> None:
+        cfg = config.asset
+        self.config = config
+        self.repairs = tuple(config.repair)
+        shift = (
+            duration_ns(cfg.bar_interval, "asset.bar_interval") if cfg.bar_label == "start" else 0
+        )
+        self.source = Source(
+            where if where is not None else cfg.path,
+            role="asset",
+            ts_column=cfg.timestamp_column,
+            symbol_column=cfg.symbol_column,
+            shift_ns=shift or 0,
+            tz=cfg.timezone,
+        )
+        raise_violations(
+            check_schema(
+                self.source,
+                numeric=OHLCV,
+                flags=[*cfg.signals, *cfg.indicators],
+                symbol=cfg.symbol_column,
+            )
+        )
+        raise_violations(self._date_label_violations())
+        self.lo, self.hi = config_range(config)
+        self.calendar = SessionCalendar(config.calendar) if config.calendar else None
+        self.log = structlog.get_logger("ml4t").bind(source=self.source.name)
+        self.symbols: tuple[str, ...] = ()
+        self.enum: pl.Enum = pl.Enum([])
+        self.plan = ChunkPlan([], [])
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.rows = 0
+        self.n_timestamps = 0
+
+    def _date_label_violations(self) -> list[Violation]:
+        """A Date labels the start of a day: without a shift its bars would be early."""
+        if self.config.asset.bar_label == "start":
+            return []
+        if not isinstance(self.source.schema[self.source.ts_column], pl.Date):
+            return []
+        return [
+            Violation(
+                rule="wrong_type",
+                source=self.source.name,
+                column=self.source.ts_column,
+                count=self.source.frame.select(pl.len()).collect().item(),
+                detail=(
+                    "are Dates, which mark the start of the day, but bar_label is 'end'; set "
+                    "bar_label: start and bar_interval: 16h (with timezone: America/New_York) so "
+                    "a daily bar is known at the close, or store the close time"
+                ),
+            )
+        ]
+
+    # ------------------------------------------------------------ planning
+
+    def _filtered(self) -> pl.LazyFrame:
+        """The source restricted to the time range and configured symbols (pushed down)."""
+        lf = self.source.frame
+        pred = self.source.time_range(self.lo, self.hi)
+        if pred is not None:
+            lf = lf.filter(pred)
+        wanted = self.config.asset.symbols
+        if wanted is not None:
+            lf = lf.filter(pl.col(self.config.asset.symbol_column).cast(pl.String).is_in(wanted))
+        return lf
+
+    def _exact(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+        """Re-apply the bounds on the normalised time (exact also for Date columns)."""
+        preds = []
+        if self.lo is not None:
+            preds.append(pl.col(TS) >= self.lo)
+        if self.hi is not None:
+            preds.append(pl.col(TS) < self.hi)
+        return lf.filter(*preds) if preds else lf
+
+    def plan_chunks(self) -> list[Violation]:
+        """Learn the universe and timestamps, plan chunks; return planning-level violations."""
+        sym = self.config.asset.symbol_column
+        keyed = self._exact(self._filtered().select(self.source.ts_expr().alias(TS), pl.col(sym)))
+        by_symbol = (
+            keyed.group_by(pl.col(sym).cast(pl.String).alias("symbol"))
+            .agg(pl.len())
+            .collect(engine="streaming")
+        )
+        by_ts = keyed.group_by(TS).agg(pl.len()).collect(engine="streaming").sort(TS)
+        violations = self._key_violations(by_symbol, by_ts)
+        present = sorted(s for s in by_symbol["symbol"].to_list() if s is not None)
+        wanted = self.config.asset.symbols
+        self.symbols = tuple(sorted(set(wanted))) if wanted is not None else tuple(present)
+        self.enum = pl.Enum(list(self.symbols))
+        by_ts = by_ts.drop_nulls(TS)
+        ts, counts = by_ts[TS].to_numpy(), by_ts["len"].to_numpy()
+        self.rows = int(counts.sum())
+        self.n_timestamps = len(ts)
+        if len(ts):
+            self.first_ts, self.last_ts = int(ts[0]), int(ts[-1])
+            if self.calendar is not None:  # fetch the schedules now, not on the reader thread
+                self.calendar.arrays(self.first_ts - _DAY_NS * 10, self.last_ts)
+        self.plan = plan_chunks(
+            ts,
+            counts,
+            row_bytes=bytes_per_row(self._schema()),
+            budget_mb=self.config.chunk_memory_mb,
+        )
+        return violations
+
+    def _key_violations(self, by_symbol: pl.DataFrame, by_ts: pl.DataFrame) -> list[Violation]:
+        out: list[Violation] = []
+        name = self.source.name
+        if by_ts.height == 0:
+            rng = f"between {self.config.start or '-inf'} and {self.config.end or '+inf'}"
+            out.append(
+                Violation(
+                    rule="empty",
+                    source=name,
+                    column="timestamp",
+                    count=0,
+                    detail=f"in the data {rng}: there are none",
+                )
+            )
+        null_ts = by_ts.filter(pl.col(TS).is_null())["len"].sum()
+        if null_ts:
+            out.append(
+                Violation(
+                    rule="null_key",
+                    source=name,
+                    column="timestamp",
+                    count=int(null_ts),
+                    detail="have a null timestamp",
+                )
+            )
+        null_sym = by_symbol.filter(pl.col("symbol").is_null())["len"].sum()
+        if null_sym:
+            out.append(
+                Violation(
+                    rule="null_key",
+                    source=name,
+                    column="symbol",
+                    count=int(null_sym),
+                    detail="have a null symbol",
+                )
+            )
+        wanted = self.config.asset.symbols
+        if wanted is not None:
+            missing = sorted(set(wanted) - set(by_symbol["symbol"].drop_nulls().to_list()))
+            if missing:
+                out.append(
+                    Violation(
+                        rule="symbol_without_rows",
+                        source=name,
+                        column="symbol",
+                        count=len(missing),
+                        detail="listed in asset.symbols have no rows (symbols, not rows)",
+                        examples=[f"symbol={s}" for s in missing[:5]],
+                    )
+                )
+        return out
+
+    def _schema(self) -> pl.Schema:
+        return self._select(pl.LazyFrame(schema=self.source.schema)).collect_schema()
+
+    # ------------------------------------------------------------ loading
+
+    def _select(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+        cfg = self.config.asset
+        sym = pl.col(cfg.symbol_column)
+        if self.source.schema[cfg.symbol_column] != self.enum:
+            sym = sym.cast(pl.String).cast(self.enum)
+        extra = [*cfg.signals, *cfg.indicators]
+        return lf.select(
+            self.source.ts_expr().alias(TS),
+            sym.alias("symbol"),
+            *(pl.col(c).cast(pl.Float64) for c in (*OHLCV, *extra)),
+        )
+
+    def read(self, lo: int, hi: int) -> tuple[pl.DataFrame, dict[str, int], np.ndarray | None]:
+        """Chunk ``[lo, hi)``: normalised, repaired; plus repair counts and the session mask.
+
+        With ``outside_session: drop`` rows outside sessions are dropped (and counted);
+        with ``reject`` the mask of them is returned for validation to report.
+        """
+        lf = self.source.frame.filter(self.source.time_range(lo, hi))
+        wanted = self.config.asset.symbols
+        if wanted is not None:
+            lf = lf.filter(pl.col(self.config.asset.symbol_column).cast(pl.String).is_in(wanted))
+        lf = self._select(lf)
+        if isinstance(self.source.schema[self.source.ts_column], pl.Date):
+            lf = lf.filter(pl.col(TS) >= lo, pl.col(TS) < hi)
+        df = lf.collect()
+        counts: dict[str, int] = {}
+        if self.repairs:
+            df, counts = repair_chunk(df, self.repairs)
+        mask = None
+        if self.calendar is not None and self.config.outside_session != OutsideSession.KEEP:
+            mask = self.calendar.outside_mask(df[TS].to_numpy())
+            if self.config.outside_session == OutsideSession.DROP:
+                counts["outside_session"] = int(mask.sum())
+                df = df.filter(pl.Series(~mask)) if mask.any() else df
+                mask = None
+        return df, counts, mask
+
+    def checked(self, lo: int, hi: int) -> tuple[pl.DataFrame, dict[str, int]]:
+        """Chunk ``[lo, hi)`` for publishing, and its repair counts.
+
+        Raises if the chunk is out of order or has bars to reject: never misorders.
+        """
+        df, counts, mask = self.read(lo, hi)
+        unsorted, dup = chunk_order_masks(df)
+        if unsorted.any() or dup.any() or (mask is not None and mask.any()):
+            checker = RowChecker(self.source)
+            checker.check(df, mask)
+            raise_violations(
+                [
+                    v
+                    for v in checker.violations()
+                    if v.rule in ("unsorted", "duplicate", "outside_session")
+                ]
+            )
+        return df, counts
+
+    # ------------------------------------------------------------ validation
+
+    def validate(self, planning: list[Violation]) -> ValidationReport:
+        """Every row rule over every chunk; raise all violations at once, or report."""
+        checker = RowChecker(self.source)
+        repairs: dict[str, int] = {}
+        kept = 0
+        reader = ChunkReader(self.plan, self.read)
+        try:
+            for df, counts, mask in reader:
+                for key, n in counts.items():
+                    repairs[key] = repairs.get(key, 0) + n
+                checker.check(df, mask)
+                kept += df.height
+        finally:
+            reader.close()
+        violations = [*planning, *checker.violations()]
+        if kept == 0 and self.rows > 0:
+            violations.append(
+                Violation(
+                    rule="empty",
+                    source=self.source.name,
+                    column="timestamp",
+                    count=0,
+                    detail="remain after repairs and session filtering",
+                )
+            )
+        raise_violations(violations)
+        dropped = repairs.pop("outside_session", 0)
+        report = ValidationReport(
+            rows=kept,
+            timestamps=self.n_timestamps,
+            symbols=len(self.symbols),
+            first_ts=self.first_ts,
+            last_ts=self.last_ts,
+            chunks=len(self.plan),
+            repairs=repairs,
+            dropped_outside_session=dropped,
+        )
+        if any(repairs.values()) or dropped:
+            self.log.warning("data_repaired", repairs=repairs, dropped_outside_session=dropped)
+        return report

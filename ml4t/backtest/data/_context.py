@@ -1,0 +1,76 @@
+"""Context (market-wide fields) as of each event time, computed once per chunk.
+
+For a chunk of event times ``[lo, hi)`` the cursor reads only the context rows that
+became available in that range, and carries each field's last value from the chunks
+before. Each field is joined on its own: the value at event time t is the field's last
+non-null value whose availability time is <= t (None before the first). The result is
+one dict per event time, built in bulk with numpy, so per-timestamp work is a list index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+from ml4t.backtest.data._source import Source
+
+__all__ = ["AVAIL", "ContextCursor"]
+
+AVAIL = "__available"
+
+
+class ContextCursor:
+    """Walks a context source forward in time, chunk by chunk."""
+
+    def __init__(
+        self, source: Source, fields: list[str], *, lag_ns: int, available_at: str | None
+    ) -> None:
+        self.fields = fields
+        avail = source.time_expr(available_at) if available_at else source.ts_expr() + lag_ns
+        self._frame = source.frame.select(
+            avail.alias(AVAIL), *(pl.col(f).cast(pl.Float64) for f in fields)
+        )
+        self._last: list[float] = [math.nan] * len(fields)
+        self._lo: int | None = None
+        self._hi: int | None = None
+
+    def values(self, event_ts: np.ndarray, lo: int, hi: int) -> list[dict[str, float | None]]:
+        """One context dict per sorted event time in ``event_ts`` (all within [lo, hi))."""
+        if self._lo is None:
+            self._carry(self._frame.filter(pl.col(AVAIL) < lo))
+        elif lo != self._hi:
+            raise ValueError("context chunks must be read in order, without gaps")
+        self._lo, self._hi = lo, hi
+        rows = self._frame.filter((pl.col(AVAIL) >= lo) & (pl.col(AVAIL) < hi)).collect()
+        rows = rows.sort(AVAIL, maintain_order=True)
+        avail = rows[AVAIL].to_numpy()
+        columns = []
+        for i, f in enumerate(self.fields):
+            vals = rows[f].to_numpy()
+            known = ~np.isnan(vals)
+            t, v = avail[known], vals[known]
+            idx = np.searchsorted(t, event_ts, side="right") - 1
+            col = np.where(idx >= 0, v[np.maximum(idx, 0)] if len(v) else math.nan, self._last[i])
+            if len(v):
+                self._last[i] = float(v[-1])
+            columns.append(col)
+        return _dicts(self.fields, columns, len(event_ts))
+
+    def _carry(self, before: pl.LazyFrame) -> None:
+        """The last non-null value of each field available before the first chunk."""
+        for i, f in enumerate(self.fields):
+            known = pl.col(f).is_not_null() & pl.col(f).is_not_nan()
+            last = before.filter(known).select(pl.col(f).top_k_by(AVAIL, k=1)).collect()
+            self._last[i] = float(last.item()) if last.height else math.nan
+
+
+def _dicts(fields: list[str], columns: list[np.ndarray], n: int) -> list[dict[str, float | None]]:
+    if not fields:
+        return [{} for _ in range(n)]
+    table = np.column_stack(columns).tolist()
+    return [
+        {f: (None if v != v else v) for f, v in zip(fields, row, strict=True)}  # NaN -> None
+        for row in table
+    ]

@@ -1,0 +1,102 @@
+"""Row order checks and the opt-in repairs of a normalised chunk.
+
+A chunk here has the normalised layout: ``__ts`` (Int64 UTC ns), ``symbol`` (Enum),
+OHLCV as Float64, then signal and indicator columns. Every repair returns how many rows
+it dropped or changed, so nothing is fixed silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import polars as pl
+
+from ml4t.backtest.data._source import TS
+from ml4t.backtest.data.config import Repair
+
+__all__ = ["OHLCV", "PRICES", "order_masks", "repair_chunk"]
+
+OHLCV = ("open", "high", "low", "close", "volume")
+PRICES = ("open", "high", "low", "close")
+
+
+def order_masks(ts: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows out of (timestamp, symbol) order, and rows repeating the previous (timestamp, symbol).
+
+    Both masks flag the later row of an offending adjacent pair.
+    """
+    n = len(ts)
+    if n < 2:
+        empty = np.zeros(n, dtype=bool)
+        return empty, empty
+    dts = np.diff(ts)
+    dcode = np.diff(codes.astype(np.int64))
+    same_ts = dts == 0
+    unsorted = np.concatenate(([False], (dts < 0) | (same_ts & (dcode < 0))))
+    dup = np.concatenate(([False], same_ts & (dcode == 0)))
+    return unsorted, dup
+
+
+def chunk_order_masks(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    ts = df[TS].fill_null(np.iinfo(np.int64).min).to_numpy()
+    codes = (
+        df["symbol"].to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
+    )  # null: rule null_key
+    return order_masks(ts, codes)
+
+
+def repair_chunk(
+    df: pl.DataFrame, repairs: Iterable[Repair]
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Apply the chosen repairs in a fixed order; return the frame and per-repair counts.
+
+    Order: sort, drop_null_ohlcv, drop_duplicates, drop_negative, clip_ohlc.
+    """
+    chosen = set(repairs)
+    counts: dict[str, int] = {}
+    if Repair.SORT in chosen:
+        unsorted, _ = chunk_order_masks(df)
+        moved = int(unsorted.sum())
+        if moved:
+            df = df.sort([TS, "symbol"], maintain_order=True)
+        counts[Repair.SORT.value] = moved
+    if Repair.DROP_NULL_OHLCV in chosen:
+        bad = pl.any_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() for c in OHLCV])
+        df, counts[Repair.DROP_NULL_OHLCV.value] = _drop(df, bad)
+    if Repair.DROP_DUPLICATES in chosen:
+        df, counts[Repair.DROP_DUPLICATES.value] = _drop(
+            df, ~pl.struct(TS, "symbol").is_first_distinct()
+        )
+    if Repair.DROP_NEGATIVE in chosen:
+        df, counts[Repair.DROP_NEGATIVE.value] = _drop(
+            df, pl.any_horizontal([pl.col(c) < 0 for c in OHLCV])
+        )
+    if Repair.CLIP_OHLC in chosen:
+        df, counts[Repair.CLIP_OHLC.value] = _clip_ohlc(df)
+    return df, counts
+
+
+def _drop(df: pl.DataFrame, bad: pl.Expr) -> tuple[pl.DataFrame, int]:
+    n = df.height
+    kept = df.filter(~bad.fill_null(False))
+    return kept, n - kept.height
+
+
+def _clip_ohlc(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Swap high and low where high < low, then clip open and close into [low, high]."""
+    h, lo, o, c = pl.col("high"), pl.col("low"), pl.col("open"), pl.col("close")
+    swapped = h < lo
+    new_high = pl.when(swapped).then(lo).otherwise(h)
+    new_low = pl.when(swapped).then(h).otherwise(lo)
+    outside = (o < new_low) | (o > new_high) | (c < new_low) | (c > new_high)
+    changed = swapped | outside
+    n = int(df.select(changed.fill_null(False).sum()).item())
+    if not n:
+        return df, 0
+    df = df.with_columns(high=new_high, low=new_low)
+    df = df.with_columns(
+        open=pl.col("open").clip(pl.col("low"), pl.col("high")),
+        close=pl.col("close").clip(pl.col("low"), pl.col("high")),
+    )
+    return df, n

@@ -1,0 +1,163 @@
+"""Configuration of the data layer: typed, frozen msgspec structs.
+
+A YAML ``data:`` section decodes straight into :class:`FeedConfig`; an unknown key, a
+wrong type or a bad value fails at decode time with the path of the offending key
+(``$.context.available_lag``). Everything here can also be built in Python.
+
+Durations are strings such as ``"1m"``, ``"16h"`` or ``"1d 2h"`` (see
+:func:`ml4t.backtest.parse_duration`); times are ISO-8601 strings with an offset
+(``"2023-01-03T14:30:00+00:00"``) or a bare date (``"2023-01-03"``, midnight UTC).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from ml4t.backtest._time import parse_duration, to_ns
+from ml4t.backtest.errors import ConfigError
+
+__all__ = [
+    "AssetSourceConfig",
+    "ContextSourceConfig",
+    "FeedConfig",
+    "OutsideSession",
+    "Repair",
+    "SignalSourceConfig",
+    "decode_feed_config",
+    "duration_ns",
+    "time_ns",
+]
+
+NonEmptyStr = Annotated[str, Meta(min_length=1)]
+Duration = Annotated[str, Meta(min_length=1, description="e.g. '1m', '16h', '1d 2h'")]
+
+
+class Repair(enum.StrEnum):
+    """Documented fixes a user may opt into (see docs/data.md, "Repair")."""
+
+    SORT = "sort"  # sort each time chunk by (timestamp, symbol) instead of rejecting
+    DROP_NULL_OHLCV = "drop_null_ohlcv"  # drop rows with a null in open/high/low/close/volume
+    DROP_DUPLICATES = "drop_duplicates"  # keep the first row of each (timestamp, symbol)
+    DROP_NEGATIVE = "drop_negative"  # drop rows with a negative price or volume
+    CLIP_OHLC = "clip_ohlc"  # swap high/low when high < low, clip open/close into [low, high]
+
+
+class OutsideSession(enum.StrEnum):
+    """What to do with bars whose time is outside the calendar's sessions."""
+
+    KEEP = "keep"
+    DROP = "drop"
+    REJECT = "reject"
+
+
+class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every data-layer config struct."""
+
+
+class AssetSourceConfig(_Config, kw_only=True):
+    """Long-format bars: ``timestamp``, ``symbol``, OHLCV and extra columns.
+
+    ``path`` is a file, a glob or a directory of (hive-)partitioned parquet; leave it
+    empty when the frame is given in Python (``ParquetFeed(asset_frame=...)``).
+    """
+
+    path: str | None = None
+    signals: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    indicators: list[NonEmptyStr] = msgspec.field(default_factory=list)
+    timestamp_column: NonEmptyStr = "timestamp"
+    symbol_column: NonEmptyStr = "symbol"
+    bar_label: Literal["start", "end"] = "end"
+    bar_interval: Duration | None = None
+    timezone: NonEmptyStr | None = None
+    symbols: list[NonEmptyStr] | None = None
+
+
+class SignalSourceConfig(_Config, kw_only=True):
+    """A slower per-symbol source (e.g. daily predictions) joined as of availability time."""
+
+    path: str | None = None
+    columns: list[NonEmptyStr]
+    timestamp_column: NonEmptyStr = "timestamp"
+    symbol_column: NonEmptyStr = "symbol"
+    available_lag: Duration = "0s"
+    available_at: NonEmptyStr | None = None
+    max_staleness: Duration | None = None
+    timezone: NonEmptyStr | None = None
+
+
+class ContextSourceConfig(_Config, kw_only=True):
+    """Market-wide fields (VIX, an index, a rate), one row per timestamp, any frequency."""
+
+    path: str | None = None
+    fields: list[NonEmptyStr]
+    timestamp_column: NonEmptyStr = "timestamp"
+    available_lag: Duration = "0s"
+    available_at: NonEmptyStr | None = None
+    timezone: NonEmptyStr | None = None
+
+
+class FeedConfig(_Config, kw_only=True):
+    """Everything the :class:`~ml4t.backtest.data.feed.ParquetFeed` needs."""
+
+    asset: AssetSourceConfig = msgspec.field(default_factory=AssetSourceConfig)
+    signal_data: SignalSourceConfig | None = None
+    context: ContextSourceConfig | None = None
+    start: str | None = None
+    end: str | None = None
+    chunk_memory_mb: Annotated[float, Meta(gt=0)] = 256.0
+    validate: bool = True
+    repair: list[Repair] = msgspec.field(default_factory=list)
+    calendar: NonEmptyStr | None = None
+    outside_session: OutsideSession = OutsideSession.KEEP
+
+    def __post_init__(self) -> None:
+        if self.asset.bar_label == "start" and self.asset.bar_interval is None:
+            raise ConfigError(
+                "asset.bar_label is 'start' but asset.bar_interval is not set; give the bar "
+                "length (e.g. bar_interval: 1m) so bars can be shifted to the time they are known"
+            )
+        if self.outside_session != OutsideSession.KEEP and self.calendar is None:
+            raise ConfigError(
+                f"outside_session is {str(self.outside_session)!r} but no calendar is set; "
+                "add e.g. calendar: NYSE"
+            )
+        for key in ("start", "end"):
+            time_ns(getattr(self, key), key)
+        for src, name in ((self.signal_data, "signal_data"), (self.context, "context")):
+            if src is not None:
+                duration_ns(src.available_lag, f"{name}.available_lag")
+
+
+def time_ns(value: str | None, key: str) -> int | None:
+    """UTC nanoseconds of a config time; a bare date means midnight UTC."""
+    if value is None:
+        return None
+    text = value if "T" in value or " " in value else f"{value}T00:00:00+00:00"
+    try:
+        return to_ns(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{key}: {value!r} is not an ISO-8601 time with an offset: {exc}"
+        ) from exc
+
+
+def duration_ns(value: str | None, key: str) -> int | None:
+    """Nanoseconds of a config duration, or a ConfigError naming ``key``."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from exc
+
+
+def decode_feed_config(data: object) -> FeedConfig:
+    """A FeedConfig from decoded YAML/JSON (a dict); errors carry the key path."""
+    try:
+        return msgspec.convert(data, FeedConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid data config: {exc}") from exc

@@ -1,0 +1,294 @@
+"""ParquetFeed: streams long-format parquet bars as one MarketBatch per timestamp.
+
+Start-up (:meth:`ParquetFeed.prepare`, run by ``on_start`` unless done before): check
+the schemas, learn the symbol universe and the timestamps, plan memory-sized chunks and,
+unless a :class:`ValidationReport` says it already ran, validate every row. Then the feed
+schedules an alarm (priority ``DATA``) at its first timestamp; each alarm publishes one
+:class:`~ml4t.backtest.MarketBatch` on ``MARKET`` and schedules the next timestamp, so
+the same feed runs on a simulated clock (backtest) and a wall clock (paper replay).
+
+Per timestamp the work is a zero-copy ``DataFrame.slice`` of the current chunk, a
+context dict computed in bulk for the chunk, and one publish: it never depends on the
+history so far. Chunks are read ahead on a worker thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio.to_thread
+import numpy as np
+import polars as pl
+
+from ml4t.backtest.clock import Alarm, AlarmPriority
+from ml4t.backtest.component import Component
+from ml4t.backtest.data._assets import AssetData
+from ml4t.backtest.data._chunks import ChunkReader
+from ml4t.backtest.data._context import ContextCursor
+from ml4t.backtest.data._repair import OHLCV
+from ml4t.backtest.data._signals import SlowSignals
+from ml4t.backtest.data._source import TS, Source
+from ml4t.backtest.data.config import FeedConfig, duration_ns
+from ml4t.backtest.data.validation import (
+    ValidationReport,
+    Violation,
+    check_schema,
+    format_examples,
+    raise_violations,
+)
+from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.events import MarketBatch
+from ml4t.backtest.topics import MARKET
+
+__all__ = ["ParquetFeed"]
+
+Where = str | Path | pl.LazyFrame | pl.DataFrame | None
+
+
+class _Chunk:
+    """One chunk ready to publish: the frame and per-timestamp offsets, lengths, contexts."""
+
+    __slots__ = ("contexts", "frame", "lengths", "offsets", "ts")
+
+    def __init__(self, frame: pl.DataFrame, row_ts: np.ndarray) -> None:
+        starts = np.flatnonzero(np.diff(row_ts)) + 1
+        starts = np.concatenate(([0], starts)) if len(row_ts) else starts
+        self.frame = frame
+        self.ts: list[int] = row_ts[starts].tolist()
+        self.offsets: list[int] = starts.tolist()
+        self.lengths: list[int] = np.diff(np.append(starts, len(row_ts))).tolist()
+        self.contexts: list[dict[str, float | None]] | None = None
+
+
+class ParquetFeed(Component):
+    """Asset bars (+ slower signals, + context) from parquet, one batch per timestamp.
+
+    ``asset``, ``signal_data`` and ``context`` override the paths in ``config`` with a
+    path, glob, directory, LazyFrame or DataFrame. ``validated`` is the report of an
+    earlier validation of the same data and config; the row rules are then not re-run.
+    """
+
+    def __init__(
+        self,
+        config: FeedConfig | None = None,
+        *,
+        asset: Where = None,
+        signal_data: Where = None,
+        context: Where = None,
+        validated: ValidationReport | None = None,
+        name: str = "feed",
+    ) -> None:
+        super().__init__(name)
+        self.config = config or FeedConfig()
+        self._where = (asset, signal_data, context)
+        self._check_names()
+        self.report: ValidationReport | None = validated
+        self._skip_validation = validated is not None or not self.config.validate
+        # with validate: false nothing counted the repairs up front: count them as they stream
+        self._count_while_streaming = validated is None and not self.config.validate
+        self.symbols: tuple[str, ...] = ()
+        self.symbol_dtype: pl.Enum = pl.Enum([])
+        self.signal_columns: tuple[str, ...] = ()
+        self.indicator_columns: tuple[str, ...] = tuple(self.config.asset.indicators)
+        self.context_fields: tuple[str, ...] = (
+            tuple(self.config.context.fields) if self.config.context else ()
+        )
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.batches_published = 0
+        self.rows_published = 0
+        self._assets: AssetData | None = None
+        self._signals: SlowSignals | None = None
+        self._context: ContextCursor | None = None
+        self._reader: ChunkReader[_Chunk] | None = None
+        self._alarm: Alarm | None = None
+        self._chunk: _Chunk | None = None
+        self._i = 0
+
+    @property
+    def repairs(self) -> dict[str, int]:
+        """Rows each repair dropped or changed (empty before validation or without repairs)."""
+        return dict(self.report.repairs) if self.report is not None else {}
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Columns of every batch frame, in order."""
+        return ("symbol", *OHLCV, *self.signal_columns, *self.indicator_columns)
+
+    def _check_names(self) -> None:
+        cfg = self.config
+        names = [
+            *cfg.asset.signals,
+            *cfg.asset.indicators,
+            *(cfg.signal_data.columns if cfg.signal_data else []),
+        ]
+        reserved = {"symbol", *OHLCV}
+        clash = sorted({n for n in names if n in reserved or names.count(n) > 1})
+        if clash:
+            raise ConfigError(
+                f"signal/indicator column(s) {clash} are named twice or clash with symbol/OHLCV; "
+                "each batch column needs a unique name"
+            )
+
+    # ------------------------------------------------------------ preparation
+
+    def prepare(self) -> ValidationReport:
+        """Open sources, check schemas, plan chunks and validate; idempotent.
+
+        Raises :class:`~ml4t.backtest.data.validation.DataRuleViolation` (a
+        ``DataValidationError``) listing every broken rule.
+        """
+        if self._assets is not None and self.report is not None:
+            return self.report
+        asset_where, signal_where, context_where = self._where
+        assets = AssetData(self.config, asset_where)
+        violations = self._open_side_sources(signal_where, context_where)
+        raise_violations(violations)
+        violations = assets.plan_chunks()
+        if self._signals is not None and assets.symbols:
+            violations += self._signals.load(assets.enum, assets.hi)
+        if self._skip_validation:
+            raise_violations(violations)
+            self.report = self.report or ValidationReport(
+                rows=assets.rows,
+                timestamps=assets.n_timestamps,
+                symbols=len(assets.symbols),
+                first_ts=assets.first_ts,
+                last_ts=assets.last_ts,
+                chunks=len(assets.plan),
+            )
+        else:
+            self.report = assets.validate(violations)
+        self._assets = assets
+        self.symbols = assets.symbols
+        self.symbol_dtype = assets.enum
+        self.first_ts, self.last_ts = assets.first_ts, assets.last_ts
+        extra = tuple(self.config.signal_data.columns) if self.config.signal_data else ()
+        self.signal_columns = (*self.config.asset.signals, *extra)
+        return self.report
+
+    def _open_side_sources(self, signal_where: Where, context_where: Where) -> list[Violation]:
+        cfg = self.config
+        violations: list[Violation] = []
+        if cfg.signal_data is not None:
+            self._signals = SlowSignals(cfg.signal_data, signal_where)
+            violations += self._signals.schema_violations()
+        if cfg.context is not None:
+            ctx = cfg.context
+            source = Source(
+                context_where if context_where is not None else ctx.path,
+                role="context",
+                ts_column=ctx.timestamp_column,
+                tz=ctx.timezone,
+            )
+            extra = [ctx.available_at] if ctx.available_at else []
+            problems = check_schema(source, numeric=ctx.fields, extra_times=extra)
+            problems = problems or _context_duplicates(source)
+            violations += problems
+            if not problems:
+                lag = duration_ns(ctx.available_lag, "context.available_lag") or 0
+                self._context = ContextCursor(
+                    source, list(ctx.fields), lag_ns=lag, available_at=ctx.available_at
+                )
+        return violations
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def on_start(self) -> None:
+        if self._assets is None or self.report is None:
+            await anyio.to_thread.run_sync(self.prepare)
+        assert self._assets is not None
+        self._publish = self.context.bus.publish
+        self._schedule = self.context.clock.schedule
+        self._reader = ChunkReader(self._assets.plan, self._load)
+        self.log.info(
+            "feed_started",
+            symbols=len(self.symbols),
+            rows=self.report.rows if self.report else None,
+            chunks=len(self._assets.plan),
+            source=self._assets.source.name,
+        )
+        if self._next_chunk():
+            self._alarm = self._schedule(self._chunk.ts[0], self._emit, priority=AlarmPriority.DATA)  # type: ignore[union-attr]
+
+    def on_stop(self) -> None:
+        report = self.report
+        if self._count_while_streaming and report is not None and any(report.repairs.values()):
+            self.log.warning("data_repaired", repairs=report.repairs, while_streaming=True)
+        if self._alarm is not None:
+            self._alarm.cancel()
+            self._alarm = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self._chunk = None
+
+    def _load(self, lo: int, hi: int) -> _Chunk:
+        """Read, check and enrich chunk [lo, hi) (runs on the read-ahead thread)."""
+        assert self._assets is not None
+        df, counts = self._assets.checked(lo, hi)
+        if self._count_while_streaming and self.report is not None:
+            for key, n in counts.items():
+                self.report.repairs[key] = self.report.repairs.get(key, 0) + n
+        if self._signals is not None:
+            df = self._signals.join(df)
+        chunk = _Chunk(df.select(self.columns), df[TS].to_numpy())
+        if self._context is not None:
+            chunk.contexts = self._context.values(np.asarray(chunk.ts, dtype=np.int64), lo, hi)
+        return chunk
+
+    def _next_chunk(self) -> bool:
+        """Move to the next non-empty chunk; False when the data is exhausted."""
+        assert self._reader is not None
+        while True:
+            chunk = self._reader.next_chunk()
+            if chunk is None:
+                self._chunk = None
+                return False
+            if chunk.ts:
+                self._chunk, self._i = chunk, 0
+                return True
+
+    def _emit(self) -> None:
+        """Publish the batch at the current timestamp and schedule the next one."""
+        chunk = self._chunk
+        assert chunk is not None
+        i = self._i
+        ts = chunk.ts[i]
+        n = chunk.lengths[i]
+        frame = chunk.frame.slice(chunk.offsets[i], n)
+        ctx = chunk.contexts[i] if chunk.contexts is not None else {}
+        self._publish(MARKET, MarketBatch(ts_event=ts, ts_init=ts, frame=frame, context=ctx))
+        self.batches_published += 1
+        self.rows_published += n
+        i += 1
+        if i == len(chunk.ts):
+            if not self._next_chunk():
+                self._alarm = None
+                return
+            chunk, i = self._chunk, 0
+        self._i = i
+        self._alarm = self._schedule(chunk.ts[i], self._emit, priority=AlarmPriority.DATA)  # type: ignore[union-attr]
+
+
+def _context_duplicates(source: Source) -> list[Violation]:
+    """Context rows sharing a timestamp (which one is "the value at t" would be arbitrary)."""
+    dup = (
+        source.frame.group_by(source.ts_expr().alias(TS))
+        .agg(pl.len())
+        .filter(pl.col("len") > 1)
+        .sort(TS)
+        .collect(engine="streaming")
+    )
+    if dup.height == 0:
+        return []
+    return [
+        Violation(
+            rule="duplicate",
+            source=source.name,
+            column="timestamp",
+            count=int(dup["len"].sum()),
+            detail="share a timestamp with another context row",
+            examples=format_examples(dup, ["len"]),
+        )
+    ]
