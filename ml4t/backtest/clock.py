@@ -36,12 +36,15 @@ class AlarmPriority:
 class Alarm:
     """A callback due at ``ts_ns``. ``cancel()`` makes it a no-op."""
 
-    __slots__ = ("callback", "cancelled", "priority", "ts_ns")
+    __slots__ = ("callback", "cancelled", "owner", "priority", "ts_ns")
 
-    def __init__(self, ts_ns: int, priority: int, callback: Callable[[], None]) -> None:
+    def __init__(
+        self, ts_ns: int, priority: int, callback: Callable[[], None], owner: str = ""
+    ) -> None:
         self.ts_ns = ts_ns
         self.priority = priority
         self.callback = callback
+        self.owner = owner
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -66,19 +69,27 @@ class Clock:
         raise NotImplementedError
 
     def schedule(
-        self, ts_ns: int, callback: Callable[[], None], *, priority: int = AlarmPriority.TIMER
+        self,
+        ts_ns: int,
+        callback: Callable[[], None],
+        *,
+        priority: int = AlarmPriority.TIMER,
+        owner: str | None = None,
     ) -> Alarm:
         """Call ``callback`` when the clock reaches ``ts_ns``.
 
         On a simulated clock an alarm in the past is an error (it would rewrite history);
-        on a wall clock it fires as soon as possible.
+        on a wall clock it fires as soon as possible. ``owner`` names who set it in the
+        error if the callback raises (default: the name of the bound method's object).
         """
         if self.is_simulated and ts_ns < self.now_ns():
             raise ValueError(
                 f"cannot schedule an alarm at {from_ns(ts_ns).isoformat()}, before the "
                 f"simulated time {from_ns(self.now_ns()).isoformat()}"
             )
-        alarm = Alarm(ts_ns, priority, callback)
+        if owner is None:
+            owner = getattr(getattr(callback, "__self__", None), "name", "")
+        alarm = Alarm(ts_ns, priority, callback, owner if isinstance(owner, str) else "")
         heapq.heappush(self._alarms, (ts_ns, priority, next(self._seq), alarm))
         if self.on_schedule is not None:
             self.on_schedule()

@@ -27,8 +27,9 @@ import anyio
 import anyio.lowlevel
 
 from ml4t.backtest._dispatch import ConcurrentDispatcher, SequencedDispatcher
+from ml4t.backtest._time import from_ns
 from ml4t.backtest.bus import Bus
-from ml4t.backtest.clock import Clock, SimulatedClock, WallClock
+from ml4t.backtest.clock import Alarm, Clock, SimulatedClock, WallClock
 from ml4t.backtest.codec import Codec
 from ml4t.backtest.component import Component, Context, call_hook, default_logger
 from ml4t.backtest.errors import ComponentError
@@ -215,7 +216,7 @@ class Runtime:
             if alarm is None:
                 break
             clock.advance_to(alarm.ts_ns)
-            alarm.callback()
+            _fire(alarm, clock.now_ns())
             await drain()
             fired += 1
             if not fired % _CHECKPOINT_EVERY:
@@ -242,7 +243,7 @@ class Runtime:
                 continue
             alarm = clock.pop_alarm()
             if alarm is not None:
-                alarm.callback()
+                _fire(alarm, clock.now_ns())
                 self.alarms_fired += 1
             await anyio.lowlevel.checkpoint()
 
@@ -331,6 +332,24 @@ class Runtime:
                 ts_event=self.clock.now_ns(), component=component.name, state=state
             ),
         )
+
+
+def _fire(alarm: Alarm, now_ns: int) -> None:
+    """Run an alarm's callback; an exception becomes a ComponentError naming its owner."""
+    try:
+        alarm.callback()
+    except ComponentError:
+        raise
+    except Exception as exc:
+        owner = alarm.owner or "clock"
+        err = ComponentError(
+            f"component {owner!r} failed in a clock alarm at {from_ns(now_ns).isoformat()}: "
+            f"{type(exc).__name__}: {exc}",
+            component=owner,
+            event_type="alarm",
+            time_ns=now_ns,
+        )
+        raise err from exc
 
 
 def _unwrap(group: BaseExceptionGroup[Any]) -> BaseException:

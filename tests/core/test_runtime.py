@@ -380,3 +380,25 @@ async def test_on_stop_knows_why_the_run_ended() -> None:
     with anyio.move_on_after(0.05):
         await cancelled.run()
     assert late.seen == "cancelled"
+
+
+class BadAlarm(Component):
+    def on_start(self) -> None:
+        self.clock.schedule(5_000_000_000, self._tick)
+
+    def _tick(self) -> None:
+        raise LookupError("chunk 3 is corrupt")
+
+
+def test_alarm_callback_that_raises_names_its_component() -> None:
+    runtime = Runtime()
+    runtime.add(BadAlarm("feed"))
+    witness = runtime.add(Recorder(ERRORS))
+    with pytest.raises(ComponentError) as info:
+        runtime.run_sync()
+    assert str(info.value) == (
+        "component 'feed' failed in a clock alarm at 1970-01-01T00:00:05+00:00: "
+        "LookupError: chunk 3 is corrupt"
+    )
+    assert info.value.component == "feed" and isinstance(info.value.__cause__, LookupError)
+    assert [e.component for _, _, e in witness.log_] == ["feed"]
