@@ -213,7 +213,8 @@ class OrderRejected(Event, frozen=True, kw_only=True):
 
 
 class OrderUpdated(Event, frozen=True, kw_only=True):
-    """An open order changed: modified by request, or a trailing stop moved."""
+    """An open order changed: modified by request, a trailing stop moved, a stop-limit's
+    stop triggered (``triggered``), or a bracket child resized to its parent's fills."""
 
     order_id: str
     strategy_id: str
@@ -223,6 +224,7 @@ class OrderUpdated(Event, frozen=True, kw_only=True):
     filled_quantity: float
     limit_price: float | None = None
     stop_price: float | None = None
+    triggered: bool = False
 
 
 class OrderCancelled(Event, frozen=True, kw_only=True):
@@ -271,7 +273,12 @@ class PositionChanged(Event, frozen=True, kw_only=True):
 
 
 class PortfolioSnapshot(Event, frozen=True, kw_only=True):
-    """The account marked at ``ts_event``: equity = cash + positions_value."""
+    """The account marked at ``ts_event``: equity = cash + positions_value.
+
+    ``realized_pnl`` and ``unrealized_pnl`` are price P&L (slippage included, since it is
+    in the fill prices); ``commission`` and ``slippage`` are the run's cumulative costs in
+    money, so equity = initial cash + realized + unrealized - commission.
+    """
 
     equity: float
     cash: float
@@ -281,6 +288,8 @@ class PortfolioSnapshot(Event, frozen=True, kw_only=True):
     num_positions: int
     realized_pnl: float = 0.0
     unrealized_pnl: float = 0.0
+    commission: float = 0.0
+    slippage: float = 0.0
 
 
 # --------------------------------------------------------------------------- runtime

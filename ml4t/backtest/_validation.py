@@ -1,0 +1,130 @@
+"""Is an order request well formed? Pure checks shared by the risk manager and the broker.
+
+Each function returns ``None`` for a good request or a sentence saying what is wrong,
+with the offending value, so the caller can publish it as an
+:class:`~ml4t.backtest.events.OrderRejected` reason. Nothing here raises on bad input:
+a NaN, an infinity or a negative number is an expected outcome, not a crash.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ml4t.backtest.events import ModifyOrder, OrderType, SubmitOrder
+
+__all__ = ["INVALID_ORDER", "invalid_modify", "invalid_submit"]
+
+INVALID_ORDER = "invalid_order"
+"""The ``rule`` of a rejection for a malformed request."""
+
+_NEEDS_LIMIT = (OrderType.LIMIT, OrderType.STOP_LIMIT)
+_NEEDS_STOP = (OrderType.STOP, OrderType.STOP_LIMIT)
+
+
+def _bad_positive(name: str, value: float | None) -> str | None:
+    """Why ``value`` is not a finite number > 0 (None if it is, or if it is absent)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{name} must be a number, got {value!r}"
+    if not math.isfinite(value):
+        return f"{name} must be finite, got {value!r}"
+    if value <= 0:
+        return f"{name} must be positive, got {value!r}"
+    return None
+
+
+def invalid_submit(order: SubmitOrder) -> str | None:
+    """Why ``order`` is malformed, or None.
+
+    Checks: quantity and every given price finite and positive; the prices each order
+    type needs (limit for limit/stop-limit, stop for stop/stop-limit, one trail for a
+    trailing stop, a trail percent below 1); no price an order type would ignore; a
+    bracket's stop-loss and take-profit on the right sides of each other (and of the
+    limit price, when there is one).
+    """
+    if not order.symbol:
+        return "symbol is empty"
+    for name in (
+        "quantity",
+        "limit_price",
+        "stop_price",
+        "trail_amount",
+        "trail_percent",
+        "stop_loss",
+        "take_profit",
+    ):
+        problem = _bad_positive(name, getattr(order, name))
+        if problem is not None:
+            return f"{problem} ({_describe(order)})"
+    kind = order.order_type
+    if kind in _NEEDS_LIMIT and order.limit_price is None:
+        return f"a {kind.value} order needs limit_price ({_describe(order)})"
+    if kind in _NEEDS_STOP and order.stop_price is None:
+        return f"a {kind.value} order needs stop_price ({_describe(order)})"
+    if kind not in _NEEDS_LIMIT and order.limit_price is not None:
+        return f"a {kind.value} order takes no limit_price ({_describe(order)})"
+    if kind is OrderType.TRAILING_STOP:
+        given = (order.trail_amount is not None) + (order.trail_percent is not None)
+        if given != 1:
+            return (
+                "a trailing_stop order needs exactly one of trail_amount and trail_percent "
+                f"({_describe(order)})"
+            )
+        if order.trail_percent is not None and order.trail_percent >= 1:
+            return (
+                f"trail_percent is a fraction below 1 (0.05 = 5 %), got {order.trail_percent} "
+                f"({_describe(order)})"
+            )
+    else:
+        if order.trail_amount is not None or order.trail_percent is not None:
+            return f"only a trailing_stop order takes a trail ({_describe(order)})"
+        if kind not in _NEEDS_STOP and order.stop_price is not None:
+            return f"a {kind.value} order takes no stop_price ({_describe(order)})"
+    return _bad_bracket(order)
+
+
+def _bad_bracket(order: SubmitOrder) -> str | None:
+    sl, tp = order.stop_loss, order.take_profit
+    if sl is None and tp is None:
+        return None
+    buy = order.side.sign > 0
+    if sl is not None and tp is not None and (sl >= tp if buy else sl <= tp):
+        side = "below" if buy else "above"
+        return (
+            f"a {order.side.value} bracket needs stop_loss {side} take_profit, got "
+            f"stop_loss={sl} take_profit={tp} ({_describe(order)})"
+        )
+    entry = order.limit_price
+    if entry is not None:
+        if sl is not None and (sl >= entry if buy else sl <= entry):
+            side = "below" if buy else "above"
+            return (
+                f"a {order.side.value} bracket needs stop_loss {side} the limit price, got "
+                f"stop_loss={sl} limit_price={entry} ({_describe(order)})"
+            )
+        if tp is not None and (tp <= entry if buy else tp >= entry):
+            side = "above" if buy else "below"
+            return (
+                f"a {order.side.value} bracket needs take_profit {side} the limit price, got "
+                f"take_profit={tp} limit_price={entry} ({_describe(order)})"
+            )
+    return None
+
+
+def invalid_modify(request: ModifyOrder) -> str | None:
+    """Why ``request`` is malformed (a bad or missing new value), or None."""
+    if request.quantity is None and request.limit_price is None and request.stop_price is None:
+        return (
+            f"modify of {request.order_id} changes nothing: give quantity, limit_price "
+            "or stop_price"
+        )
+    for name in ("quantity", "limit_price", "stop_price"):
+        problem = _bad_positive(name, getattr(request, name))
+        if problem is not None:
+            return f"{problem} (modify of {request.order_id})"
+    return None
+
+
+def _describe(order: SubmitOrder) -> str:
+    return f"{order.order_id}: {order.side.value} {order.quantity!r} {order.symbol}"

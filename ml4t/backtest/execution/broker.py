@@ -1,0 +1,572 @@
+"""The simulated broker: an exchange that matches open orders against each new bar.
+
+Wiring (DESIGN §2):
+
+- ``ORDERS_APPROVED`` at :attr:`Phase.ROUTING`: a submit is validated and accepted (or
+  rejected with a reason); an accepted order may fill from the **next** bar of its
+  symbol. Cancels and modifies of open orders take effect at once.
+- ``MARKET`` at :attr:`Phase.EXECUTION`: before anyone else sees bar t, every eligible
+  open order of a symbol in the batch is matched against the symbol's bar; fills go out
+  on ``FILLS``, state changes on ``ORDER_EVENTS``.
+
+A malformed request, an unknown symbol or order id: an ``OrderRejected`` event, never an
+exception. With no open orders a batch costs a few attribute reads; otherwise the work
+is proportional to the symbols with open orders and their orders. The rules themselves
+are the pure functions of :mod:`~ml4t.backtest.execution.fills`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+from ml4t.backtest._time import NS_PER_DAY
+from ml4t.backtest._universe import Universe
+from ml4t.backtest._validation import INVALID_ORDER, invalid_modify, invalid_submit
+from ml4t.backtest.bus import Phase
+from ml4t.backtest.component import Component, on
+from ml4t.backtest.events import (
+    CancelOrder,
+    MarketBatch,
+    ModifyOrder,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    OrderUpdated,
+    SubmitOrder,
+    TimeInForce,
+)
+from ml4t.backtest.execution._batch import Bar, BatchView
+from ml4t.backtest.execution.config import BrokerConfig
+from ml4t.backtest.execution.fills import (
+    bracket_winner,
+    limit_fill,
+    stop_fill,
+    stop_limit_fill,
+    trail_extreme,
+    trail_reference,
+    trail_stop,
+    volume_cap,
+)
+from ml4t.backtest.execution.orders import QTY_EPSILON, Order, OrderBook
+from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDERS_APPROVED
+
+__all__ = ["SimulatedBroker"]
+
+NAN = math.nan
+SessionClose = Callable[[int], "int | None"]
+
+
+class SimulatedBroker(Component):
+    """Simulated exchange for backtests and paper replay.
+
+    ``session_close(ts_ns)`` gives the next session close strictly after ``ts_ns`` (a
+    market calendar); DAY orders expire at it. Without one, a DAY order lives for the UTC
+    calendar day of the first market batch after its acceptance. ``symbols`` fixes the
+    universe up front; by default it is learned from the first batch's ``symbol`` Enum.
+    """
+
+    def __init__(
+        self,
+        config: BrokerConfig | None = None,
+        *,
+        session_close: SessionClose | None = None,
+        symbols: Iterable[str] | None = None,
+        name: str = "broker",
+    ) -> None:
+        super().__init__(name)
+        self.config = config = config if config is not None else BrokerConfig()
+        self.slippage = config.slippage.build()
+        self.commission = config.commission.build()
+        limits = [x for x in (config.volume_limit, self.slippage.volume_limit) if x is not None]
+        self._volume_limit: float | None = min(limits) if limits else None
+        self._through = config.limit_fill == "through"
+        self._same_close = config.fill_timing == "same_close"
+        self._session_close = session_close
+        self._universe = Universe(symbols) if symbols is not None else None
+        self._aligned = False
+        self.book = OrderBook()
+        self._undated: list[Order] = []  # DAY orders waiting for their day (no calendar)
+        self._batch = BatchView()  # the current batch, read lazily
+        self._used: dict[int, float] = {}  # quantity filled per symbol code on this bar
+
+    # ------------------------------------------------------------------ market data
+
+    @on(MARKET, phase=Phase.EXECUTION)
+    def _on_market(self, batch: MarketBatch) -> None:
+        ts = batch.ts_event
+        if not self._aligned:
+            self._align(Universe.of_frame(batch.frame))
+        self._batch.show(batch.frame, ts, len(self._universe or ()))
+        if self._used:
+            self._used.clear()
+        book = self.book
+        if self._undated:
+            self._date_day_orders(ts)
+        if book.expiries and book.expiries[0][0] < ts:
+            self._expire(book.pop_expired(ts, inclusive=False), ts)
+        if book.open_by_code:
+            self._match_batch(ts)
+        if book.expiries and book.expiries[0][0] <= ts:
+            self._expire(book.pop_expired(ts, inclusive=True), ts)
+
+    def _align(self, data: Universe) -> None:
+        """Adopt the data's universe; one given up front must list the same symbols in
+        the same order (order codes are array indices)."""
+        self._aligned = True
+        given = self._universe
+        if given is not None and given.symbols != data.symbols[: len(given)]:
+            raise ValueError(
+                f"the broker was given symbols {given.symbols[:5]}... that do not match the "
+                f"data's universe {data.symbols[:5]}... (the sorted categories of the "
+                "'symbol' Enum); pass the data's universe or none"
+            )
+        self._universe = data
+
+    def _match_batch(self, ts: int) -> None:
+        """Match the symbols whose open orders this bar may affect: every open order's
+        window is tested against the batch's lows and highs in one vectorised pass, and
+        only the symbols that pass get Python-level matching."""
+        view = self._batch
+        low, high = view.extremes()
+        for code in self.book.candidates(low, high).tolist():
+            bar = view.bar(code)
+            if bar is not None:
+                self._match_symbol(code, bar, ts)
+
+    # ------------------------------------------------------------------ matching
+
+    def _match_symbol(self, code: int, bar: Bar, ts: int) -> None:
+        book = self.book
+        done: set[str] = set()
+        for order in tuple(book.open_by_code.get(code, ())):
+            if not order.is_open or order.accepted_ns >= ts or order.order_id in done:
+                continue
+            sibling = book.open_order(order.sibling_id)
+            if sibling is not None and sibling.accepted_ns < ts:
+                done.add(sibling.order_id)
+                self._match_bracket(order, sibling, bar, ts)
+                book.refresh(sibling)
+            else:
+                self._match_order(order, self._rule_price(order, bar, ts), bar, ts)
+            book.refresh(order)
+
+    def _match_order(self, order: Order, price: float, bar: Bar, ts: int) -> None:
+        """Fill ``order`` at rule ``price`` (NaN: no fill) as far as volume allows, then
+        apply its time in force."""
+        if not math.isnan(price):
+            remaining = order.remaining
+            used = self._used.get(order.code, 0.0)
+            qty = min(remaining, volume_cap(self._volume_limit, bar.v, used))
+            if order.tif is TimeInForce.FOK and qty < remaining * (1.0 - QTY_EPSILON):
+                self._cancel(
+                    order,
+                    ts,
+                    f"fill or kill: the bar allows {qty:g} of the {remaining:g} remaining",
+                )
+                return
+            if qty > remaining * QTY_EPSILON:
+                self._fill(order, qty, price, bar, ts)
+        elif order.order_type is OrderType.TRAILING_STOP:
+            self._ratchet(order, bar, ts)
+        if order.is_open and order.tif in (TimeInForce.IOC, TimeInForce.FOK):
+            what = "immediate or cancel" if order.tif is TimeInForce.IOC else "fill or kill"
+            self._cancel(order, ts, f"{what}: {order.remaining:g} unfilled after one bar")
+
+    def _match_bracket(self, first: Order, second: Order, bar: Bar, ts: int) -> None:
+        """The two children of a bracket on one bar: at most one fills (stop-loss if both
+        could, unless the open already satisfied the take-profit)."""
+        sl, tp = (first, second) if first.order_id.endswith(".sl") else (second, first)
+        was_triggered = sl.triggered
+        sl_price = self._rule_price(sl, bar, ts)
+        tp_price = self._rule_price(tp, bar, ts)
+        winner = bracket_winner(sl_price, tp_price, tp_at_open=tp_price == bar.o)
+        if winner == "sl":
+            self._match_order(sl, sl_price, bar, ts)
+        else:
+            sl.triggered = was_triggered  # the stop did not win this bar: not triggered
+            if winner == "tp":
+                self._match_order(tp, tp_price, bar, ts)
+
+    def _rule_price(self, order: Order, bar: Bar, ts: int, at_close: bool = False) -> float:
+        """The rule price of ``order`` on ``bar`` (NaN: no fill); updates trigger state."""
+        kind = order.order_type
+        sign = order.sign
+        if kind is OrderType.MARKET or (order.triggered and kind is not OrderType.STOP_LIMIT):
+            return bar.c if at_close else bar.o
+        if kind is OrderType.LIMIT:
+            return limit_fill(sign, order.limit_price, bar.o, bar.h, bar.lo, self._through)  # type: ignore[arg-type]
+        if kind is OrderType.STOP:
+            price = stop_fill(sign, order.stop_price, bar.o, bar.h, bar.lo)  # type: ignore[arg-type]
+            order.triggered = not math.isnan(price)
+            return price
+        if kind is OrderType.STOP_LIMIT:
+            if order.triggered:
+                return limit_fill(sign, order.limit_price, bar.o, bar.h, bar.lo, self._through)  # type: ignore[arg-type]
+            triggered, price = stop_limit_fill(
+                sign,
+                order.stop_price,
+                order.limit_price,
+                bar.o,
+                bar.h,
+                bar.lo,
+                self._through,  # type: ignore[arg-type]
+            )
+            if triggered:
+                order.triggered = True
+                self._updated(order, ts)
+            return price
+        # trailing stop: place the level on the first bar it sees, then check it
+        if math.isnan(order.extreme):
+            if order.stop_price is None:
+                order.extreme = bar.o
+                order.stop_price = trail_stop(sign, bar.o, order.trail_amount, order.trail_percent)
+                self._updated(order, ts)
+            else:
+                order.extreme = trail_reference(
+                    sign, order.stop_price, order.trail_amount, order.trail_percent
+                )
+        price = stop_fill(sign, order.stop_price, bar.o, bar.h, bar.lo)  # type: ignore[arg-type]
+        order.triggered = not math.isnan(price)
+        return price
+
+    def _ratchet(self, order: Order, bar: Bar, ts: int) -> None:
+        """After a bar that did not trigger it, move a trailing stop with the bar's extreme."""
+        sign = order.sign
+        order.extreme = trail_extreme(sign, order.extreme, bar.h, bar.lo)
+        level = trail_stop(sign, order.extreme, order.trail_amount, order.trail_percent)
+        old = order.stop_price
+        if old is None or (level > old if sign < 0 else level < old):
+            order.stop_price = level
+            self._updated(order, ts)
+
+    # ------------------------------------------------------------------ fills
+
+    def _fill(self, order: Order, qty: float, rule_price: float, bar: Bar, ts: int) -> None:
+        sign = order.sign
+        column = self.slippage.column
+        extra = self._batch.value(column, bar.row) if column is not None else NAN
+        price = self.slippage.price(sign, rule_price, qty, bar.v, extra)
+        slippage = (price - rule_price) * sign * qty + 0.0  # no negative zero
+        commission = self.commission.commission(
+            qty, price, order.filled, order.notional, order.commission
+        )
+        order.filled += qty
+        order.notional += qty * price
+        order.commission += commission
+        order.fills += 1
+        remaining = order.quantity - order.filled
+        if remaining <= order.quantity * QTY_EPSILON:
+            order.filled = order.quantity
+            remaining = 0.0
+        self._used[order.code] = self._used.get(order.code, 0.0) + qty
+        self.publish(
+            FILLS,
+            OrderFilled(
+                ts_event=ts,
+                ts_init=ts,
+                fill_id=f"{order.order_id}.{order.fills}",
+                order_id=order.order_id,
+                strategy_id=order.strategy_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=qty,
+                price=price,
+                commission=commission,
+                slippage=slippage,
+                remaining_quantity=remaining,
+                reason=order.reason,
+            ),
+        )
+        if remaining == 0.0:
+            self.book.close(order, OrderStatus.FILLED, ts)
+        else:
+            order.set_status(ts, OrderStatus.PARTIALLY_FILLED)
+        if order.is_bracket:
+            self._protect(order, qty, ts)
+        sibling = self.book.open_order(order.sibling_id)
+        if sibling is not None:
+            if remaining == 0.0:
+                self._cancel(sibling, ts, f"one-cancels-other: {order.order_id} filled")
+            else:
+                sibling.quantity = sibling.filled + remaining
+                self._updated(sibling, ts)
+
+    def _protect(self, parent: Order, qty: float, ts: int) -> None:
+        """Place (first fill) or grow (later fills) a filled entry's bracket children."""
+        ids = [
+            f"{parent.order_id}.sl" if parent.stop_loss is not None else None,
+            f"{parent.order_id}.tp" if parent.take_profit is not None else None,
+        ]
+        existing = [self.book.get(i) for i in ids if i is not None]
+        if any(child is not None for child in existing):
+            for child in existing:
+                if child is not None and child.is_open:
+                    child.quantity += qty
+                    self._updated(child, ts)
+            return
+        side = OrderSide.SELL if parent.sign > 0 else OrderSide.BUY
+        children: list[Order] = []
+        for child_id, kind, level, reason in (
+            (ids[0], OrderType.STOP, parent.stop_loss, "stop_loss"),
+            (ids[1], OrderType.LIMIT, parent.take_profit, "take_profit"),
+        ):
+            if child_id is None:
+                continue
+            child = Order(
+                order_id=child_id,
+                strategy_id=parent.strategy_id,
+                symbol=parent.symbol,
+                code=parent.code,
+                side=side,
+                quantity=parent.filled,
+                order_type=kind,
+                accepted_ns=ts,
+                stop_price=level if kind is OrderType.STOP else None,
+                limit_price=level if kind is OrderType.LIMIT else None,
+                parent_id=parent.order_id,
+                reason=reason,
+            )
+            children.append(child)
+        if len(children) == 2:
+            children[0].sibling_id = children[1].order_id
+            children[1].sibling_id = children[0].order_id
+        for child in children:
+            self._accept(child, ts)
+
+    # ------------------------------------------------------------------ requests
+
+    @on(ORDERS_APPROVED, phase=Phase.ROUTING)
+    def _on_request(self, request: SubmitOrder | CancelOrder | ModifyOrder) -> None:
+        if isinstance(request, SubmitOrder):
+            self._submit(request)
+        elif isinstance(request, CancelOrder):
+            self._cancel_request(request)
+        else:
+            self._modify(request)
+
+    def _submit(self, request: SubmitOrder) -> None:
+        ts = self.now_ns()
+        problem = invalid_submit(request)
+        if problem is not None:
+            self._reject(
+                request.order_id, request.strategy_id, request.symbol, INVALID_ORDER, problem
+            )
+            return
+        universe = self._universe
+        code = universe.code.get(request.symbol) if universe is not None else None
+        if code is None:
+            why = "no market data has been seen yet" if universe is None else "not in the universe"
+            self._reject(
+                request.order_id,
+                request.strategy_id,
+                request.symbol,
+                "unknown_symbol",
+                f"unknown symbol {request.symbol!r} ({why}); order {request.order_id} refused",
+            )
+            return
+        if request.order_id.endswith((".sl", ".tp")):
+            self._reject(
+                request.order_id,
+                request.strategy_id,
+                request.symbol,
+                INVALID_ORDER,
+                f"order id {request.order_id!r}: ids ending in .sl or .tp are reserved for "
+                "the children of bracket orders",
+            )
+            return
+        if request.order_id in self.book.orders:
+            self._reject(
+                request.order_id,
+                request.strategy_id,
+                request.symbol,
+                "duplicate_order_id",
+                f"order id {request.order_id!r} is already used; give every order a new id",
+            )
+            return
+        order = Order.from_request(request, code, ts)
+        self._accept(order, ts)
+        if self._same_close and order.order_type is OrderType.MARKET and self._batch.ts == ts:
+            bar = self._batch.bar(code)
+            if bar is not None:
+                price = bar.c
+                self._match_order(order, price, bar, ts)
+
+    def _accept(self, order: Order, ts: int) -> None:
+        self.book.add(order)
+        self.publish(
+            ORDER_EVENTS,
+            OrderAccepted(
+                ts_event=ts,
+                ts_init=ts,
+                order_id=order.order_id,
+                strategy_id=order.strategy_id,
+                symbol=order.symbol,
+            ),
+        )
+        if order.tif is TimeInForce.DAY:
+            if self._session_close is not None:
+                close = self._session_close(ts)
+                if close is not None:
+                    self.book.schedule_expiry(order, close)
+            else:
+                self._undated.append(order)
+
+    def _date_day_orders(self, ts: int) -> None:
+        """No calendar: a DAY order's day is the UTC date of the first batch after it."""
+        end_of_day = (ts // NS_PER_DAY + 1) * NS_PER_DAY
+        waiting: list[Order] = []
+        for order in self._undated:
+            if not order.is_open:
+                continue
+            if order.accepted_ns < ts:
+                self.book.schedule_expiry(order, end_of_day)
+            else:
+                waiting.append(order)
+        self._undated = waiting
+
+    def _cancel_request(self, request: CancelOrder) -> None:
+        order = self._known_open(request.order_id, request.strategy_id, "cancel")
+        if order is not None:
+            self._cancel(order, self.now_ns(), "cancelled by request")
+
+    def _modify(self, request: ModifyOrder) -> None:
+        order = self._known_open(request.order_id, request.strategy_id, "modify")
+        if order is None:
+            return
+        problem = invalid_modify(request)
+        kind = order.order_type
+        if problem is None and request.quantity is not None and request.quantity <= order.filled:
+            problem = (
+                f"new quantity {request.quantity:g} of {order.order_id} must exceed the "
+                f"{order.filled:g} already filled (cancel the order instead)"
+            )
+        if (
+            problem is None
+            and request.limit_price is not None
+            and kind not in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        ):
+            problem = f"{order.order_id} is a {kind.value} order and has no limit price"
+        if (
+            problem is None
+            and request.stop_price is not None
+            and kind not in (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
+        ):
+            problem = f"{order.order_id} is a {kind.value} order and has no stop price"
+        if problem is not None:
+            self._reject(order.order_id, request.strategy_id, order.symbol, INVALID_ORDER, problem)
+            return
+        if request.quantity is not None:
+            order.quantity = float(request.quantity)
+        if request.limit_price is not None:
+            order.limit_price = request.limit_price
+        if request.stop_price is not None:
+            order.stop_price = request.stop_price
+            if kind is OrderType.TRAILING_STOP:
+                order.extreme = trail_reference(
+                    order.sign, request.stop_price, order.trail_amount, order.trail_percent
+                )
+        self.book.refresh(order)
+        self._updated(order, self.now_ns())
+
+    def _known_open(self, order_id: str, strategy_id: str, what: str) -> Order | None:
+        order = self.book.get(order_id)
+        if order is None:
+            self._reject(
+                order_id,
+                strategy_id,
+                "",
+                "unknown_order",
+                f"cannot {what} order {order_id!r}: the broker has no such order",
+            )
+            return None
+        if not order.is_open:
+            self._reject(
+                order_id,
+                strategy_id,
+                order.symbol,
+                "order_closed",
+                f"cannot {what} order {order_id!r}: it is already {order.status.value}",
+            )
+            return None
+        if order.strategy_id != strategy_id:
+            self._reject(
+                order_id,
+                strategy_id,
+                order.symbol,
+                "wrong_strategy",
+                f"cannot {what} order {order_id!r}: it belongs to strategy "
+                f"{order.strategy_id!r}, not {strategy_id!r}",
+            )
+            return None
+        return order
+
+    # ------------------------------------------------------------------ state events
+
+    def _cancel(self, order: Order, ts: int, reason: str) -> None:
+        self.book.close(order, OrderStatus.CANCELLED, ts)
+        self.publish(
+            ORDER_EVENTS,
+            OrderCancelled(
+                ts_event=ts,
+                ts_init=ts,
+                order_id=order.order_id,
+                strategy_id=order.strategy_id,
+                symbol=order.symbol,
+                filled_quantity=order.filled,
+                reason=reason,
+            ),
+        )
+
+    def _expire(self, orders: list[Order], ts: int) -> None:
+        for order in orders:
+            self.book.close(order, OrderStatus.EXPIRED, ts)
+            self.publish(
+                ORDER_EVENTS,
+                OrderExpired(
+                    ts_event=ts,
+                    ts_init=ts,
+                    order_id=order.order_id,
+                    strategy_id=order.strategy_id,
+                    symbol=order.symbol,
+                    filled_quantity=order.filled,
+                ),
+            )
+
+    def _updated(self, order: Order, ts: int) -> None:
+        self.publish(
+            ORDER_EVENTS,
+            OrderUpdated(
+                ts_event=ts,
+                ts_init=ts,
+                order_id=order.order_id,
+                strategy_id=order.strategy_id,
+                symbol=order.symbol,
+                status=order.status,
+                quantity=order.quantity,
+                filled_quantity=order.filled,
+                limit_price=order.limit_price,
+                stop_price=order.stop_price,
+                triggered=order.triggered,
+            ),
+        )
+
+    def _reject(self, order_id: str, strategy_id: str, symbol: str, rule: str, reason: str) -> None:
+        ts = self.now_ns()
+        self.publish(
+            ORDER_EVENTS,
+            OrderRejected(
+                ts_event=ts,
+                ts_init=ts,
+                order_id=order_id,
+                strategy_id=strategy_id,
+                symbol=symbol,
+                rule=rule,
+                reason=reason,
+            ),
+        )

@@ -1,0 +1,20 @@
+"""Pre-trade risk: the :class:`RiskManager` component, its config and its pure rules."""
+
+from __future__ import annotations
+
+from ml4t.backtest.risk.config import RiskConfig
+from ml4t.backtest.risk.manager import RiskManager
+from ml4t.backtest.risk.rules import RULES, Impact, Rejection, evaluate, impact
+from ml4t.backtest.risk.view import OpenOrder, RiskView
+
+__all__ = [
+    "RULES",
+    "Impact",
+    "OpenOrder",
+    "Rejection",
+    "RiskConfig",
+    "RiskManager",
+    "RiskView",
+    "evaluate",
+    "impact",
+]

@@ -1,0 +1,61 @@
+"""Configuration of the risk manager: every limit is off (None) unless set.
+
+Fractions are fractions (0.03 = 3 %); money is in the account currency; leverage is
+exposure / equity. Example::
+
+    risk:
+      account: margin
+      margin_leverage: 2.0
+      max_position_pct: 0.10
+      max_gross_leverage: 1.5
+      max_open_positions: 25
+      restricted_symbols: [GME]
+      max_daily_loss: 0.03
+      max_drawdown: 0.20
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+__all__ = ["RiskConfig"]
+
+Positive = Annotated[float, Meta(gt=0)]
+NonNegative = Annotated[float, Meta(ge=0)]
+Fraction = Annotated[float, Meta(gt=0, le=1)]
+
+
+class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Pre-trade limits (see ``docs/execution.md`` for each rule with an example).
+
+    - ``account``: ``cash`` (buying power is the cash not reserved by open buys; no short
+      sales) or ``margin`` (gross exposure may reach ``margin_leverage`` x equity).
+    - ``market_price_buffer``: a market or trailing order is priced at the last close
+      moved this fraction against it, to leave room for the next open.
+    - ``max_position_shares`` / ``_notional`` / ``_pct``: |position| after the order, in
+      shares, money, or a fraction of equity.
+    - ``max_order_notional``: quantity x price of one order (exits included).
+    - ``max_gross_leverage`` / ``max_net_leverage``: |exposure| / equity after the order.
+    - ``max_open_positions``: symbols held or with an open entry order.
+    - ``restricted_symbols``: never traded.
+    - ``max_daily_loss``: a fall of equity from the previous day's last value that halts
+      new entries for the rest of the day; ``max_drawdown``: a fall from the peak that
+      halts them for the rest of the run. Exits are always allowed.
+    """
+
+    account: Literal["cash", "margin"] = "cash"
+    margin_leverage: Positive = 2.0
+    market_price_buffer: NonNegative = 0.0
+    max_position_shares: Positive | None = None
+    max_position_notional: Positive | None = None
+    max_position_pct: Positive | None = None
+    max_order_notional: Positive | None = None
+    max_gross_leverage: Positive | None = None
+    max_net_leverage: Positive | None = None
+    max_open_positions: Annotated[int, Meta(ge=0)] | None = None
+    restricted_symbols: frozenset[str] = frozenset()
+    max_daily_loss: Fraction | None = None
+    max_drawdown: Fraction | None = None

@@ -1,0 +1,190 @@
+"""The risk manager's own view of the account, built only from events.
+
+It never holds the portfolio: positions come from ``PositionChanged``, cash, equity and
+exposure from ``PortfolioSnapshot``, prices from ``MarketBatch`` closes, and the orders it
+approved stay reserved (:class:`OpenOrder`) until fills, cancels, expiries or rejections
+release them. Per-symbol state is numpy arrays indexed by symbol code.
+
+Open orders reserve what they would add if they filled in full at their estimated price:
+their quantity (per side and symbol), cash (buys), gross and net exposure. A fill
+releases its part, since the position and snapshot now carry it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ml4t.backtest._time import NS_PER_DAY
+from ml4t.backtest._universe import Universe, grow, moved
+from ml4t.backtest.events import OrderType, SubmitOrder
+
+__all__ = ["OpenOrder", "RiskView"]
+
+
+class OpenOrder:
+    """An approved order not yet filled, cancelled, expired or rejected."""
+
+    __slots__ = ("code", "increasing", "price", "remaining", "request", "sign")
+
+    def __init__(
+        self, request: SubmitOrder, code: int, price: float, remaining: float, increasing: bool
+    ) -> None:
+        self.request = request
+        self.code = code
+        self.sign = request.side.sign
+        self.price = price
+        self.remaining = remaining
+        self.increasing = increasing
+
+
+class RiskView:
+    """Positions, prices, account figures and open-order reservations."""
+
+    def __init__(self, universe: Universe | None = None) -> None:
+        self.universe = universe
+        size = len(universe) if universe is not None else 0
+        self.position = np.zeros(size)
+        self.price = np.full(size, np.nan)
+        self.pending_buy = np.zeros(size)
+        self.pending_sell = np.zeros(size)
+        self.held: set[int] = set()
+        self.orders: dict[str, OpenOrder] = {}
+        self.orders_per_code: dict[int, int] = {}
+        self.reserved_cash = 0.0
+        self.reserved_gross = 0.0
+        self.reserved_net = 0.0
+        # account figures, NaN until the first snapshot
+        self.cash = math.nan
+        self.equity = math.nan
+        self.gross_exposure = 0.0
+        self.net_exposure = 0.0
+        self.peak_equity = math.nan
+        self.max_drawdown_seen = 0.0
+        self.day = -1
+        self.day_start_equity = math.nan
+        self.day_worst_loss = 0.0
+
+    # ------------------------------------------------------------------ symbols
+
+    def code(self, symbol: str) -> int | None:
+        return self.universe.code.get(symbol) if self.universe is not None else None
+
+    def ensure_code(self, symbol: str) -> int:
+        if self.universe is None:
+            self.universe = Universe()
+        code = self.universe.add(symbol)
+        self.resize(len(self.universe))
+        return code
+
+    def align(self, data: Universe) -> None:
+        """Adopt the data's symbol codes (moving anything recorded before, by name)."""
+        old = self.universe
+        if old is None or old.symbols == data.symbols[: len(old)]:
+            if old is None:
+                self.universe = data
+            else:
+                for symbol in data.symbols[len(old) :]:
+                    old.add(symbol)
+            self.resize(len(self.universe))  # type: ignore[arg-type]
+            return
+        merged, mapping = old.aligned_to(data)
+        size = len(merged)
+        self.position = moved(self.position, mapping, size, 0.0)
+        self.price = moved(self.price, mapping, size, np.nan)
+        self.pending_buy = moved(self.pending_buy, mapping, size, 0.0)
+        self.pending_sell = moved(self.pending_sell, mapping, size, 0.0)
+        self.held = {int(mapping[c]) for c in self.held}
+        for order in self.orders.values():
+            order.code = int(mapping[order.code])
+        self.orders_per_code = {int(mapping[c]): n for c, n in self.orders_per_code.items()}
+        self.universe = merged
+
+    def resize(self, size: int) -> None:
+        self.position = grow(self.position, size, 0.0)
+        self.price = grow(self.price, size, np.nan)
+        self.pending_buy = grow(self.pending_buy, size, 0.0)
+        self.pending_sell = grow(self.pending_sell, size, 0.0)
+
+    # ------------------------------------------------------------------ updates
+
+    def set_position(self, code: int, quantity: float) -> None:
+        self.position[code] = quantity
+        if quantity != 0.0:
+            self.held.add(code)
+        else:
+            self.held.discard(code)
+
+    def observe_equity(self, ts_ns: int, equity: float) -> None:
+        """Track the peak, the worst drawdown, and the day's start and worst loss.
+
+        A day is a UTC calendar date; its start equity is the last equity seen before it
+        (the first snapshot's, on the first day), so an overnight gap counts as a loss.
+        """
+        day = ts_ns // NS_PER_DAY
+        if day != self.day:
+            self.day_start_equity = equity if math.isnan(self.equity) else self.equity
+            self.day = day
+            self.day_worst_loss = 0.0
+        self.equity = equity
+        if math.isnan(self.peak_equity) or equity > self.peak_equity:
+            self.peak_equity = equity
+        if self.peak_equity > 0:
+            self.max_drawdown_seen = max(self.max_drawdown_seen, 1.0 - equity / self.peak_equity)
+        if self.day_start_equity > 0:
+            loss = (self.day_start_equity - equity) / self.day_start_equity
+            self.day_worst_loss = max(self.day_worst_loss, loss)
+
+    # ------------------------------------------------------------------ reservations
+
+    def reserve(self, order_id: str, order: OpenOrder) -> None:
+        self.orders[order_id] = order
+        self.orders_per_code[order.code] = self.orders_per_code.get(order.code, 0) + 1
+        self._book(order, order.remaining)
+
+    def release(self, order_id: str, quantity: float | None = None) -> OpenOrder | None:
+        """Release ``quantity`` of an open order (all of it when None)."""
+        order = self.orders.get(order_id)
+        if order is None:
+            return None
+        qty = order.remaining if quantity is None else min(quantity, order.remaining)
+        self._book(order, -qty)
+        order.remaining -= qty
+        if quantity is None or order.remaining <= 1e-9 * max(1.0, order.request.quantity):
+            del self.orders[order_id]
+            left = self.orders_per_code[order.code] - 1
+            if left:
+                self.orders_per_code[order.code] = left
+            else:
+                del self.orders_per_code[order.code]
+        return order
+
+    def _book(self, order: OpenOrder, qty: float) -> None:
+        notional = qty * order.price if math.isfinite(order.price) else 0.0
+        if order.sign > 0:
+            self.pending_buy[order.code] += qty
+            self.reserved_cash += notional
+        else:
+            self.pending_sell[order.code] += qty
+        if order.increasing:
+            self.reserved_gross += notional
+        self.reserved_net += order.sign * notional
+
+    # ------------------------------------------------------------------ queries
+
+    def open_positions(self) -> int:
+        """Symbols held, plus symbols not held that have an open order."""
+        return len(self.held) + sum(1 for c in self.orders_per_code if c not in self.held)
+
+    def estimate_price(self, request: SubmitOrder, code: int | None, buffer: float = 0.0) -> float:
+        """The price an order is judged at: its limit (limit, stop-limit), its stop (stop),
+        else the last close moved ``buffer`` against it; NaN if unknown."""
+        kind = request.order_type
+        if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT) and request.limit_price is not None:
+            return request.limit_price
+        if kind is OrderType.STOP and request.stop_price is not None:
+            return request.stop_price
+        if code is None or code >= self.price.shape[0]:
+            return math.nan
+        return float(self.price[code]) * (1.0 + request.side.sign * buffer)
