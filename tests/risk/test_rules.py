@@ -343,7 +343,7 @@ CASES = [
         (
             "buying_power",
             "insufficient cash: order costs 10,098.00 (102 x 99.0000) but only 10,000.00 is free "
-            "(cash 10,000.00, reserved by open buys 0.00)",
+            "(cash 10,000.00, reserved by open buys 0.00, credited from market sells 0.00)",
         ),
     ),
     (
@@ -352,7 +352,11 @@ CASES = [
         {"account": "cash"},
         {"cash": 10_000.0, "open_orders": [("BBB", "buy", 100.0, 50.0)]},
         order("o", "buy", 51),
-        ("buying_power", "only 5,000.00 is free (cash 10,000.00, reserved by open buys 5,000.00)"),
+        (
+            "buying_power",
+            "only 5,000.00 is free (cash 10,000.00, reserved by open buys 5,000.00, "
+            "credited from market sells 0.00)",
+        ),
     ),
     (
         "cash_sell_held_shares_accepts",
@@ -440,3 +444,22 @@ def test_evaluate_returns_the_first_rejection_in_rule_order() -> None:
     rejection = evaluate(order("o", "buy", 100), make_view(), config)
     assert rejection is not None and rejection.rule == "restricted_symbol"
     assert evaluate(order("o", "buy", 1, symbol="CCC"), make_view(), RiskConfig()) is None
+
+
+def test_cash_account_counts_market_sell_proceeds_as_buying_power() -> None:
+    """A rebalance sells AAA and buys BBB on the same bar: the sale funds the buy."""
+    from ml4t.backtest.risk.rules import check_buying_power
+
+    view = make_view(
+        positions={"AAA": 100.0},
+        cash=0.0,
+        equity=10_000.0,
+        open_orders=[("AAA", "sell", 100.0, 100.0)],
+    )
+    buy = order("b", "buy", 90, symbol="BBB")  # 90 x 50 = 4,500 <= 10,000 of proceeds
+    assert check_buying_power(buy, view, RiskConfig()) is None
+    refused = check_buying_power(buy, view, RiskConfig(credit_pending_sales=False))
+    assert refused is not None and refused.rule == "buying_power"
+    assert "credited from market sells 0.00" in refused.reason
+    too_big = order("c", "buy", 201, symbol="BBB")  # 10,050 > 10,000
+    assert check_buying_power(too_big, view, RiskConfig()) is not None

@@ -33,6 +33,9 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     - ``account``: ``cash`` (buying power is the cash not reserved by open buys; no short
       sales) or ``margin`` (gross exposure may reach ``margin_leverage`` x equity).
+    - ``credit_pending_sales``: in a cash account, the proceeds of working market sells
+      of shares held (at their estimated price) count as buying power, so a rebalance
+      that sells and buys on the same bar is not refused for cash the sells will bring.
     - ``market_price_buffer``: a market or trailing order is priced at the last close
       moved this fraction against it, to leave room for the next open.
     - ``max_position_shares`` / ``_notional`` / ``_pct``: |position| after the order, in
@@ -49,6 +52,7 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     account: Literal["cash", "margin"] = "cash"
     margin_leverage: Positive = 2.0
     market_price_buffer: NonNegative = 0.0
+    credit_pending_sales: bool = True
     max_position_shares: Positive | None = None
     max_position_notional: Positive | None = None
     max_position_pct: Positive | None = None

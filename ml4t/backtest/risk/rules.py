@@ -323,14 +323,16 @@ def check_buying_power(
             return _no_price("buying_power", request)
         if math.isnan(view.cash):
             return _no_equity("buying_power", request)
-        free = view.cash - view.reserved_cash
+        credit = view.pending_proceeds if config.credit_pending_sales else 0.0
+        free = view.cash - view.reserved_cash + credit
         if imp.notional <= free:
             return None
         return Rejection(
             "buying_power",
             f"insufficient cash: order costs {imp.notional:,.2f} ({imp.quantity:g} x "
             f"{imp.price:,.4f}) but only {free:,.2f} is free (cash {view.cash:,.2f}, "
-            f"reserved by open buys {view.reserved_cash:,.2f}) ({_what(request)})",
+            f"reserved by open buys {view.reserved_cash:,.2f}, credited from market "
+            f"sells {credit:,.2f}) ({_what(request)})",
         )
     if abs(imp.after) <= abs(imp.before):
         return None

@@ -53,6 +53,7 @@ class RiskView:
         self.orders: dict[str, OpenOrder] = {}
         self.orders_per_code: dict[int, int] = {}
         self.reserved_cash = 0.0
+        self.pending_proceeds = 0.0  # market sells of held shares, at their estimated price
         self.reserved_gross = 0.0
         self.reserved_net = 0.0
         # account figures, NaN until the first snapshot
@@ -167,6 +168,8 @@ class RiskView:
             self.reserved_cash += notional
         else:
             self.pending_sell[order.code] += qty
+            if order.request.order_type is OrderType.MARKET and not order.increasing:
+                self.pending_proceeds += notional
         if order.increasing:
             self.reserved_gross += notional
         self.reserved_net += order.sign * notional
