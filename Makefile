@@ -16,12 +16,13 @@ demo: $(STAMP)
 	$(BIN)/ml4t demo
 
 test: $(STAMP)
-	$(BIN)/python -m ruff check ml4t tests benchmarks
+	bash scripts/system-deps.sh
+	$(BIN)/python -m ruff check ml4t tests benchmarks examples
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check ml4t tests benchmarks
-	$(BIN)/python -m ruff format --check ml4t tests benchmarks
+	$(BIN)/python -m ruff check ml4t tests benchmarks examples
+	$(BIN)/python -m ruff format --check ml4t tests benchmarks examples
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

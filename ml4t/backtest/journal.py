@@ -1,0 +1,499 @@
+"""The event journal: every bus event of a run, in order, replayable without the data.
+
+Format (``journal.ml4tj``; all integers little-endian)::
+
+    b"ML4TJNL1"                                  magic, format version 1
+    u32 n, n bytes                               header: msgpack map (format, versions,
+                                                 topics, config, recorder parameters)
+    repeated: u32 n, u16 topic, i64 clock_ns,    one event: the index of its topic in the
+              n bytes                            header's list, the clock when it was
+                                                 published, the event in the ml4t codec
+    u32 n, u16 0xFFFF, i64 clock_ns, n bytes     trailer: msgpack map (events, complete,
+                                                 reason); absent if the writer was killed
+
+**Order.** The writer subscribes to every topic at one phase (``RECORD`` by default).
+Within a phase the dispatcher delivers in publish order, and each delivery to one
+subscriber at one phase keeps the global sequence, so the journal holds the events of all
+topics in the order they were *published*, each with the clock time it was published at.
+The recorder also subscribes to all its topics at one phase, so it sees them in that same
+order: replaying the journal (publishing each event at its clock time into a fresh
+recorder on a simulated clock) feeds the recorder the identical sequence, and its tables
+come out byte-identical.
+
+The file is written to a temporary name in chunks and renamed when the run ends, so a
+journal under its final name is complete; one cut short by a kill has no trailer and is
+read as far as it goes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import msgspec
+import polars as pl
+
+from ml4t.backtest import topics as standard_topics
+from ml4t.backtest._time import from_ns, to_ns
+from ml4t.backtest.bus import Phase, Topic
+from ml4t.backtest.clock import AlarmPriority, SimulatedClock
+from ml4t.backtest.codec import Codec
+from ml4t.backtest.component import Component
+from ml4t.backtest.errors import ML4TError
+from ml4t.backtest.events import Event, MarketBatch
+from ml4t.backtest.record import JOURNAL_FILE, Recorder, RecorderResults, ReportingConfig
+from ml4t.backtest.record.outputs import Stopwatch, dependency_versions, temp_path, to_builtins
+from ml4t.backtest.runtime import Runtime
+
+__all__ = [
+    "JOURNAL_FILE",
+    "STANDARD_TOPICS",
+    "JournalEntry",
+    "JournalError",
+    "JournalReader",
+    "JournalRecorder",
+    "JournalWriter",
+    "replay",
+    "show",
+    "summary",
+]
+
+MAGIC = b"ML4TJNL1"
+FORMAT_VERSION = 1
+_LEN = struct.Struct("<I")
+_FRAME = struct.Struct("<IHq")
+_TRAILER = 0xFFFF
+STANDARD_TOPICS: tuple[Topic[Any], ...] = tuple(
+    getattr(standard_topics, name) for name in sorted(standard_topics.__all__)
+)
+
+
+class JournalError(ML4TError):
+    """A file that is not an ml4t journal, or a journal that cannot be replayed."""
+
+
+class JournalEntry(msgspec.Struct, frozen=True):
+    """One journaled event: its topic's name, the clock when it was published, the event."""
+
+    topic: str
+    clock_ns: int
+    event: Event
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class JournalWriter:
+    """Streams frames to a temporary file in chunks; ``close`` renames it into place."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        topics: Iterable[str],
+        *,
+        header: Mapping[str, Any] | None = None,
+        codec: Codec | None = None,
+        chunk_bytes: int = 1 << 20,
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.topics = list(topics)
+        if len(self.topics) >= _TRAILER:
+            raise JournalError(f"a journal holds at most {_TRAILER - 1} topics")
+        self.codec = codec or Codec()
+        self.events = 0
+        self._chunk = chunk_bytes
+        self._buffer = bytearray()
+        self._last_clock = 0
+        self._tmp = temp_path(self.path)
+        self._file: BinaryIO | None = open(self._tmp, "wb")  # noqa: SIM115 - closed in close()
+        head = {
+            "format": FORMAT_VERSION,
+            "versions": dependency_versions(),
+            "created_at": Stopwatch.now_iso(),
+            "topics": self.topics,
+            **to_builtins(dict(header or {})),
+        }
+        payload = msgspec.msgpack.encode(head)
+        self._buffer += MAGIC + _LEN.pack(len(payload)) + payload
+
+    def write(self, topic_index: int, clock_ns: int, event: Event) -> None:
+        data = self.codec.encode(event)
+        self._buffer += _FRAME.pack(len(data), topic_index, clock_ns)
+        self._buffer += data
+        self.events += 1
+        self._last_clock = clock_ns
+        if len(self._buffer) >= self._chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._file is not None and self._buffer:
+            self._file.write(self._buffer)
+            self._buffer.clear()
+
+    def close(self, *, complete: bool = True, reason: str | None = None) -> Path:
+        """Write the trailer, fsync and rename the journal to its final name."""
+        if self._file is None:
+            return self.path
+        trailer = msgspec.msgpack.encode(
+            {"events": self.events, "complete": complete, "reason": reason}
+        )
+        self._buffer += _FRAME.pack(len(trailer), _TRAILER, self._last_clock) + trailer
+        try:
+            self.flush()
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._tmp.unlink(missing_ok=True)
+
+
+class JournalRecorder(Component):
+    """Journals every event on ``topics`` (all standard topics by default) to ``path``.
+
+    ``header`` goes into the journal's header: pass ``{"config": ..., "recorder":
+    recorder.replay_params()}`` so that :func:`replay` can rebuild the recorder. Add it to
+    the graph after the :class:`~ml4t.backtest.record.Recorder`: components stop in
+    reverse order, so the journal is complete when the recorder writes its manifest.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        topics: Iterable[Topic[Any]] = STANDARD_TOPICS,
+        header: Mapping[str, Any] | None = None,
+        name: str = "journal",
+        phase: int = Phase.RECORD,
+    ) -> None:
+        super().__init__(name)
+        self.path = Path(path)
+        self.topics = tuple(topics)
+        self.header = dict(header or {})
+        self.phase = phase
+        self.writer: JournalWriter | None = None
+        self._failed: str | None = None
+
+    def subscriptions(self) -> Iterable[tuple[Topic[Any], Any, int]]:
+        for index, topic in enumerate(self.topics):
+
+            def record(event: Event, _index: int = index) -> None:
+                writer = self.writer
+                if writer is not None:
+                    writer.write(_index, self.context.clock.now_ns(), event)
+
+            yield topic, record, self.phase
+
+    def on_start(self) -> None:
+        names = [topic.name for topic in self.topics]
+        self.writer = JournalWriter(self.path, names, header=self.header, codec=self.bus.codec)
+
+    def on_stop(self) -> None:
+        if self.writer is None:
+            return
+        in_flight = sys.exc_info()[1]
+        reason = f"the run ended on {type(in_flight).__name__}" if in_flight else None
+        self.writer.close(complete=reason is None, reason=reason)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class JournalReader:
+    """Reads a journal: ``header``, then iterate for :class:`JournalEntry` items.
+
+    After iterating, ``trailer`` is the trailer map, or None if the journal was cut short
+    (``truncated`` is then True).
+    """
+
+    def __init__(self, path: str | Path, *, codec: Codec | None = None) -> None:
+        self.path = Path(path)
+        self.codec = codec or Codec()
+        self.trailer: dict[str, Any] | None = None
+        self.truncated = False
+        with open(self.path, "rb") as handle:
+            self.header, self._offset = self._read_header(handle)
+        self.topics: list[str] = list(self.header.get("topics", []))
+
+    def _read_header(self, handle: IO[bytes]) -> tuple[dict[str, Any], int]:
+        magic = handle.read(len(MAGIC))
+        if magic != MAGIC:
+            raise JournalError(f"{self.path} is not an ml4t journal (bad magic {magic[:8]!r})")
+        raw = handle.read(_LEN.size)
+        if len(raw) < _LEN.size:
+            raise JournalError(f"{self.path}: the journal header is cut short")
+        (size,) = _LEN.unpack(raw)
+        payload = handle.read(size)
+        if len(payload) < size:
+            raise JournalError(f"{self.path}: the journal header is cut short")
+        header = msgspec.msgpack.decode(payload)
+        if header.get("format") != FORMAT_VERSION:
+            raise JournalError(
+                f"{self.path}: journal format {header.get('format')!r} is not supported "
+                f"(this ml4t reads format {FORMAT_VERSION})"
+            )
+        return header, handle.tell()
+
+    def scan(self) -> tuple[int, int | None, dict[str, Any] | None, bool]:
+        """(events, first clock, trailer, truncated) without decoding events."""
+        events, first, trailer, truncated = 0, None, None, False
+        size_of = _FRAME.size
+        with open(self.path, "rb") as handle:
+            handle.seek(self._offset)
+            while True:
+                head = handle.read(size_of)
+                if len(head) < size_of:
+                    truncated = True
+                    break
+                size, index, clock = _FRAME.unpack(head)
+                if index == _TRAILER:
+                    data = handle.read(size)
+                    if len(data) < size:
+                        truncated = True
+                    else:
+                        trailer = msgspec.msgpack.decode(data)
+                    break
+                position = handle.seek(size, os.SEEK_CUR)
+                if position > os.fstat(handle.fileno()).st_size:
+                    truncated = True
+                    break
+                events += 1
+                first = clock if first is None else first
+        return events, first, trailer, truncated
+
+    def __iter__(self) -> Iterator[JournalEntry]:
+        topics, decode = self.topics, self.codec.decode
+        with open(self.path, "rb") as raw:
+            handle = io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[arg-type]
+            handle.seek(self._offset)
+            frame_size = _FRAME.size
+            while True:
+                head = handle.read(frame_size)
+                if not head:
+                    self.truncated = self.trailer is None
+                    return
+                if len(head) < frame_size:
+                    self.truncated = True
+                    return
+                size, index, clock = _FRAME.unpack(head)
+                data = handle.read(size)
+                if len(data) < size:
+                    self.truncated = True
+                    return
+                if index == _TRAILER:
+                    self.trailer = msgspec.msgpack.decode(data)
+                    return
+                if index >= len(topics):
+                    raise JournalError(f"{self.path}: frame names topic #{index}, unknown")
+                yield JournalEntry(topics[index], clock, decode(data))
+
+    def entries(
+        self,
+        *,
+        topics: Iterable[str] | None = None,
+        symbols: Iterable[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> Iterator[JournalEntry]:
+        """Entries filtered by topic name, symbol and clock time (``start <= t <= end``).
+
+        A market batch passes the symbol filter if any of its rows does, and comes with
+        its frame reduced to those rows.
+        """
+        wanted_topics = set(topics) if topics is not None else None
+        wanted = set(symbols) if symbols is not None else None
+        lo = to_ns(start) if start is not None else None
+        hi = to_ns(end) if end is not None else None
+        for entry in self:
+            if lo is not None and entry.clock_ns < lo:
+                continue
+            if hi is not None and entry.clock_ns > hi:
+                break
+            if wanted_topics is not None and entry.topic not in wanted_topics:
+                continue
+            if wanted is not None:
+                entry = _only_symbols(entry, wanted)
+                if entry is None:
+                    continue
+            yield entry
+
+
+def _only_symbols(entry: JournalEntry, wanted: set[str]) -> JournalEntry | None:
+    event = entry.event
+    if isinstance(event, MarketBatch):
+        frame = event.frame.filter(pl.col("symbol").cast(pl.String).is_in(sorted(wanted)))
+        if frame.height == 0:
+            return None
+        batch = MarketBatch(
+            ts_event=event.ts_event, ts_init=event.ts_init, frame=frame, context=event.context
+        )
+        return JournalEntry(entry.topic, entry.clock_ns, batch)
+    symbol = getattr(event, "symbol", None)
+    return entry if symbol in wanted else None
+
+
+# --------------------------------------------------------------------------- inspect
+
+
+def summary(path: str | Path) -> dict[str, Any]:
+    """Header, event counts per topic, first and last clock time, completeness."""
+    reader = JournalReader(path)
+    counts: dict[str, int] = {}
+    first = last = None
+    for entry in reader:
+        counts[entry.topic] = counts.get(entry.topic, 0) + 1
+        first = entry.clock_ns if first is None else first
+        last = entry.clock_ns
+    header = {k: v for k, v in reader.header.items() if k not in ("config", "recorder")}
+    return {
+        "path": str(reader.path),
+        "header": header,
+        "events": sum(counts.values()),
+        "by_topic": dict(sorted(counts.items())),
+        "first": from_ns(first).isoformat() if first is not None else None,
+        "last": from_ns(last).isoformat() if last is not None else None,
+        "complete": bool(reader.trailer and reader.trailer.get("complete")),
+        "truncated": reader.truncated,
+    }
+
+
+def _describe(entry: JournalEntry, codec: Codec) -> dict[str, Any]:
+    event = entry.event
+    if isinstance(event, MarketBatch):
+        body: Any = {
+            "type": "MarketBatch",
+            "ts_event": event.ts_event,
+            "rows": event.frame.with_columns(pl.col("symbol").cast(pl.String)).to_dicts(),
+            "context": event.context,
+        }
+    else:
+        body = msgspec.json.decode(codec.encode_json(event))
+    return {"clock": from_ns(entry.clock_ns).isoformat(), "topic": entry.topic, "event": body}
+
+
+def show(
+    path: str | Path,
+    *,
+    topics: Iterable[str] | None = None,
+    symbols: Iterable[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+    limit: int | None = None,
+    out: IO[str] | None = None,
+) -> int:
+    """Print matching events as JSON lines (``ml4t journal show``); returns how many."""
+    out = out or sys.stdout
+    reader = JournalReader(path)
+    encoder = msgspec.json.Encoder()
+    shown = 0
+    for entry in reader.entries(topics=topics, symbols=symbols, start=start, end=end):
+        if limit is not None and shown >= limit:
+            break
+        out.write(encoder.encode(_describe(entry, reader.codec)).decode() + "\n")
+        shown += 1
+    return shown
+
+
+# --------------------------------------------------------------------------- replay
+
+
+class _Replayer(Component):
+    """Publishes journaled events at their clock times, one clock time per alarm."""
+
+    def __init__(self, entries: Iterator[tuple[Topic[Any], JournalEntry]]) -> None:
+        super().__init__("journal-replay")
+        self._entries = entries
+        self._next: tuple[Topic[Any], JournalEntry] | None = None
+        self.published = 0
+
+    def on_start(self) -> None:
+        self._next = next(self._entries, None)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._next is not None:
+            self.clock.schedule(self._next[1].clock_ns, self._fire, priority=AlarmPriority.DATA)
+
+    def _fire(self) -> None:
+        now = self.clock.now_ns()
+        item = self._next
+        while item is not None and item[1].clock_ns == now:
+            self.publish(item[0], item[1].event)
+            self.published += 1
+            item = next(self._entries, None)
+        self._next = item
+        self._schedule()
+
+
+def replay(
+    path: str | Path,
+    output_dir: str | Path | None = None,
+    *,
+    reporting: ReportingConfig | None = None,
+    topics: Iterable[Topic[Any]] = STANDARD_TOPICS,
+    strict: bool = False,
+) -> RecorderResults:
+    """Rebuild a run's results from its journal alone (``ml4t replay JOURNAL``).
+
+    The recorder is rebuilt from the header's recorder parameters (or ``reporting``),
+    writing to ``output_dir`` (in memory if None); each event is published on its topic
+    at its journaled clock time on a simulated clock.
+    """
+    reader = JournalReader(path)
+    params = reader.header.get("recorder")
+    if reporting is not None:
+        out = output_dir if output_dir is not None else reporting.output_dir
+        config = msgspec.structs.replace(
+            reporting, output_dir=str(out) if out is not None else None, journal=False
+        )
+        recorder = Recorder(config, **_recorder_kwargs(params))
+    elif params is not None:
+        recorder = Recorder.from_replay_params(params, output_dir=output_dir)
+    else:
+        out = str(output_dir) if output_dir is not None else None
+        recorder = Recorder(ReportingConfig(output_dir=out), manifest_extra={"replayed": True})
+    by_name = {topic.name: topic for topic in topics}
+    missing = sorted(set(reader.topics) - set(by_name))
+    if missing:
+        recorder.manifest_extra["replay_skipped_topics"] = missing
+    _, first, trailer, truncated = reader.scan()
+    if truncated:
+        recorder.mark_incomplete(f"the journal {reader.path} is cut short (no trailer)")
+    elif trailer is not None and not trailer.get("complete", False):
+        why = trailer.get("reason") or "unknown reason"
+        recorder.mark_incomplete(f"the journaled run did not complete: {why}")
+    entries = ((by_name[e.topic], e) for e in reader if e.topic in by_name)
+    runtime = Runtime(clock=SimulatedClock(first or 0), strict=strict)
+    runtime.add(_Replayer(entries))
+    runtime.add(recorder)
+    runtime.run_sync()
+    assert recorder.results is not None
+    return recorder.results
+
+
+def _recorder_kwargs(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not params:
+        return {"manifest_extra": {"replayed": True}}
+    return {
+        "run_config": params.get("run_config"),
+        "data_fingerprint": params.get("data_fingerprint"),
+        "initial_equity": params.get("initial_equity"),
+        "periods_per_year": params.get("periods_per_year"),
+        "excursion_from_entry_bar": params.get("excursion_from_entry_bar", True),
+        "manifest_extra": {"replayed": True},
+    }

@@ -1,0 +1,268 @@
+"""The per-bar half of the trade builder: the current market batch and the open lots.
+
+- :class:`MarketView` holds the latest :class:`~ml4t.backtest.events.MarketBatch`: its
+  symbol codes (shared with the other roles through ``_universe.batch_codes``), which
+  row each code is on, the columns the builder reads, and the signal and context values
+  of one symbol (a :class:`Capture`).
+- :class:`OpenLots` keeps the excursion state of every open lot in numpy arrays indexed
+  by slot (symbol code, entry time, highest high, lowest low, bars held, last close), so
+  applying a bar is a few vectorised operations over the open lots, whatever their
+  number, and nothing at all when none is open.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ml4t.backtest._universe import batch_codes
+from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.events import MarketBatch
+
+__all__ = ["OHLCV", "Capture", "MarketView", "OpenLots"]
+
+OHLCV = ("symbol", "open", "high", "low", "close", "volume")
+_F64 = pa.float64()
+
+
+class Capture:
+    """Signal values of one symbol and the context, at one moment."""
+
+    __slots__ = ("context", "values")
+
+    def __init__(self, values: tuple[Any, ...], context: dict[str, float | None]) -> None:
+        self.values = values
+        self.context = context
+
+
+NO_CAPTURE = Capture((), {})
+
+
+class MarketView:
+    """The latest market batch, with symbol codes mapped to its rows on demand."""
+
+    def __init__(self, signals: tuple[str, ...] | None, context: tuple[str, ...] | None) -> None:
+        self._want_signals = signals
+        self._want_context = context
+        self.signal_types: dict[str, pa.DataType] | None = None
+        self.context_fields: tuple[str, ...] | None = None
+        self.codes: dict[str, int] = {}
+        self.batch: MarketBatch | None = None
+        self._universe_size = 0
+        self._batch_codes: np.ndarray | None = None
+        self._columns: dict[str, Any] = {}
+        self._stamped = False
+        self.row_of = np.zeros(0, dtype=np.intp)
+        self.stamp = np.zeros(0, dtype=np.int64)
+        self.seq = 0
+        self._arange = np.arange(0)
+        self.recoded = False  # set when codes changed; the owner re-codes its lots
+
+    def set(self, batch: MarketBatch, *, codes_now: bool) -> None:
+        """Make ``batch`` current; take its codes now if asked (while the shared cache
+        still holds them)."""
+        if self.batch is None:
+            self._learn(batch)
+        self.batch = batch
+        self._columns = {}
+        self._stamped = False
+        self._batch_codes = batch_codes(batch.frame) if codes_now else None
+
+    def take_codes(self) -> None:
+        if self.batch is not None and self._batch_codes is None:
+            self._batch_codes = batch_codes(self.batch.frame)
+
+    def stamped(self) -> MarketBatch | None:
+        """The current batch with ``row_of[code]`` valid where ``stamp[code] == seq``."""
+        batch = self.batch
+        if batch is None or batch.frame.height == 0:
+            return None
+        if not self._stamped:
+            self.take_codes()
+            codes = self._batch_codes
+            assert codes is not None
+            if codes.size and int(codes.max()) >= self._universe_size:
+                self._learn(batch)
+            self.seq += 1
+            if self._arange.size < codes.size:
+                self._arange = np.arange(codes.size)
+            self.row_of[codes] = self._arange[: codes.size]
+            self.stamp[codes] = self.seq
+            self._stamped = True
+        return batch
+
+    def _learn(self, batch: MarketBatch) -> None:
+        frame = batch.frame
+        dtype = frame.schema["symbol"]
+        categories = dtype.categories.to_list() if isinstance(dtype, pl.Enum) else []
+        if not categories:
+            raise TypeError(
+                f"market frames must carry 'symbol' as a pl.Enum of the universe, got {dtype}"
+            )
+        known = set(categories)
+        extra = [s for s in self.codes if s not in known]
+        self.recoded = bool(self.codes)
+        self.codes = {s: i for i, s in enumerate(categories + extra)}
+        self._universe_size = len(categories)
+        self.row_of = np.zeros(len(self.codes), dtype=np.intp)
+        self.stamp = np.full(len(self.codes), -1, dtype=np.int64)
+        if self.signal_types is None:
+            self.choose_columns(frame, batch.context)
+
+    def choose_columns(self, frame: pl.DataFrame | None, context: dict[str, Any]) -> None:
+        schema = frame.schema if frame is not None else {}
+        names = self._want_signals
+        if names is None:
+            names = tuple(c for c in schema if c not in OHLCV)
+        types: dict[str, pa.DataType] = {}
+        for name in names:
+            dtype = schema.get(name)
+            if frame is not None and dtype is None:
+                raise ConfigError(
+                    f"reporting.signals names {name!r}, which is not a column of the market "
+                    f"data; columns are {list(schema)}"
+                )
+            numeric = dtype is None or dtype.is_numeric() or dtype == pl.Boolean
+            types[name] = _F64 if numeric else pa.string()
+        self.signal_types = types
+        self.context_fields = (
+            self._want_context if self._want_context is not None else tuple(sorted(context))
+        )
+
+    def code_of(self, symbol: str) -> int:
+        """``symbol``'s code, a new one past the universe if it was never seen."""
+        code = self.codes.get(symbol)
+        if code is None:
+            code = self.codes[symbol] = len(self.codes)
+            self.row_of = np.append(self.row_of, 0)
+            self.stamp = np.append(self.stamp, -1)
+        return code
+
+    def column(self, name: str) -> Any:
+        """A column of the current batch: float64 numpy for numbers, else a list."""
+        values = self._columns.get(name)
+        if values is None:
+            assert self.batch is not None
+            series = self.batch.frame.get_column(name)
+            if series.dtype.is_numeric() or series.dtype == pl.Boolean:
+                values = series.cast(pl.Float64).to_numpy()
+            else:
+                values = series.cast(pl.String).to_list()
+            self._columns[name] = values
+        return values
+
+    def capture(self, symbol: str) -> Capture:
+        """``symbol``'s signal values in the current batch (None if absent), and the context."""
+        if self.signal_types is None:
+            self.choose_columns(None, {})
+        batch = self.stamped()
+        if batch is None:
+            return NO_CAPTURE
+        assert self.signal_types is not None
+        code = self.codes.get(symbol)
+        if code is None or self.stamp[code] != self.seq:
+            return Capture((None,) * len(self.signal_types), batch.context)
+        row = int(self.row_of[code])
+        values = []
+        for name, typ in self.signal_types.items():
+            value = self.column(name)[row]
+            values.append(float(value) if typ == _F64 else value)
+        return Capture(tuple(values), batch.context)
+
+
+class OpenLots:
+    """Excursion state of the open lots, in arrays indexed by slot (compacted on release)."""
+
+    _ARRAYS = ("code", "entry_ts", "hi", "lo", "bars", "close", "close_ts")
+
+    def __init__(self, *, entry_bar: bool, capacity: int = 64) -> None:
+        self.entry_bar = entry_bar
+        self.n = 0
+        self.owners: list[Any] = []  # the lot object in each slot (it knows its slot)
+        self.newest_entry = -(2**63)
+        self.code = np.zeros(capacity, dtype=np.intp)
+        self.entry_ts = np.zeros(capacity, dtype=np.int64)
+        self.hi = np.zeros(capacity)
+        self.lo = np.zeros(capacity)
+        self.bars = np.zeros(capacity, dtype=np.int64)
+        self.close = np.zeros(capacity)
+        self.close_ts = np.zeros(capacity, dtype=np.int64)
+
+    def add(self, owner: Any, code: int, ts: int, price: float) -> int:
+        slot = self.n
+        if slot == self.code.shape[0]:
+            for name in self._ARRAYS:
+                old = getattr(self, name)
+                new = np.zeros(old.shape[0] * 2, dtype=old.dtype)
+                new[: old.shape[0]] = old
+                setattr(self, name, new)
+        self.owners.append(owner)
+        self.code[slot] = code
+        self.entry_ts[slot] = ts
+        self.hi[slot] = self.lo[slot] = price
+        self.bars[slot] = 0
+        self.close[slot] = math.nan
+        self.close_ts[slot] = ts
+        self.newest_entry = max(self.newest_entry, ts)
+        self.n = slot + 1
+        return slot
+
+    def see_price(self, slot: int, price: float) -> None:
+        self.hi[slot] = max(self.hi[slot], price)
+        self.lo[slot] = min(self.lo[slot], price)
+
+    def state(self, slot: int) -> tuple[float, float, int]:
+        """(highest high, lowest low, bars held) of the lot in ``slot``."""
+        return float(self.hi[slot]), float(self.lo[slot]), int(self.bars[slot])
+
+    def release(self, slot: int) -> Any:
+        """Free ``slot`` by moving the last slot into it; returns the owner moved (or None)."""
+        last = self.n - 1
+        moved = None
+        if slot != last:
+            moved = self.owners[last]
+            self.owners[slot] = moved
+            for name in self._ARRAYS:
+                arr = getattr(self, name)
+                arr[slot] = arr[last]
+        self.owners.pop()
+        self.n = last
+        return moved
+
+    def apply(self, view: MarketView) -> None:
+        """Apply the current batch's bars to every open lot of a symbol in it.
+
+        The common case (every lot's symbol is in the batch, every lot opened before
+        it) skips the masks.
+        """
+        batch = view.stamped()
+        if batch is None:
+            return
+        n, ts, frame = self.n, batch.ts_event, batch.frame
+        codes = self.code[:n]
+        rows = view.row_of[codes]
+        seen = view.stamp[codes] == view.seq
+        if self.newest_entry < ts and seen.all():
+            np.fmax(self.hi[:n], frame.get_column("high").to_numpy()[rows], out=self.hi[:n])
+            np.fmin(self.lo[:n], frame.get_column("low").to_numpy()[rows], out=self.lo[:n])
+            self.bars[:n] += 1
+            self.close[:n] = frame.get_column("close").to_numpy()[rows]
+            self.close_ts[:n] = ts
+            return
+        entry_ts = self.entry_ts[:n]
+        held = seen & (entry_ts <= ts)
+        if not held.any():
+            return
+        rows = np.where(held, rows, 0)
+        high = frame.get_column("high").to_numpy()[rows]
+        low = frame.get_column("low").to_numpy()[rows]
+        ranged = held if self.entry_bar else held & (entry_ts < ts)
+        np.copyto(self.hi[:n], np.fmax(self.hi[:n], high), where=ranged)
+        np.copyto(self.lo[:n], np.fmin(self.lo[:n], low), where=ranged)
+        self.bars[:n] += held
+        np.copyto(self.close[:n], frame.get_column("close").to_numpy()[rows], where=held)
+        np.copyto(self.close_ts[:n], ts, where=held)

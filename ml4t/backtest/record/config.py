@@ -1,0 +1,106 @@
+"""The ``reporting`` section of a run's config: what the recorder keeps and where.
+
+reporting:
+  output_dir: results/ml_top25
+  tables: [trades, fills, orders, order_history, portfolio]
+  portfolio_frequency: daily        # bar | daily | a duration such as 5m, 1h
+  signals: [signal_value, confidence]
+  context: [vix]
+  html_report: true
+  journal: false
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from ml4t.backtest._time import parse_duration
+
+__all__ = ["TABLES", "ReportingConfig", "TableName"]
+
+TableName = Literal["trades", "fills", "orders", "order_history", "portfolio"]
+TABLES: tuple[TableName, ...] = ("trades", "fills", "orders", "order_history", "portfolio")
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ReportingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the recorder writes (see ``docs/results.md`` for every file and column).
+
+    - ``output_dir``: where the results go; ``None`` keeps them in memory only.
+    - ``tables``: which parquet tables to write (all five by default).
+    - ``portfolio_frequency``: ``bar`` (every snapshot), ``daily`` (the last snapshot of
+      each day in ``day_timezone``) or a duration (``5m``, ``1h``: the last snapshot of
+      each such interval).
+    - ``signals``: frame columns whose values at entry and exit become trade columns
+      (``entry_<name>``, ``exit_<name>``); ``None`` takes every non-OHLCV column.
+    - ``context``: context fields captured the same way; ``None`` takes every field.
+    - ``end_of_backtest``: ``close`` marks trades still open at the end closed at the
+      last close with exit reason ``end_of_backtest``; ``leave_open`` writes them with
+      empty exit fields.
+    - ``periods_per_year``: return periods (days with data) per year for annualised
+      metrics; ``None`` uses the calendar's sessions when the engine gives them, else
+      estimates it from the days observed.
+    - ``risk_free_rate``: annual rate, compounded into a per-period rate for Sharpe.
+    """
+
+    output_dir: str | None = "results"
+    tables: tuple[TableName, ...] = TABLES
+    portfolio_frequency: str = "bar"
+    day_timezone: str = "UTC"
+    signals: tuple[str, ...] | None = None
+    context: tuple[str, ...] | None = None
+    end_of_backtest: Literal["close", "leave_open"] = "close"
+    html_report: bool = False
+    journal: bool = False
+    periods_per_year: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    risk_free_rate: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.0
+    row_group_size: Annotated[int, msgspec.Meta(ge=1)] = 65_536
+    compression: Literal["zstd", "snappy", "lz4", "none"] = "zstd"
+
+    def __post_init__(self) -> None:
+        if len(set(self.tables)) != len(self.tables):
+            raise ValueError(f"tables lists a table twice: {list(self.tables)}")
+        self.frequency_ns()  # raises on a bad frequency
+        try:
+            ZoneInfo(self.day_timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown day_timezone {self.day_timezone!r}; use an IANA name such as "
+                "'UTC' or 'America/New_York'"
+            ) from exc
+        for group in (self.signals or (), self.context or ()):
+            for name in group:
+                if not _NAME.match(name):
+                    raise ValueError(
+                        f"{name!r} cannot be a column name suffix; use letters, digits "
+                        "and underscores"
+                    )
+        both = set(self.signals or ()) & set(self.context or ())
+        if both:
+            raise ValueError(
+                f"{sorted(both)} listed both as signals and as context; trade columns "
+                "entry_<name> would clash, list each name once"
+            )
+
+    def frequency_ns(self) -> int | None:
+        """Bucket width in ns for a duration frequency; 0 for ``bar``; None for ``daily``."""
+        freq = self.portfolio_frequency.strip().lower()
+        if freq == "bar":
+            return 0
+        if freq == "daily":
+            return None
+        try:
+            width = parse_duration(freq)
+        except ValueError as exc:
+            raise ValueError(
+                f"portfolio_frequency {self.portfolio_frequency!r} is not 'bar', 'daily' or "
+                "a duration such as '5m' or '1h'"
+            ) from exc
+        if width <= 0:
+            raise ValueError(f"portfolio_frequency must be positive, got {freq!r}")
+        return width

@@ -1,0 +1,97 @@
+"""A run's results in memory: the tables as polars frames, the metrics and the manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import polars as pl
+import pyarrow as pa
+
+from ml4t.backtest.record.tables import (
+    FILLS_SCHEMA,
+    ORDER_HISTORY_SCHEMA,
+    ORDERS_SCHEMA,
+    PORTFOLIO_SCHEMA,
+)
+
+__all__ = ["RecorderResults"]
+
+_SCHEMAS = {
+    "fills": FILLS_SCHEMA,
+    "orders": ORDERS_SCHEMA,
+    "order_history": ORDER_HISTORY_SCHEMA,
+    "portfolio": PORTFOLIO_SCHEMA,
+}
+
+
+class RecorderResults:
+    """A run's results: tables as polars frames (read lazily from disk), metrics, manifest."""
+
+    TABLES = ("trades", "fills", "orders", "order_history", "portfolio")
+
+    def __init__(
+        self,
+        *,
+        output_dir: Path | None,
+        metrics: dict[str, Any],
+        manifest: dict[str, Any],
+        frames: Mapping[str, pl.DataFrame] | None = None,
+        schemas: Mapping[str, pa.Schema] | None = None,
+    ) -> None:
+        self.output_dir = output_dir
+        self.metrics = metrics
+        self.manifest = manifest
+        self._frames: dict[str, pl.DataFrame] = dict(frames or {})
+        self._schemas = dict(schemas or {})
+
+    @classmethod
+    def load(cls, results_dir: str | Path) -> RecorderResults:
+        """The results a run wrote to ``results_dir``."""
+        path = Path(results_dir)
+        manifest = msgspec.json.decode((path / "manifest.json").read_bytes())
+        metrics_file = path / "metrics.json"
+        metrics = msgspec.json.decode(metrics_file.read_bytes()) if metrics_file.exists() else {}
+        return cls(output_dir=path, metrics=metrics, manifest=manifest)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
+
+    def table(self, name: str) -> pl.DataFrame:
+        """One table by name (an empty frame if it was not recorded)."""
+        if name not in self.TABLES:
+            raise KeyError(f"no table {name!r}; tables are {', '.join(self.TABLES)}")
+        frame = self._frames.get(name)
+        if frame is None:
+            path = self.output_dir / f"{name}.parquet" if self.output_dir is not None else None
+            if path is not None and path.exists():
+                frame = pl.read_parquet(path)
+            else:
+                schema = self._schemas.get(name) or _SCHEMAS.get(name)
+                empty = schema.empty_table() if schema is not None else None
+                frame = pl.from_arrow(empty) if empty is not None else pl.DataFrame()
+            self._frames[name] = frame  # type: ignore[assignment]
+        return frame  # type: ignore[return-value]
+
+    @property
+    def trades(self) -> pl.DataFrame:
+        return self.table("trades")
+
+    @property
+    def fills(self) -> pl.DataFrame:
+        return self.table("fills")
+
+    @property
+    def orders(self) -> pl.DataFrame:
+        return self.table("orders")
+
+    @property
+    def order_history(self) -> pl.DataFrame:
+        return self.table("order_history")
+
+    @property
+    def portfolio(self) -> pl.DataFrame:
+        return self.table("portfolio")

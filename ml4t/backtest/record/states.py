@@ -1,0 +1,196 @@
+"""Portfolio states at the configured frequency, and the running statistics of equity.
+
+Every :class:`~ml4t.backtest.events.PortfolioSnapshot` updates, in O(1):
+
+- the high-water mark, the drawdown episodes (the deepest one and the longest one);
+- time in the market and average leverage;
+- the equity at the end of each day (the series the return metrics use).
+
+A row of ``portfolio`` is written for every snapshot (``bar``), or for the last snapshot of
+each interval (``5m``: intervals aligned on the epoch in UTC) or of each day (``daily``:
+the day in ``day_timezone``). An interval's row is written when a snapshot of a later
+interval arrives, or at the end of the run.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ml4t.backtest._time import NS_PER_DAY, to_ns
+from ml4t.backtest.events import PortfolioSnapshot
+from ml4t.backtest.record.tables import TableBuffer
+
+__all__ = ["DayClock", "PortfolioStates"]
+
+
+class DayClock:
+    """Maps UTC nanoseconds to a day number in a timezone, cheaply for ordered input."""
+
+    __slots__ = ("_day", "_end", "_start", "_tz")
+
+    def __init__(self, timezone: str = "UTC") -> None:
+        self._tz = None if timezone == "UTC" else ZoneInfo(timezone)
+        self._start = 0
+        self._end = -1
+        self._day = 0
+
+    def day(self, ts: int) -> int:
+        """Days since 1970-01-01 of ``ts``'s local date."""
+        if self._tz is None:
+            return ts // NS_PER_DAY
+        if not (self._start <= ts < self._end):
+            local = datetime.fromtimestamp(ts / 1e9, self._tz).date()
+            midnight = datetime(local.year, local.month, local.day, tzinfo=self._tz)
+            self._start = to_ns(midnight)
+            self._end = to_ns(midnight + timedelta(days=1))
+            self._day = local.toordinal() - 719_163  # 1970-01-01
+        return self._day
+
+
+class PortfolioStates:
+    """Samples snapshots into the portfolio table and keeps the equity statistics."""
+
+    def __init__(
+        self,
+        table: TableBuffer | None,
+        *,
+        frequency_ns: int | None,
+        day_timezone: str = "UTC",
+        initial_equity: float | None = None,
+    ) -> None:
+        self.table = table
+        self._width = frequency_ns
+        self._days = DayClock(day_timezone)
+        self.initial_equity = initial_equity
+        self._pending: tuple[int, PortfolioSnapshot, float, float] | None = None
+        self._bucket: int | None = None
+        self._last_written: float | None = None
+        # statistics over every snapshot
+        self.snapshots = 0
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.last: PortfolioSnapshot | None = None
+        self.peak = math.nan
+        self._peak_ts = 0
+        self._episode_min = 0.0
+        self._episode_trough = 0
+        self.max_drawdown = 0.0
+        self.max_drawdown_start: int | None = None
+        self.max_drawdown_trough: int | None = None
+        self.max_drawdown_end: int | None = None
+        self._longest = 0
+        self.invested = 0
+        self.gross_sum = 0.0
+        self.net_sum = 0.0
+        self.equity_sum = 0.0
+        # end-of-day equity for return metrics
+        self.day_ts: list[int] = []
+        self.day_equity: list[float] = []
+        self._day: int | None = None
+
+    def on_snapshot(self, snap: PortfolioSnapshot) -> None:
+        ts, equity = snap.ts_event, snap.equity
+        if self.first_ts is None:
+            self.first_ts = ts
+            if self.initial_equity is None:
+                self.initial_equity = equity
+            self.peak = self.initial_equity
+            self._peak_ts = ts
+        self.snapshots += 1
+        self.last_ts = ts
+        self.last = snap
+        # drawdown episodes
+        if equity >= self.peak:
+            self._close_episode(ts)
+            self.peak = equity
+            self._peak_ts = ts
+        elif self.peak > 0:
+            dd = equity / self.peak - 1.0
+            if dd < self._episode_min:
+                self._episode_min = dd
+                self._episode_trough = ts
+        # exposure
+        if snap.num_positions > 0:
+            self.invested += 1
+        if equity != 0:
+            self.gross_sum += snap.gross_exposure / equity
+            self.net_sum += snap.net_exposure / equity
+        self.equity_sum += equity
+        # end-of-day equity
+        day = self._days.day(ts)
+        if day != self._day:
+            self._day = day
+            self.day_ts.append(ts)
+            self.day_equity.append(equity)
+        else:
+            self.day_ts[-1] = ts
+            self.day_equity[-1] = equity
+        # sampling
+        if self.table is None:
+            return
+        drawdown = equity / self.peak - 1.0 if self.peak > 0 else math.nan
+        initial = self.initial_equity or math.nan
+        cumulative = equity / initial - 1.0 if initial else math.nan
+        width = self._width
+        if width == 0:
+            self._write(ts, snap, cumulative, drawdown)
+            return
+        bucket = day if width is None else ts // width
+        if bucket != self._bucket and self._pending is not None:
+            self._write(*self._pending)
+        self._bucket = bucket
+        self._pending = (ts, snap, cumulative, drawdown)
+
+    def _close_episode(self, ts: int | None) -> None:
+        """The equity is back at its peak (or the run ended): settle the drawdown episode."""
+        if self._episode_min < 0.0:
+            end = ts if ts is not None else self.last_ts
+            assert end is not None
+            self._longest = max(self._longest, end - self._peak_ts)
+            if self._episode_min < self.max_drawdown:
+                self.max_drawdown = self._episode_min
+                self.max_drawdown_start = self._peak_ts
+                self.max_drawdown_trough = self._episode_trough
+                self.max_drawdown_end = ts
+        self._episode_min = 0.0
+
+    def _write(self, ts: int, snap: PortfolioSnapshot, cumulative: float, dd: float) -> None:
+        assert self.table is not None
+        equity = snap.equity
+        base = self._last_written if self._last_written is not None else self.initial_equity
+        period = equity / base - 1.0 if base else math.nan
+        self._last_written = equity
+        gross = snap.gross_exposure / equity if equity else math.nan
+        net = snap.net_exposure / equity if equity else math.nan
+        self.table.append(
+            (
+                ts,
+                equity,
+                snap.cash,
+                snap.positions_value,
+                snap.gross_exposure,
+                snap.net_exposure,
+                snap.num_positions,
+                gross,
+                net,
+                snap.realized_pnl,
+                snap.unrealized_pnl,
+                period,
+                cumulative,
+                dd,
+            )
+        )
+
+    def finish(self) -> None:
+        if self._pending is not None:
+            self._write(*self._pending)
+            self._pending = None
+        if self.first_ts is not None:
+            self._close_episode(None)
+
+    @property
+    def max_drawdown_duration_ns(self) -> int:
+        """The longest time from a peak to the recovery of that peak (or to the end)."""
+        return self._longest

@@ -1,0 +1,492 @@
+"""Trade records from fills: the FIFO-lot rule, and MFE/MAE tracked bar by bar.
+
+Pure and synchronous: feed it events in the order the recorder sees them
+(``on_market``, ``on_order``, ``on_order_event``, ``on_fill``) and call ``finish``.
+
+The rule (``docs/results.md`` has the worked examples):
+
+- Positions are kept per (strategy_id, symbol). Each **entry order** opens a **lot**; the
+  partial fills of one entry order merge into its lot while nothing of it has been
+  closed (entry price = VWAP of the lot's fills).
+- A fill against the position's direction closes lots **first in, first out**. Each
+  (lot, exit order) pair gives **one trade record**; the exit order's partial fills
+  against that lot merge into it (exit price = VWAP). A lot closed by two exit orders
+  gives two records, an exit order closing two lots gives two records.
+- A fill larger than the open position closes every lot and opens a new lot in the
+  other direction with the rest (a **flip**); its commission and slippage are split
+  between the two in proportion to quantity. Entry costs of a lot are allocated to its
+  records in proportion to the quantity each closes.
+- MFE/MAE: from the entry price, over the high/low of every bar of the symbol from the
+  entry bar up to (not including) the exit bar, plus the exit fill price. Holding
+  period in bars = bars of the symbol from the entry bar up to the exit bar.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+
+from ml4t.backtest._time import NS_PER_DAY
+from ml4t.backtest.events import (
+    MarketBatch,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderSide,
+    OrderType,
+    OrderUpdated,
+    SubmitOrder,
+)
+from ml4t.backtest.record._lots import OHLCV, Capture, MarketView, OpenLots
+from ml4t.backtest.record.tables import TableBuffer, trades_schema
+
+__all__ = ["EXIT_REASONS", "OHLCV", "TradeBuilder", "trades_schema"]
+
+EXIT_REASONS = (
+    "signal",
+    "stop_loss",
+    "take_profit",
+    "trailing_stop",
+    "time_exit",
+    "end_of_backtest",
+    "risk_halt",
+    "manual",
+)
+_EPS = 1e-9
+_json = msgspec.json.Encoder(order="sorted")
+
+
+class _Order:
+    """What the builder keeps of an order until it is done."""
+
+    __slots__ = ("capture", "order_type", "reason", "stop_loss", "take_profit")
+
+    def __init__(self, order: SubmitOrder, capture: Capture | None) -> None:
+        self.reason = order.reason
+        self.order_type = order.order_type
+        self.stop_loss = order.stop_loss
+        self.take_profit = order.take_profit
+        self.capture = capture
+
+
+class _Lot:
+    __slots__ = (
+        "commission",
+        "direction",
+        "entry",
+        "entry_ts",
+        "filled",
+        "lot_id",
+        "open",
+        "order_id",
+        "price",
+        "slippage",
+        "slot",
+        "stop_loss",
+        "strategy_id",
+        "symbol",
+        "take_profit",
+    )
+
+
+class _Exit:
+    """One (lot, exit order) trade record being assembled from partial fills."""
+
+    __slots__ = (
+        "bars",
+        "capture",
+        "commission",
+        "entry_commission",
+        "entry_slippage",
+        "hi",
+        "last_ts",
+        "lo",
+        "lot",
+        "notional",
+        "order_id",
+        "quantity",
+        "reason",
+        "slippage",
+    )
+
+
+class TradeBuilder:
+    """Turns fills into FIFO-lot trade records with MFE/MAE (see the module docstring).
+
+    ``signals``/``context`` name the frame columns and context fields captured at entry
+    and exit (``None``: every non-OHLCV column / every context field of the first batch).
+    ``excursion_from_entry_bar`` is True for next-open fills (the whole entry bar is
+    after the fill); set it False for same-close fills.
+    ``make_table(schema)`` returns the buffer records go to (in memory by default).
+    """
+
+    def __init__(
+        self,
+        *,
+        signals: Iterable[str] | None = None,
+        context: Iterable[str] | None = None,
+        excursion_from_entry_bar: bool = True,
+        make_table: Callable[[pa.Schema], TableBuffer] | None = None,
+    ) -> None:
+        self._market = MarketView(
+            tuple(signals) if signals is not None else None,
+            tuple(context) if context is not None else None,
+        )
+        self._open = OpenLots(entry_bar=excursion_from_entry_bar)
+        self._make_table = make_table or (
+            lambda schema: TableBuffer("trades", schema, output_dir=None, row_group_size=65_536)
+        )
+        self.table: TableBuffer | None = None
+        self._lots: dict[tuple[str, str], deque[_Lot]] = {}
+        self._orders: dict[str, _Order] = {}
+        self._exits: dict[tuple[str, str], dict[tuple[str, str], _Exit]] = {}
+        self._exit_keys: dict[str, set[tuple[str, str]]] = {}
+        self._last_fill_price: dict[str, float] = {}
+        self._lot_seq = 0
+        self.trades = 0
+
+    # ------------------------------------------------------------ inputs
+
+    @property
+    def open_lots(self) -> int:
+        return self._open.n
+
+    def on_market(self, batch: MarketBatch) -> None:
+        """A new bar: the previous one is applied to the lots open now."""
+        if self._open.n:
+            self._apply()
+        self._market.set(batch, codes_now=self._open.n > 0)
+
+    def on_order(self, order: SubmitOrder) -> None:
+        """An order request: remember its reason, bracket levels and the decision bar."""
+        if order.order_id not in self._orders:
+            self._orders[order.order_id] = _Order(order, self._market.capture(order.symbol))
+
+    def on_order_event(self, event: Any) -> None:
+        if isinstance(event, OrderUpdated):
+            self._update_levels(event)
+        elif isinstance(event, OrderCancelled | OrderExpired | OrderRejected):
+            self._settle_order(event.order_id)
+            self._orders.pop(event.order_id, None)
+
+    def on_fill(self, fill: OrderFilled) -> None:
+        key = (fill.strategy_id, fill.symbol)
+        self._last_fill_price[fill.symbol] = fill.price
+        if self._exits.get(key):
+            self._settle(key, keep_order=fill.order_id)
+        sign = 1 if fill.side is OrderSide.BUY else -1
+        lots = self._lots.get(key)
+        remaining = fill.quantity
+        if lots and lots[0].direction != sign:
+            while lots and remaining > _EPS * max(1.0, fill.quantity):
+                lot = lots[0]
+                take = min(lot.open, remaining)
+                self._close_part(key, lot, take, fill)
+                remaining -= take
+                if lot.open <= _EPS * max(1.0, lot.filled):
+                    lots.popleft()
+                    self._release(lot)
+            if not lots:
+                del self._lots[key]
+        if remaining > _EPS * max(1.0, fill.quantity):
+            self._open_lot(key, sign, remaining, fill)
+        if fill.remaining_quantity <= 0.0:
+            self._settle_order(fill.order_id)
+            self._orders.pop(fill.order_id, None)
+
+    def finish(self, *, close_open: bool = True) -> TableBuffer:
+        """End of the run: settle every record; close (or list as open) the lots left."""
+        for key in list(self._exits):
+            self._settle(key)
+        if self._open.n:
+            self._apply()
+        for key, lots in list(self._lots.items()):
+            for lot in lots:
+                self._emit_open_lot(key, lot, close=close_open)
+        self._lots.clear()
+        self._open = OpenLots(entry_bar=self._open.entry_bar)
+        return self._ensure_table()
+
+    # ------------------------------------------------------------ lots
+
+    def _apply(self) -> None:
+        market = self._market
+        market.stamped()
+        if market.recoded:  # the universe changed: re-code the open lots
+            market.recoded = False
+            for slot, lot in enumerate(self._open.owners[: self._open.n]):
+                self._open.code[slot] = market.code_of(lot.symbol)
+        self._open.apply(market)
+
+    def _open_lot(self, key: tuple[str, str], sign: int, qty: float, fill: OrderFilled) -> None:
+        share = qty / fill.quantity
+        lots = self._lots.get(key)
+        tail = lots[-1] if lots else None
+        if (
+            tail is not None
+            and tail.order_id == fill.order_id
+            and tail.open == tail.filled
+            and tail.direction == sign
+        ):
+            total = tail.filled + qty
+            tail.price = (tail.price * tail.filled + fill.price * qty) / total
+            tail.filled = tail.open = total
+            tail.commission += fill.commission * share
+            tail.slippage += fill.slippage * share
+            self._open.see_price(tail.slot, fill.price)
+            return
+        order = self._orders.get(fill.order_id)
+        lot = _Lot()
+        self._lot_seq += 1
+        lot.lot_id = f"L{self._lot_seq}"
+        lot.strategy_id, lot.symbol = key
+        lot.direction = sign
+        lot.order_id = fill.order_id
+        lot.filled = lot.open = qty
+        lot.price = fill.price
+        lot.commission = fill.commission * share
+        lot.slippage = fill.slippage * share
+        lot.entry_ts = fill.ts_event
+        capture = order.capture if order is not None else None
+        lot.entry = capture if capture is not None else self._market.capture(fill.symbol)
+        lot.stop_loss = order.stop_loss if order is not None else None
+        lot.take_profit = order.take_profit if order is not None else None
+        if lots is None:
+            lots = self._lots[key] = deque()
+        lots.append(lot)
+        code = self._market.code_of(lot.symbol)
+        lot.slot = self._open.add(lot, code, fill.ts_event, fill.price)
+        self._market.take_codes()
+
+    def _release(self, lot: _Lot) -> None:
+        moved = self._open.release(lot.slot)
+        if moved is not None:
+            moved.slot = lot.slot
+        lot.slot = -1
+
+    # ------------------------------------------------------------ exits and records
+
+    def _close_part(self, key: tuple[str, str], lot: _Lot, take: float, fill: OrderFilled) -> None:
+        share = take / fill.quantity
+        lot_share = take / lot.open
+        entry_commission = lot.commission * lot_share
+        entry_slippage = lot.slippage * lot_share
+        lot.commission -= entry_commission
+        lot.slippage -= entry_slippage
+        lot.open -= take
+        hi, lo, bars = self._open.state(lot.slot)
+        hi, lo = max(hi, fill.price), min(lo, fill.price)
+        exits = self._exits.setdefault(key, {})
+        record = exits.get((lot.lot_id, fill.order_id))
+        if record is None:
+            record = _Exit()
+            record.lot = lot
+            record.order_id = fill.order_id
+            record.quantity = record.notional = 0.0
+            record.commission = record.slippage = 0.0
+            record.entry_commission = record.entry_slippage = 0.0
+            record.reason = self._exit_reason(fill)
+            order = self._orders.get(fill.order_id)
+            capture = order.capture if order is not None else None
+            record.capture = capture if capture is not None else self._market.capture(fill.symbol)
+            exits[(lot.lot_id, fill.order_id)] = record
+            self._exit_keys.setdefault(fill.order_id, set()).add(key)
+        record.quantity += take
+        record.notional += take * fill.price
+        record.commission += fill.commission * share
+        record.slippage += fill.slippage * share
+        record.entry_commission += entry_commission
+        record.entry_slippage += entry_slippage
+        record.last_ts = fill.ts_event
+        record.hi, record.lo, record.bars = hi, lo, bars
+
+    def _exit_reason(self, fill: OrderFilled) -> str:
+        if fill.reason:
+            return fill.reason
+        order = self._orders.get(fill.order_id)
+        if order is not None and order.reason:
+            return order.reason
+        if fill.order_id.endswith(".sl"):
+            return "stop_loss"
+        if fill.order_id.endswith(".tp"):
+            return "take_profit"
+        if order is not None and order.order_type is OrderType.TRAILING_STOP:
+            return "trailing_stop"
+        return "signal"
+
+    def _update_levels(self, event: OrderUpdated) -> None:
+        parent, _, leg = event.order_id.rpartition(".")
+        if leg not in ("sl", "tp"):
+            return
+        price = event.stop_price if leg == "sl" else event.limit_price
+        if price is None:
+            return
+        for lot in self._lots.get((event.strategy_id, event.symbol), ()):
+            if lot.order_id == parent:
+                if leg == "sl":
+                    lot.stop_loss = price
+                else:
+                    lot.take_profit = price
+
+    def _settle_order(self, order_id: str) -> None:
+        for key in sorted(self._exit_keys.pop(order_id, ())):
+            exits = self._exits.get(key)
+            if not exits:
+                continue
+            for ident in [k for k in exits if k[1] == order_id]:
+                self._emit(exits.pop(ident))
+            if not exits:
+                del self._exits[key]
+
+    def _settle(self, key: tuple[str, str], keep_order: str | None = None) -> None:
+        exits = self._exits.get(key)
+        if not exits:
+            return
+        for ident in [k for k in exits if k[1] != keep_order]:
+            record = exits.pop(ident)
+            keys = self._exit_keys.get(record.order_id)
+            if keys is not None and not any(k[1] == record.order_id for k in exits):
+                keys.discard(key)
+                if not keys:
+                    del self._exit_keys[record.order_id]
+            self._emit(record)
+        if not exits:
+            del self._exits[key]
+
+    def _emit(self, record: _Exit) -> None:
+        lot = record.lot
+        exit_price = record.notional / record.quantity
+        self._write(
+            lot,
+            record.quantity,
+            record.entry_commission,
+            record.entry_slippage,
+            (
+                record.order_id,
+                record.last_ts,
+                exit_price,
+                record.commission,
+                record.slippage,
+                record.reason,
+                record.capture,
+            ),
+            record.hi,
+            record.lo,
+            record.bars,
+        )
+
+    def _emit_open_lot(self, key: tuple[str, str], lot: _Lot, *, close: bool) -> None:
+        slot = lot.slot
+        hi, lo, bars = self._open.state(slot)
+        exit_part = None
+        if close:
+            price = float(self._open.close[slot])
+            if math.isnan(price):
+                price = self._last_fill_price.get(lot.symbol, lot.price)
+            hi, lo = max(hi, price), min(lo, price)
+            exit_part = (
+                None,
+                int(self._open.close_ts[slot]),
+                price,
+                0.0,
+                0.0,
+                "end_of_backtest",
+                self._market.capture(lot.symbol),
+            )
+        self._write(lot, lot.open, lot.commission, lot.slippage, exit_part, hi, lo, bars)
+
+    def _ensure_table(self) -> TableBuffer:
+        if self.table is None:
+            market = self._market
+            if market.signal_types is None:
+                market.choose_columns(None, {})
+            assert market.signal_types is not None and market.context_fields is not None
+            schema = trades_schema(market.signal_types, market.context_fields)
+            self.table = self._make_table(schema)
+        return self.table
+
+    def _captured(self, capture: Capture | None) -> list[Any]:
+        signals, fields = self._market.signal_types, self._market.context_fields
+        assert signals is not None and fields is not None
+        if capture is None:
+            return [None] * (len(signals) + len(fields) + 1)
+        values = list(capture.values) or [None] * len(signals)
+        ctx = capture.context
+        values += [ctx.get(name) for name in fields]
+        if ctx:  # numbers as floats, as the codec decodes them: a replay gives equal JSON
+            plain = {k: float(v) if isinstance(v, int) else v for k, v in ctx.items()}
+            values.append(_json.encode(plain).decode())
+        else:
+            values.append(None)
+        return values
+
+    def _write(
+        self,
+        lot: _Lot,
+        qty: float,
+        entry_commission: float,
+        entry_slippage: float,
+        exit_part: tuple[Any, ...] | None,
+        hi: float,
+        lo: float,
+        bars: int,
+    ) -> None:
+        table = self._ensure_table()
+        self.trades += 1
+        d = lot.direction
+        entry = lot.price
+        if d > 0:
+            mfe, mae = max(hi - entry, 0.0), max(entry - lo, 0.0)
+        else:
+            mfe, mae = max(entry - lo, 0.0), max(hi - entry, 0.0)
+        pct = 100.0 / entry if entry else math.nan
+        if exit_part is not None:
+            order_id, exit_ts, exit_price, commission, slippage, reason, capture = exit_part
+            gross = (exit_price - entry) * qty * d
+            net = gross - entry_commission - commission
+            basis = entry * qty
+            exit_cols = [order_id, exit_ts, exit_price, qty, commission, slippage, reason]
+            exit_cols += self._captured(capture)
+            pnl = [
+                gross,
+                net,
+                net / basis * 100.0 if basis else math.nan,
+                entry_commission + entry_slippage + commission + slippage,
+                bars,
+                (exit_ts - lot.entry_ts) / NS_PER_DAY,
+            ]
+        else:
+            exit_cols = [None] * 7 + self._captured(None)
+            pnl = [None, None, None, entry_commission + entry_slippage, bars, None]
+        table.append(
+            [
+                f"T{self.trades}",
+                lot.lot_id,
+                lot.strategy_id,
+                lot.symbol,
+                "long" if d > 0 else "short",
+                qty,
+                lot.filled,
+                lot.order_id,
+                lot.entry_ts,
+                entry,
+                qty,
+                entry_commission,
+                entry_slippage,
+                *self._captured(lot.entry),
+                *exit_cols,
+                *pnl,
+                lot.stop_loss,
+                lot.take_profit,
+                mfe,
+                mae,
+                mfe * pct,
+                mae * pct,
+            ]
+        )

@@ -1,0 +1,137 @@
+"""Interrupting a long run (a real signal to a child process) leaves only complete files.
+
+- Ctrl-C (SIGINT): the recorder's ``on_stop`` still runs; every table, ``metrics.json``
+  and the manifest are complete, and the manifest says the run is incomplete.
+- A hard kill (SIGKILL): nothing gets to run, yet no file under a final name is half
+  written: the tables being streamed are ``*.tmp`` files, and the manifest written at
+  the start says the run has not finished.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+CHILD = textwrap.dedent(
+    """
+    import math, sys
+    import polars as pl
+    from ml4t.backtest import (Component, MarketBatch, OrderFilled, OrderSide,
+        PortfolioSnapshot, Runtime, SimulatedClock)
+    from ml4t.backtest.clock import AlarmPriority
+    from ml4t.backtest.record import Recorder, ReportingConfig
+    from ml4t.backtest.topics import FILLS, MARKET, PORTFOLIO
+
+    SYMBOLS = [f"S{i:03d}" for i in range(50)]
+    DTYPE = pl.Enum(SYMBOLS)
+    MINUTE = 60 * 10**9
+
+    class EndlessMarket(Component):
+        '''One bar a minute for ever, a round trip every few bars, a snapshot per bar.'''
+
+        def on_start(self):
+            self.i = 0
+            self.clock.schedule(1_700_000_000 * 10**9, self.tick, priority=AlarmPriority.DATA)
+
+        def tick(self):
+            now, i = self.now_ns(), self.i
+            price = [100.0 + math.sin(i / 50 + k) for k in range(len(SYMBOLS))]
+            frame = pl.DataFrame({
+                "symbol": pl.Series(SYMBOLS, dtype=DTYPE), "open": price,
+                "high": [p + 0.5 for p in price], "low": [p - 0.5 for p in price],
+                "close": price, "volume": [1e5] * len(SYMBOLS), "signal": price,
+            })
+            self.publish(MARKET, MarketBatch(ts_event=now, frame=frame, context={"vix": 20.0}))
+            symbol = SYMBOLS[i % len(SYMBOLS)]
+            side = OrderSide.BUY if i % 2 == 0 else OrderSide.SELL
+            self.publish(FILLS, OrderFilled(ts_event=now, fill_id=f"f{i}", order_id=f"o{i}",
+                strategy_id="s", symbol=SYMBOLS[(i // 2) % len(SYMBOLS)], side=side,
+                quantity=10.0, price=price[0], commission=1.0))
+            self.publish(PORTFOLIO, PortfolioSnapshot(ts_event=now, equity=1e6 + i, cash=1e6,
+                positions_value=i, gross_exposure=i, net_exposure=i, num_positions=i % 2))
+            self.i += 1
+            if self.i == 3000:
+                print("running", flush=True)
+            self.clock.schedule(now + MINUTE, self.tick, priority=AlarmPriority.DATA)
+
+    runtime = Runtime(clock=SimulatedClock())
+    runtime.add(EndlessMarket("market"))
+    runtime.add(Recorder(ReportingConfig(output_dir=sys.argv[1], row_group_size=1000,
+                                         html_report=sys.argv[2] == "report"),
+                         run_config={"run": "endless"}))
+    runtime.run_sync()
+    """
+)
+
+
+def _start(out: Path, report: bool = False) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(out), "report" if report else "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == "running", (line, proc.stderr.read() if proc.stderr else "")
+    return proc
+
+
+def test_sigint_leaves_complete_files_and_a_manifest_marked_incomplete(tmp_path: Path) -> None:
+    proc = _start(tmp_path, report=True)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert not [n for n in names if n.endswith(".tmp") or n.startswith(".")], names
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["complete"] is False and manifest["status"] == "incomplete"
+    assert "cancelled" in manifest["incomplete_reason"]
+    expected = {
+        "trades.parquet",
+        "fills.parquet",
+        "orders.parquet",
+        "order_history.parquet",
+        "portfolio.parquet",
+        "metrics.json",
+        "config.yaml",
+        "report.html",
+    }
+    assert set(manifest["files"]) == expected and set(names) == expected | {"manifest.json"}
+    for name, info in manifest["files"].items():
+        if name.endswith(".parquet"):
+            meta = pq.ParquetFile(tmp_path / name).metadata
+            assert meta.num_rows == info["rows"]
+    bars = manifest["market_batches"]
+    assert bars > 3000
+    assert pq.ParquetFile(tmp_path / "portfolio.parquet").metadata.num_rows == bars
+    assert pq.ParquetFile(tmp_path / "portfolio.parquet").metadata.num_row_groups > 3
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["num_fills"] == pq.ParquetFile(tmp_path / "fills.parquet").metadata.num_rows
+    assert "Incomplete run" in (tmp_path / "report.html").read_text()
+
+
+def test_a_hard_kill_leaves_no_file_that_looks_complete(tmp_path: Path) -> None:
+    proc = _start(tmp_path)
+    time.sleep(0.3)
+    proc.kill()
+    proc.communicate(timeout=60)
+
+    files = {p.name: p for p in tmp_path.iterdir()}
+    temps = [name for name in files if name.endswith(".tmp")]
+    assert temps, "the streamed tables should be temporary files"
+    assert all(name.startswith(".") for name in temps)
+    final = {name for name in files if name not in temps}
+    assert final == {"manifest.json"}
+    manifest = json.loads(files["manifest.json"].read_text())
+    assert manifest["complete"] is False and manifest["status"] == "running"
+    assert manifest["files"] == {}
