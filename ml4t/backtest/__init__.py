@@ -13,6 +13,9 @@ from ml4t.backtest.bus import Bus, Phase, RequestTopic, Subscription, Topic
 from ml4t.backtest.clock import Alarm, Clock, SimulatedClock, Timer, WallClock
 from ml4t.backtest.codec import Codec, CodecError
 from ml4t.backtest.component import Component, Context, on
+from ml4t.backtest.config import RunConfig, load_config
+from ml4t.backtest.data import ParquetFeed
+from ml4t.backtest.engine import BacktestEngine, BacktestResults
 from ml4t.backtest.errors import (
     BusError,
     ComponentError,
@@ -44,9 +47,22 @@ from ml4t.backtest.events import (
     TimerFired,
     event_types,
 )
+from ml4t.backtest.execution import (
+    BrokerConfig,
+    CommissionConfig,
+    CommissionModel,
+    SimulatedBroker,
+    SlippageConfig,
+    SlippageModel,
+)
+from ml4t.backtest.journal import JournalReader, JournalRecorder, replay
 from ml4t.backtest.logging import configure_logging
+from ml4t.backtest.portfolio import AccountingError, Portfolio, PortfolioConfig
+from ml4t.backtest.record import Recorder, RecorderResults, ReportingConfig, TradeBuilder
+from ml4t.backtest.report import write_report
+from ml4t.backtest.risk import RiskConfig, RiskManager
 from ml4t.backtest.runtime import RunOutcome, Runtime
-from ml4t.backtest.strategy import BatchStrategy, OpenOrder, Strategy
+from ml4t.backtest.strategy import BatchStrategy, OpenOrder, Strategy, StrategyError
 
 try:
     __version__ = version("ml4t-backtest")
@@ -54,15 +70,21 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "AccountingError",
     "Alarm",
+    "BacktestEngine",
+    "BacktestResults",
     "Bar",
     "BatchStrategy",
+    "BrokerConfig",
     "Bus",
     "BusError",
     "CancelOrder",
     "Clock",
     "Codec",
     "CodecError",
+    "CommissionConfig",
+    "CommissionModel",
     "Component",
     "ComponentError",
     "ComponentFailed",
@@ -72,6 +94,8 @@ __all__ = [
     "Context",
     "DataValidationError",
     "Event",
+    "JournalReader",
+    "JournalRecorder",
     "ML4TError",
     "MarketBatch",
     "ModifyOrder",
@@ -85,26 +109,43 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "OrderUpdated",
+    "ParquetFeed",
     "Phase",
+    "Portfolio",
+    "PortfolioConfig",
     "PortfolioSnapshot",
     "PositionChanged",
+    "Recorder",
+    "RecorderResults",
+    "ReportingConfig",
     "RequestTopic",
+    "RiskConfig",
+    "RiskManager",
+    "RunConfig",
     "RunOutcome",
     "Runtime",
+    "SimulatedBroker",
     "SimulatedClock",
+    "SlippageConfig",
+    "SlippageModel",
     "Strategy",
+    "StrategyError",
     "SubmitOrder",
     "Subscription",
     "TimeInForce",
     "Timer",
     "TimerFired",
     "Topic",
+    "TradeBuilder",
     "WallClock",
     "__version__",
     "configure_logging",
     "event_types",
     "from_ns",
+    "load_config",
     "on",
     "parse_duration",
+    "replay",
     "to_ns",
+    "write_report",
 ]

@@ -1,74 +1,198 @@
-"""The ``ml4t`` command."""
+"""The ``ml4t`` command: run, validate, demo (and the results tools).
+
+Errors a user can fix (a bad config key, bad data) print one clear message and exit 2;
+a run that fails exits 1 after its partial results are flushed and marked incomplete.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 from ml4t.backtest import __version__
+from ml4t.backtest.errors import ComponentError, ConfigError, DataValidationError, ML4TError
+from ml4t.backtest.logging import configure_logging
 
 __all__ = ["main"]
 
+DEMO_SMALL = {"n_symbols": 50, "n_days": 21}
+DEMO_FULL = {"n_symbols": 250, "n_days": 252}
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def _summary_table(results: Any) -> Table:
+    table = Table(title="Backtest summary", show_header=False)
+    m = results.metrics
+    rows = [
+        ("outcome", results.outcome.value),
+        ("bar-events", f"{results.bar_events:,}"),
+        ("wall time", f"{results.elapsed_time:.2f} s ({results.events_per_second:,.0f}/s)"),
+        ("final equity", f"{results.final_equity:,.2f}"),
+        ("total return", f"{results.total_return:.2%}"),
+        ("trades", f"{results.trades.height:,}"),
+    ]
+    for key, fmt in (
+        ("sharpe_ratio", "{:.2f}"),
+        ("max_drawdown", "{:.2%}"),
+        ("win_rate", "{:.1%}"),
+        ("total_commission", "{:,.2f}"),
+        ("total_slippage", "{:,.2f}"),
+    ):
+        value = m.get(key)
+        if isinstance(value, int | float):
+            rows.append((key.replace("_", " "), fmt.format(value)))
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ml4t.backtest.engine import BacktestEngine
+
+    overrides = list(args.set or [])
+    if args.output:
+        overrides.append(f"reporting.output_dir={args.output}")
+    engine = BacktestEngine.from_config(args.config, overrides=overrides, progress=args.progress)
+    results = engine.run()
+    console = _console()
+    console.print(_summary_table(results))
+    if results.output_dir is not None:
+        console.print(f"results: {results.output_dir}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from ml4t.backtest.config import load_config
+    from ml4t.backtest.data.config import AssetSourceConfig, FeedConfig
+    from ml4t.backtest.data.feed import ParquetFeed
+
+    target = Path(args.target)
+    if target.suffix in {".yaml", ".yml"}:
+        config = load_config(target, overrides=args.set or [])
+        feed = ParquetFeed(config.data)
+    else:
+        feed = ParquetFeed(FeedConfig(asset=AssetSourceConfig(path=str(target))))
+    report = feed.prepare()
+    console = _console()
+    console.print(
+        f"[bold green]valid[/]: {report.rows:,} rows, {report.symbols} symbols, "
+        f"{report.timestamps:,} timestamps in {report.chunks} chunk(s)"
+    )
+    for rule, count in sorted(feed.repairs.items()):
+        console.print(f"  repaired {rule}: {count:,} rows")
+    return 0
+
 
 def _demo(args: argparse.Namespace) -> int:
-    """Run what exists of the framework end to end on generated events."""
-    from ml4t.backtest import Component, Event, Runtime, Topic, on
-    from ml4t.backtest.clock import AlarmPriority
+    from ml4t.backtest.demo import prepare_demo
+    from ml4t.backtest.engine import BacktestEngine
 
-    class Tick(Event, frozen=True, kw_only=True):
-        n: int
-
-    ticks = Topic("demo.ticks", Tick)
-    echoes = Topic("demo.echoes", Tick)
-
-    class Source(Component):
-        def on_start(self) -> None:
-            for i in range(args.events):
-                self.clock.schedule(i, lambda i=i: self._emit(i), priority=AlarmPriority.DATA)
-
-        def _emit(self, i: int) -> None:
-            self.publish(ticks, Tick(ts_event=self.now_ns(), n=i))
-
-    class Echo(Component):
-        @on(ticks)
-        def handle(self, event: Tick) -> None:
-            self.publish(echoes, Tick(ts_event=event.ts_event, n=event.n))
-
-    class Count(Component):
-        seen = 0
-
-        @on(echoes)
-        def handle(self, event: Tick) -> None:
-            self.seen += 1
-
-    runtime = Runtime(strict=True)
-    runtime.add(Source("source"))
-    runtime.add(Echo("echo"))
-    counter = runtime.add(Count("count"))
-    start = time.perf_counter()
-    runtime.run_sync()
-    elapsed = time.perf_counter() - start
-    print(f"ml4t {__version__}: ran a 3-component graph in strict codec mode")
-    print(f"  {counter.seen:,} events through the graph in {elapsed:.2f} s")
-    print(f"  outcome: {runtime.outcome}")
+    console = _console()
+    size = dict(DEMO_FULL if args.full else DEMO_SMALL)
+    if args.symbols:
+        size["n_symbols"] = args.symbols
+    if args.days:
+        size["n_days"] = args.days
+    root = Path(args.directory)
+    console.print(
+        f"ml4t {__version__} demo: {size['n_symbols']} symbols x {size['n_days']} days of "
+        f"one-minute bars in {root}"
+    )
+    config_path = prepare_demo(root, **size)
+    console.print(f"  data, config and strategy written: {config_path}")
+    console.print(f"  strategy: {root / 'strategies' / 'ml_top25.py'} (read it, copy it)")
+    engine = BacktestEngine.from_config(config_path, progress=args.progress)
+    results = engine.run()
+    console.print(_summary_table(results))
+    console.print(f"results: {results.output_dir}")
+    console.print(f"run it again: ml4t run {config_path}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ml4t", description="ml4t backtesting framework")
+    parser = argparse.ArgumentParser(
+        prog="ml4t", description="Event-driven backtesting for ML-driven trading strategies."
+    )
     parser.add_argument("--version", action="version", version=f"ml4t {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run the built-in demo")
-    demo.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--log-level", default="warning", help="debug, info, warning, error")
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines (to stderr)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def progress_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--progress",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="show a progress bar (default: only on a terminal)",
+        )
+
+    run = commands.add_parser("run", help="run a backtest described by a YAML config")
+    run.add_argument("config", help="the run's YAML file")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key")
+    run.add_argument("--output", help="results directory (reporting.output_dir)")
+    progress_flags(run)
+    run.set_defaults(func=_run)
+
+    validate = commands.add_parser("validate", help="validate a config's data, or a data path")
+    validate.add_argument("target", help="a YAML config, or a parquet file/glob/directory")
+    validate.add_argument("--set", action="append", metavar="KEY=VALUE")
+    validate.set_defaults(func=_validate)
+
+    demo = commands.add_parser("demo", help="generate sample data and run the top-25 ML demo")
+    demo.add_argument("directory", nargs="?", default="ml4t-demo")
+    demo.add_argument("--full", action="store_true", help="the headline size: 250 x 252 days")
+    demo.add_argument("--symbols", type=int)
+    demo.add_argument("--days", type=int)
+    progress_flags(demo)
     demo.set_defaults(func=_demo)
+
+    _add_results_commands(commands)
     return parser
+
+
+def _add_results_commands(commands: Any) -> None:
+    """``report``, ``journal`` and ``replay`` live with the results layer."""
+    try:
+        from ml4t.backtest import report
+    except ImportError:  # pragma: no cover - the results layer is part of the package
+        return
+    add = getattr(report, "add_cli", None)
+    if add is not None:
+        add(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    configure_logging(args.log_level, json=args.log_json)
+    try:
+        return int(args.func(args))
+    except (ConfigError, DataValidationError) as exc:
+        print(f"ml4t: {exc}", file=sys.stderr)
+        return 2
+    except ComponentError as exc:
+        print(f"ml4t: the run failed: {exc}", file=sys.stderr)
+        if exc.__cause__ is not None:
+            import traceback
+
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+        return 1
+    except ML4TError as exc:
+        print(f"ml4t: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "ml4t: interrupted; partial results were flushed and marked incomplete", file=sys.stderr
+        )
+        return 130
 
 
 if __name__ == "__main__":

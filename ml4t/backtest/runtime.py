@@ -36,7 +36,7 @@ from ml4t.backtest.errors import ComponentError
 from ml4t.backtest.events import ComponentFailed, ComponentState, ComponentStateChanged
 from ml4t.backtest.topics import ERRORS, LIFECYCLE
 
-__all__ = ["RunOutcome", "Runtime"]
+__all__ = ["RunOutcome", "Runtime", "unwrap_group"]
 
 C = TypeVar("C", bound=Component)
 
@@ -138,7 +138,7 @@ class Runtime:
                         finally:
                             dispatcher.close()
                 except BaseExceptionGroup as group:
-                    raise _unwrap(group) from None
+                    raise unwrap_group(group) from None
             else:
                 await self._run_body()
         except ComponentError as exc:
@@ -352,7 +352,7 @@ def _fire(alarm: Alarm, now_ns: int) -> None:
         raise err from exc
 
 
-def _unwrap(group: BaseExceptionGroup[Any]) -> BaseException:
+def unwrap_group(group: BaseExceptionGroup[Any]) -> BaseException:
     """The one meaningful exception of a task group's failure (a ComponentError first)."""
     leaves: list[BaseException] = []
     stack: list[BaseException] = [group]

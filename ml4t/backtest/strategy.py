@@ -35,6 +35,7 @@ import polars as pl
 
 from ml4t.backtest._bar import Bar, _Columns
 from ml4t.backtest._time import from_ns, parse_duration, to_ns
+from ml4t.backtest._universe import batch_codes
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.errors import ConfigError
@@ -54,7 +55,7 @@ from ml4t.backtest.events import (
 )
 from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDER_REQUESTS, PORTFOLIO
 
-__all__ = ["BatchStrategy", "OpenOrder", "Strategy"]
+__all__ = ["BatchStrategy", "OpenOrder", "Strategy", "StrategyError"]
 
 
 class OpenOrder(msgspec.Struct, kw_only=True):
@@ -98,7 +99,7 @@ class _StrategyBase(Component):
     def __init__(self, name: str | None = None, *, params: Any = None) -> None:
         super().__init__(name)
         self.params: Any = _decode_params(type(self), params)
-        self.calendar: Any = None  # set by the engine: next_session_open/close(after_ns)
+        self.calendar: Any = None  # set by the engine: a SessionCalendar (next_open/close)
         self._order_seq = 0
         self._qty: dict[str, float] = {}
         self._avg: dict[str, float] = {}
@@ -133,6 +134,10 @@ class _StrategyBase(Component):
     def position(self, symbol: str) -> float:
         """This strategy's signed quantity in ``symbol`` (0 if flat)."""
         return self._qty.get(symbol, 0.0)
+
+    def holdings(self) -> dict[str, float]:
+        """Non-zero positions by symbol: the cheap form of :meth:`positions`."""
+        return {s: q for s, q in self._qty.items() if q != 0.0}
 
     def last_price(self, symbol: str) -> float:
         """The last close seen for ``symbol`` (NaN if never seen)."""
@@ -328,7 +333,7 @@ class _StrategyBase(Component):
                     f"schedule({name!r}, at={at!r}) needs a trading calendar; set "
                     "backtest.calendar in the config (e.g. NYSE)"
                 )
-            rule = getattr(self.calendar, f"next_{at}")
+            rule = self.calendar.next_open if at == "session_open" else self.calendar.next_close
             self.set_timer(name, next_time=rule)
             return
         start_ns = to_ns(start) if start is not None else None
@@ -392,11 +397,11 @@ class _StrategyBase(Component):
 
     @on(MARKET, phase=Phase.STRATEGY)
     def _handle_market(self, batch: MarketBatch) -> Any:
-        symbols = batch.frame.get_column("symbol")
-        if symbols.dtype != self._symbols_dtype:
-            self._learn_universe(symbols.dtype)
-        codes = symbols.to_physical().to_numpy()
-        self._last_close[codes] = batch.frame.get_column("close").to_numpy()
+        frame = batch.frame
+        codes = batch_codes(frame)
+        if self._symbols_dtype is None or (codes.size and codes.max() >= self._last_close.size):
+            self._learn_universe(frame.get_column("symbol").dtype)
+        self._last_close[codes] = frame.get_column("close").to_numpy()
         return self._dispatch(batch)
 
     def _learn_universe(self, dtype: pl.DataType) -> None:
@@ -435,16 +440,23 @@ class Strategy(_StrategyBase):
         if self._async:
             return self._dispatch_async(frame.height)
         on_bar = self.on_bar
-        for i in range(frame.height):
-            bar._i = i
-            on_bar(bar)
+        i = 0
+        try:
+            for i in range(frame.height):
+                bar._i = i
+                on_bar(bar)
+        except Exception as exc:
+            raise _bar_error(bar, exc) from exc
         return None
 
     async def _dispatch_async(self, rows: int) -> None:
         bar = self._bar
-        for i in range(rows):
-            bar._i = i
-            await self.on_bar(bar)
+        try:
+            for i in range(rows):
+                bar._i = i
+                await self.on_bar(bar)
+        except Exception as exc:
+            raise _bar_error(bar, exc) from exc
 
 
 class BatchStrategy(_StrategyBase):
@@ -461,6 +473,14 @@ class BatchStrategy(_StrategyBase):
 
     def _dispatch(self, batch: MarketBatch) -> Any:
         return self.on_timestamp(self.now, batch.frame, batch.context)
+
+
+class StrategyError(Exception):
+    """A strategy callback raised; the message names the symbol (the cause is the error)."""
+
+
+def _bar_error(bar: Bar, exc: Exception) -> StrategyError:
+    return StrategyError(f"on_bar({bar.symbol}) raised {type(exc).__name__}: {exc}")
 
 
 def _infer_type(

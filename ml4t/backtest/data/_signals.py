@@ -51,7 +51,9 @@ class SlowSignals:
         """Read the source (values available before ``hi``); return duplicate violations."""
         src, cfg = self.source, self.config
         avail = src.time_expr(cfg.available_at) if cfg.available_at else src.ts_expr() + self.lag
-        lf = src.frame.filter(pl.col(cfg.symbol_column).cast(pl.String).is_in(universe.categories))
+        lf = src.frame.filter(
+            pl.col(cfg.symbol_column).cast(pl.String).is_in(universe.categories.to_list())
+        )
         lf = lf.select(
             pl.col(cfg.symbol_column).cast(pl.String).cast(universe).alias("symbol"),
             src.ts_expr().alias(TS),

@@ -1,0 +1,245 @@
+"""One YAML file describes a run; it decodes into :class:`RunConfig`.
+
+Sections: ``backtest`` (window, capital, calendar), ``data`` (the feed), ``execution``
+(the broker: fills and costs), ``risk`` (pre-trade rules), ``portfolio`` (account
+checks), ``reporting`` (the recorder's outputs) and ``strategy`` (which class, with
+which parameters). Unknown keys, wrong types and bad values fail before any work with
+the path of the key (``$.execution.slippage``) and what was expected; ``${VAR}`` and
+``${VAR:-default}`` take values from the environment; ``--set key.path=value`` overrides
+a key from the command line. Relative paths are relative to the config file.
+
+Everything here can also be built in Python, section by section.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from ml4t.backtest._yaml import apply_overrides, convert, interpolate_env, read_yaml, to_yaml
+from ml4t.backtest.data.config import FeedConfig, time_ns
+from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.execution.config import BrokerConfig
+from ml4t.backtest.portfolio import PortfolioConfig
+from ml4t.backtest.record.config import ReportingConfig
+from ml4t.backtest.risk.config import RiskConfig
+from ml4t.backtest.strategy import _StrategyBase
+
+__all__ = [
+    "BacktestSection",
+    "RunConfig",
+    "StrategySection",
+    "check_paths",
+    "config_hash",
+    "dump_config",
+    "load_config",
+    "load_strategy_class",
+]
+
+STRATEGY_GROUP = "ml4t.strategies"
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class BacktestSection(_Section):
+    """The run itself. ``start_date``/``end_date`` (ISO dates or times; ``end_date`` is
+    inclusive) bound the data; ``calendar`` names a pandas_market_calendars calendar for
+    DAY-order expiry, session timers and annualisation."""
+
+    name: Annotated[str, Meta(min_length=1)] = "backtest"
+    start_date: str | None = None
+    end_date: str | None = None
+    initial_capital: Annotated[float, Meta(gt=0)] = 100_000.0
+    calendar: str | None = None
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        start = time_ns(self.start_date, "start_date")
+        end = time_ns(self.end_date, "end_date")
+        if start is not None and end is not None and end < start:
+            raise ConfigError(f"end_date {self.end_date} is before start_date {self.start_date}")
+
+
+class StrategySection(_Section):
+    """Which strategy: a class in a Python file (``path`` + ``class``), in an importable
+    module (``module`` + ``class``), or a plugin by entry-point name (``plugin``)."""
+
+    path: str | None = None
+    module: str | None = None
+    class_: str | None = msgspec.field(default=None, name="class")
+    plugin: str | None = None
+    name: Annotated[str, Meta(min_length=1)] = "strategy"
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("path", "module", "plugin") if getattr(self, k)]
+        if len(given) != 1:
+            raise ConfigError(
+                "give exactly one of path (a .py file), module (an importable module) or "
+                f"plugin (an entry point in {STRATEGY_GROUP!r}); got {given or 'none'}"
+            )
+        if self.plugin is None and not self.class_:
+            raise ConfigError(f"'class' is required with {given[0]}: name the strategy class")
+
+
+class RunConfig(_Section):
+    """A whole run."""
+
+    backtest: BacktestSection = msgspec.field(default_factory=BacktestSection)
+    data: FeedConfig = msgspec.field(default_factory=FeedConfig)
+    execution: BrokerConfig = msgspec.field(default_factory=BrokerConfig)
+    risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    portfolio: PortfolioConfig | None = None
+    reporting: ReportingConfig = msgspec.field(default_factory=ReportingConfig)
+    strategy: StrategySection | None = None
+
+
+def load_config(
+    source: str | Path | dict[str, Any],
+    *,
+    overrides: Iterable[str] = (),
+    environ: dict[str, str] | None = None,
+) -> RunConfig:
+    """Read, interpolate, override and decode a run config; paths become absolute."""
+    base = Path.cwd()
+    if isinstance(source, dict):
+        data = dict(source)
+    else:
+        data = read_yaml(source)
+        base = Path(source).resolve().parent
+    data = interpolate_env(data, environ)
+    data = apply_overrides(data, list(overrides))
+    config = _resolve_paths(convert(data, RunConfig, "config"), base)
+    check_paths(config)
+    return config
+
+
+def check_paths(config: RunConfig) -> None:
+    """ConfigError naming the key of a data or strategy path that matches no file."""
+    for key in ("asset", "signal_data", "context"):
+        src = getattr(config.data, key)
+        if src is None or src.path is None:
+            continue
+        path = Path(src.path)
+        if not (path.exists() or any(path.parent.glob(path.name))):
+            raise ConfigError(f"$.data.{key}.path: {src.path!r} matches no file or directory")
+    strategy = config.strategy
+    if strategy is not None and strategy.path is not None and not Path(strategy.path).is_file():
+        raise ConfigError(f"$.strategy.path: file {strategy.path!r} does not exist")
+
+
+def dump_config(config: RunConfig) -> str:
+    """The config as YAML that :func:`load_config` reads back into an equal config."""
+    return to_yaml(config)
+
+
+def config_hash(config: RunConfig) -> str:
+    """A stable hash of the resolved config (sha256 of its canonical JSON)."""
+    canonical = msgspec.json.encode(msgspec.to_builtins(config), order="sorted")
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
+    def absolute(value: str | None) -> str | None:
+        if value is None or Path(value).is_absolute():
+            return value
+        return str((base / value).resolve())
+
+    data = config.data
+    sources = {}
+    for key in ("asset", "signal_data", "context"):
+        src = getattr(data, key)
+        if src is not None and src.path is not None:
+            sources[key] = msgspec.structs.replace(src, path=absolute(src.path))
+    if sources:
+        data = msgspec.structs.replace(data, **sources)
+    reporting = config.reporting
+    if reporting.output_dir is not None:
+        reporting = msgspec.structs.replace(reporting, output_dir=absolute(reporting.output_dir))
+    strategy = config.strategy
+    if strategy is not None and strategy.path is not None:
+        strategy = msgspec.structs.replace(strategy, path=absolute(strategy.path))
+    return msgspec.structs.replace(config, data=data, reporting=reporting, strategy=strategy)
+
+
+def load_strategy_class(section: StrategySection) -> type[_StrategyBase]:
+    """The strategy class a config names; ConfigError says what could not be found."""
+    if section.plugin is not None:
+        found = [ep for ep in entry_points(group=STRATEGY_GROUP) if ep.name == section.plugin]
+        if not found:
+            raise ConfigError(
+                f"$.strategy.plugin: no strategy plugin named {section.plugin!r} is installed "
+                f"(entry point group {STRATEGY_GROUP!r})"
+            )
+        try:
+            cls = found[0].load()
+        except Exception as exc:
+            raise ConfigError(
+                f"$.strategy.plugin: plugin {section.plugin!r} ({found[0].value}) failed to "
+                f"import: {type(exc).__name__}: {exc}"
+            ) from exc
+        return _check_strategy(cls, f"plugin {section.plugin!r}")
+    if section.path is not None:
+        module = _import_file(Path(section.path))
+        where = section.path
+    else:
+        assert section.module is not None
+        try:
+            module = importlib.import_module(section.module)
+        except ImportError as exc:
+            raise ConfigError(
+                f"$.strategy.module: cannot import {section.module!r}: {exc}"
+            ) from exc
+        where = section.module
+    cls = getattr(module, section.class_ or "", None)
+    if cls is None:
+        available = sorted(
+            n
+            for n, v in vars(module).items()
+            if isinstance(v, type)
+            and issubclass(v, _StrategyBase)
+            and v.__module__ == module.__name__
+        )
+        raise ConfigError(
+            f"$.strategy.class: {where} has no class {section.class_!r}; strategy classes "
+            f"there: {available or 'none'}"
+        )
+    return _check_strategy(cls, f"{where}:{section.class_}")
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"$.strategy.path: file {str(path)!r} does not exist")
+    name = f"ml4t_strategy_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"$.strategy.path: {str(path)!r} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ConfigError(
+            f"$.strategy.path: {str(path)!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+    return module
+
+
+def _check_strategy(cls: Any, where: str) -> type[_StrategyBase]:
+    if not (isinstance(cls, type) and issubclass(cls, _StrategyBase)):
+        raise ConfigError(f"$.strategy: {where} is not a Strategy or BatchStrategy subclass")
+    return cls

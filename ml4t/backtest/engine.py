@@ -1,0 +1,346 @@
+"""BacktestEngine: assembles the standard graph, runs it, returns the results.
+
+```
+ ParquetFeed ──MarketBatch──▶ SimulatedBroker ──OrderFilled──▶ Portfolio ──▶ Recorder
+      │                            ▲                              │            ▲
+      └──MarketBatch──▶ Strategy ──SubmitOrder──▶ RiskManager ────┘────────────┘
+```
+
+Build it from a config (``BacktestEngine.from_config("run.yaml")``) or from Python
+objects; add components (a second strategy sharing the broker, a listener on fills) with
+:meth:`BacktestEngine.add`, or replace a standard one by passing your own (``broker=``,
+``risk=``...). The engine only wires and runs: every component is an actor on the bus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import polars as pl
+
+from ml4t.backtest._time import from_ns, to_ns
+from ml4t.backtest.clock import SimulatedClock, WallClock
+from ml4t.backtest.component import Component
+from ml4t.backtest.config import RunConfig, load_config, load_strategy_class
+from ml4t.backtest.data.calendar import SessionCalendar
+from ml4t.backtest.data.config import FeedConfig, time_ns
+from ml4t.backtest.data.feed import ParquetFeed
+from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.execution.broker import SimulatedBroker
+from ml4t.backtest.portfolio import Portfolio, PortfolioConfig
+from ml4t.backtest.progress import ProgressBar, RunProgress
+from ml4t.backtest.record.recorder import Recorder
+from ml4t.backtest.risk.manager import RiskManager
+from ml4t.backtest.runtime import RunOutcome, Runtime, unwrap_group
+from ml4t.backtest.strategy import _StrategyBase
+
+__all__ = ["BacktestEngine", "BacktestResults"]
+
+
+class BacktestResults:
+    """What a run produced: tables as polars DataFrames, metrics, and how it went."""
+
+    def __init__(
+        self,
+        *,
+        recorder: Recorder,
+        outcome: RunOutcome,
+        elapsed_time: float,
+        bar_events: int,
+        initial_equity: float,
+    ) -> None:
+        results = recorder.results
+        if results is None:
+            raise RuntimeError("the recorder produced no results (was the graph started?)")
+        self._results = results
+        self.outcome = outcome
+        self.elapsed_time = elapsed_time
+        self.bar_events = bar_events
+        self.initial_equity = initial_equity
+        self.output_dir: Path | None = results.output_dir
+        self.metrics: dict[str, Any] = results.metrics
+        self.manifest: dict[str, Any] = results.manifest
+
+    @property
+    def complete(self) -> bool:
+        """True when the run reached the end of its data and every file was written."""
+        return self.outcome is RunOutcome.COMPLETED and self._results.complete
+
+    @property
+    def trades(self) -> pl.DataFrame:
+        return self._results.trades
+
+    @property
+    def fills(self) -> pl.DataFrame:
+        return self._results.fills
+
+    @property
+    def orders(self) -> pl.DataFrame:
+        return self._results.orders
+
+    @property
+    def order_history(self) -> pl.DataFrame:
+        return self._results.order_history
+
+    @property
+    def portfolio(self) -> pl.DataFrame:
+        return self._results.portfolio
+
+    # the proposal's names
+    trades_df = trades
+    portfolio_df = portfolio
+
+    @property
+    def final_equity(self) -> float:
+        states = self.portfolio
+        return float(states["equity"][-1]) if states.height else self.initial_equity
+
+    @property
+    def total_return(self) -> float:
+        return self.final_equity / self.initial_equity - 1.0
+
+    @property
+    def events_per_second(self) -> float:
+        return self.bar_events / self.elapsed_time if self.elapsed_time > 0 else math.nan
+
+    def summary(self) -> dict[str, Any]:
+        """The headline figures as a flat dict (what ``ml4t run`` prints)."""
+        m = self.metrics
+        return {
+            "outcome": self.outcome.value,
+            "bar_events": self.bar_events,
+            "elapsed_s": round(self.elapsed_time, 3),
+            "final_equity": self.final_equity,
+            "total_return": self.total_return,
+            "trades": self.trades.height,
+            **{
+                k: m.get(k)
+                for k in ("annual_return", "sharpe_ratio", "max_drawdown", "win_rate")
+                if k in m
+            },
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"BacktestResults({self.outcome.value}, trades={self.trades.height}, "
+            f"final_equity={self.final_equity:,.2f}, total_return={self.total_return:.2%})"
+        )
+
+
+class BacktestEngine:
+    """The standard graph: feed, broker, portfolio, risk manager, strategies, recorder."""
+
+    def __init__(
+        self,
+        config: RunConfig | None = None,
+        *,
+        strategy: _StrategyBase | Iterable[_StrategyBase] | None = None,
+        asset: Any = None,
+        signal_data: Any = None,
+        context: Any = None,
+        feed: Component | None = None,
+        broker: Component | None = None,
+        portfolio: Component | None = None,
+        risk: Component | None = None,
+        recorder: Recorder | None = None,
+        progress: bool | None = False,
+    ) -> None:
+        self.config = config = config if config is not None else RunConfig()
+        self.calendar = (
+            SessionCalendar(config.backtest.calendar) if config.backtest.calendar else None
+        )
+        if strategy is None and config.strategy is not None:
+            cls = load_strategy_class(config.strategy)
+            strategy = cls(config.strategy.name, params=config.strategy.params)
+        if strategy is None:
+            raise ConfigError(
+                "no strategy: pass strategy=... or give a 'strategy' section in the config"
+            )
+        self.strategies = [strategy] if isinstance(strategy, _StrategyBase) else list(strategy)
+        for strat in self.strategies:
+            strat.calendar = self.calendar
+        capital = config.backtest.initial_capital
+        self.feed = feed or ParquetFeed(
+            self._feed_config(), asset=asset, signal_data=signal_data, context=context
+        )
+        self.broker = broker or SimulatedBroker(
+            config.execution,
+            session_close=self.calendar.next_close if self.calendar else None,
+        )
+        self.portfolio = portfolio or Portfolio(self._portfolio_config(capital))
+        self.risk = risk or RiskManager(config.risk)
+        self.recorder = recorder or Recorder(
+            config.reporting,
+            run_config=config,
+            data_fingerprint=None,
+            initial_equity=capital,
+            excursion_from_entry_bar=config.execution.fill_timing != "same_close",
+        )
+        self.progress_counter = RunProgress()
+        self.show_progress = progress
+        self.extras: list[Component] = []
+        self.runtime: Runtime | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        config: RunConfig | str | Path | dict[str, Any],
+        *,
+        strategy: _StrategyBase | Iterable[_StrategyBase] | None = None,
+        overrides: Iterable[str] = (),
+        **kwargs: Any,
+    ) -> BacktestEngine:
+        """An engine for a config object, a YAML path or a dict."""
+        if not isinstance(config, RunConfig):
+            config = load_config(config, overrides=overrides)
+        return cls(config, strategy=strategy, **kwargs)
+
+    def add(self, component: Component) -> Component:
+        """Add a component to the graph (it starts after the standard ones)."""
+        self.extras.append(component)
+        return component
+
+    # ------------------------------------------------------------ running
+
+    def build(self, *, clock: SimulatedClock | WallClock | None = None) -> Runtime:
+        """The runtime with every component added, ready to run (once)."""
+        if isinstance(self.feed, ParquetFeed):
+            self.feed.prepare()  # validate all the data before the first event
+        first = getattr(self.feed, "first_ts", None) or self._start_ns()
+        runtime = Runtime(
+            clock=clock or SimulatedClock(first if first is not None else 0),
+            strict=self.config.backtest.strict,
+            name=self.config.backtest.name,
+        )
+        if isinstance(self.recorder, Recorder):
+            self.recorder.data_fingerprint = self.recorder.data_fingerprint or _fingerprint(
+                self.config.data
+            )
+            if self.recorder.periods_per_year is None and self.calendar is not None:
+                self.recorder.periods_per_year = _sessions_per_year(self.calendar, first)
+        for component in (
+            self.portfolio,
+            self.broker,
+            self.risk,
+            *self.strategies,
+            *self.extras,
+            self.recorder,
+            self.progress_counter,
+            self.feed,
+        ):
+            runtime.add(component)
+        self.runtime = runtime
+        return runtime
+
+    def run(self) -> BacktestResults:
+        """Run to the end of the data and return the results.
+
+        A failing component stops the run: the error (naming the component, the event,
+        the symbol and the simulated time) is raised after the results written so far are
+        flushed and marked incomplete.
+        """
+        return anyio.run(self.run_async)
+
+    async def run_async(self) -> BacktestResults:
+        runtime = self.build()
+        bar = ProgressBar(
+            self.progress_counter,
+            start_ns=getattr(self.feed, "first_ts", None),
+            end_ns=getattr(self.feed, "last_ts", None),
+            enabled=self.show_progress,
+        )
+        start = time.perf_counter()
+        try:
+            if bar.enabled:
+                await _run_with_progress(runtime, bar)
+            else:
+                await runtime.run()
+        finally:
+            self.elapsed_time = time.perf_counter() - start
+        return BacktestResults(
+            recorder=self.recorder,
+            outcome=runtime.outcome,
+            elapsed_time=self.elapsed_time,
+            bar_events=self.progress_counter.rows,
+            initial_equity=self.config.backtest.initial_capital,
+        )
+
+    # ------------------------------------------------------------ assembly helpers
+
+    def _feed_config(self) -> FeedConfig:
+        cfg = self.config
+        data = cfg.data
+        changes: dict[str, Any] = {}
+        for key, value in (("start", cfg.backtest.start_date), ("end", cfg.backtest.end_date)):
+            if value is not None:
+                if getattr(data, key) not in (None, value):
+                    raise ConfigError(
+                        f"$.backtest.{key}_date ({value}) and $.data.{key} "
+                        f"({getattr(data, key)}) disagree; set one of them"
+                    )
+                changes[key] = value
+        if cfg.backtest.calendar and data.calendar is None:
+            changes["calendar"] = cfg.backtest.calendar
+        return msgspec.structs.replace(data, **changes) if changes else data
+
+    def _portfolio_config(self, capital: float) -> PortfolioConfig:
+        base = self.config.portfolio or PortfolioConfig()
+        return msgspec.structs.replace(base, initial_cash=capital)
+
+    def _start_ns(self) -> int | None:
+        return time_ns(self.config.backtest.start_date or self.config.data.start, "start")
+
+
+async def _run_with_progress(runtime: Runtime, bar: ProgressBar) -> None:
+    """Run the graph with the progress bar drawing beside it in its own task."""
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(bar.run)
+            try:
+                await runtime.run()
+            finally:
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise unwrap_group(group) from None
+
+
+def _fingerprint(data: FeedConfig) -> str:
+    """sha256 over each input file's name, size and parquet footer (cheap, content-bound).
+
+    Frames passed in Python have no file; they are fingerprinted as such.
+    """
+    import pyarrow.parquet as pq
+
+    digest = hashlib.sha256()
+    for key in ("asset", "signal_data", "context"):
+        src = getattr(data, key)
+        if src is None or src.path is None:
+            digest.update(f"{key}:in-memory".encode())
+            continue
+        root = Path(src.path)
+        files = (
+            sorted(root.rglob("*.parquet"))
+            if root.is_dir()
+            else sorted(root.parent.glob(root.name))
+        )
+        for path in files:
+            meta = pq.read_metadata(path)
+            digest.update(f"{key}:{path.name}:{path.stat().st_size}:{meta.num_rows}".encode())
+            digest.update(meta.schema.to_arrow_schema().to_string().encode())
+    return digest.hexdigest()
+
+
+def _sessions_per_year(calendar: SessionCalendar, around_ns: int | None) -> float:
+    """Trading sessions in the calendar year of ``around_ns`` (250 for NYSE 2023)."""
+    year = from_ns(around_ns or 0).year
+    first = to_ns(datetime(year, 1, 1, tzinfo=UTC))
+    last = to_ns(datetime(year + 1, 1, 1, tzinfo=UTC)) - 1
+    return float(calendar.sessions(first, last).height)
