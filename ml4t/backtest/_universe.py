@@ -30,6 +30,13 @@ _cached_frame: pl.DataFrame | None = None
 _cached_codes: np.ndarray = np.empty(0, dtype=np.intp)
 
 
+def prime_batch_codes(frame: pl.DataFrame, codes: np.ndarray) -> None:
+    """Tell :func:`batch_codes` the codes of ``frame`` (a feed that computed them once
+    per chunk hands each batch's slice over, so no component pays for them again)."""
+    global _cached_frame, _cached_codes
+    _cached_frame, _cached_codes = frame, codes
+
+
 def batch_codes(frame: pl.DataFrame) -> np.ndarray:
     """The symbol codes of ``frame``'s rows (``intp``), computed once per frame."""
     global _cached_frame, _cached_codes

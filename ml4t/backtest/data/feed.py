@@ -20,6 +20,7 @@ import anyio.to_thread
 import numpy as np
 import polars as pl
 
+from ml4t.backtest._universe import prime_batch_codes
 from ml4t.backtest.clock import Alarm, AlarmPriority
 from ml4t.backtest.component import Component
 from ml4t.backtest.data._assets import AssetData
@@ -48,12 +49,15 @@ Where = str | Path | pl.LazyFrame | pl.DataFrame | None
 class _Chunk:
     """One chunk ready to publish: the frame and per-timestamp offsets, lengths, contexts."""
 
-    __slots__ = ("contexts", "frame", "lengths", "offsets", "ts")
+    __slots__ = ("codes", "contexts", "frame", "lengths", "offsets", "ts")
 
     def __init__(self, frame: pl.DataFrame, row_ts: np.ndarray) -> None:
         starts = np.flatnonzero(np.diff(row_ts)) + 1
         starts = np.concatenate(([0], starts)) if len(row_ts) else starts
         self.frame = frame
+        # symbol codes of every row, once per chunk: each batch's slice primes the cache
+        # that broker, portfolio, risk, strategies and recorder read (see _universe)
+        self.codes = frame.get_column("symbol").to_physical().to_numpy().astype(np.intp)
         self.ts: list[int] = row_ts[starts].tolist()
         self.offsets: list[int] = starts.tolist()
         self.lengths: list[int] = np.diff(np.append(starts, len(row_ts))).tolist()
@@ -256,7 +260,9 @@ class ParquetFeed(Component):
         i = self._i
         ts = chunk.ts[i]
         n = chunk.lengths[i]
-        frame = chunk.frame.slice(chunk.offsets[i], n)
+        offset = chunk.offsets[i]
+        frame = chunk.frame.slice(offset, n)
+        prime_batch_codes(frame, chunk.codes[offset : offset + n])
         ctx = chunk.contexts[i] if chunk.contexts is not None else {}
         self._publish(MARKET, MarketBatch(ts_event=ts, ts_init=ts, frame=frame, context=ctx))
         self.batches_published += 1
