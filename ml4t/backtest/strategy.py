@@ -104,6 +104,10 @@ class _StrategyBase(Component):
         self._qty: dict[str, float] = {}
         self._avg: dict[str, float] = {}
         self._open: dict[str, OpenOrder] = {}
+        self._pending: dict[str, float] = {}  # signed working quantity per symbol
+        self._dirty: set[str] = set()  # symbols whose arrays below are out of date
+        self._pos_by_code = np.zeros(0)
+        self._pending_by_code = np.zeros(0)
         self._cash = math.nan
         self._equity = math.nan
         self._codes: dict[str, int] = {}
@@ -170,7 +174,36 @@ class _StrategyBase(Component):
 
     def pending_quantity(self, symbol: str) -> float:
         """Signed quantity of this strategy's working orders in ``symbol``."""
-        return sum(o.remaining_signed for o in self._open.values() if o.symbol == symbol)
+        return self._pending.get(symbol, 0.0)
+
+    def batch_positions(self, batch: pl.DataFrame, *, pending: bool = True) -> np.ndarray:
+        """This strategy's signed position in each row's symbol (plus working orders,
+        unless ``pending=False``), aligned with ``batch``'s rows: the vectorised form of
+        :meth:`position` for the batch API, e.g.
+        ``batch.filter((batch_positions == 0) & (pl.col("signal_entry") == 1))``."""
+        if self._dirty:
+            self._refresh_arrays()
+        codes = batch_codes(batch)
+        held = self._pos_by_code[codes]
+        return held + self._pending_by_code[codes] if pending else held
+
+    def _refresh_arrays(self) -> None:
+        codes = self._codes
+        for symbol in list(self._dirty):
+            code = codes.get(symbol)
+            if code is None:
+                continue  # not in the data's universe (yet)
+            self._pos_by_code[code] = self._qty.get(symbol, 0.0)
+            self._pending_by_code[code] = self._pending.get(symbol, 0.0)
+            self._dirty.discard(symbol)
+
+    def _bump_pending(self, symbol: str, delta: float) -> None:
+        left = self._pending.get(symbol, 0.0) + delta
+        if abs(left) < 1e-9:
+            self._pending.pop(symbol, None)
+        else:
+            self._pending[symbol] = left
+        self._dirty.add(symbol)
 
     # ------------------------------------------------------------ orders
 
@@ -226,6 +259,8 @@ class _StrategyBase(Component):
         self._open[order_id] = OpenOrder(
             order_id=order_id, symbol=symbol, side=side, quantity=float(quantity)
         )
+        if math.isfinite(quantity) and quantity > 0:
+            self._bump_pending(symbol, float(quantity) * side.sign)
         return order_id
 
     def buy(self, symbol: str, quantity: float, **kwargs: Any) -> str:
@@ -311,8 +346,11 @@ class _StrategyBase(Component):
                 stop_price=stop,
             ),
         )
-        if quantity is not None and order_id in self._open:
-            self._open[order_id].quantity = float(quantity)
+        order = self._open.get(order_id)
+        if quantity is not None and order is not None and math.isfinite(quantity):
+            before = order.remaining_signed
+            order.quantity = float(quantity)
+            self._bump_pending(order.symbol, order.remaining_signed - before)
 
     # ------------------------------------------------------------ timers
 
@@ -373,11 +411,15 @@ class _StrategyBase(Component):
         else:  # adding to a position: average cost
             self._avg[fill.symbol] = (old * self._avg[fill.symbol] + signed * fill.price) / new
         self._qty[fill.symbol] = new
+        self._dirty.add(fill.symbol)
         order = self._open.get(fill.order_id)
         if order is not None:
             order.filled += fill.quantity
+            self._bump_pending(order.symbol, -signed)
             if fill.remaining_quantity <= 0.0 or order.filled >= order.quantity - 1e-12:
                 del self._open[fill.order_id]
+                if order.remaining_signed:
+                    self._bump_pending(order.symbol, -order.remaining_signed)
         return self.on_fill(fill)
 
     @on(ORDER_EVENTS, phase=Phase.EXECUTION)
@@ -385,7 +427,9 @@ class _StrategyBase(Component):
         if event.strategy_id != self.name:
             return None
         if isinstance(event, OrderRejected | OrderCancelled | OrderExpired):
-            self._open.pop(event.order_id, None)
+            order = self._open.pop(event.order_id, None)
+            if order is not None and order.remaining_signed:
+                self._bump_pending(order.symbol, -order.remaining_signed)
         if isinstance(event, OrderRejected):
             return self.on_reject(event)
         return None
@@ -415,6 +459,9 @@ class _StrategyBase(Component):
         self._codes = {s: i for i, s in enumerate(categories)}
         self._last_close = np.full(len(categories), np.nan)
         self._last_close[: min(len(old), len(categories))] = old[: len(categories)]
+        self._pos_by_code = np.zeros(len(categories))
+        self._pending_by_code = np.zeros(len(categories))
+        self._dirty.update(self._qty, self._pending)
         self._symbols_dtype = dtype
 
     def _dispatch(self, batch: MarketBatch) -> Any:

@@ -292,3 +292,52 @@ def test_target_percent_waits_for_equity_and_price() -> None:
             assert self.order_target_percent(bar.symbol, 0.5) is None
 
     run_components(Script([(T0, MARKET, batch(T0, {"AAA": (1.0, 0)}))]), Early("s"))
+
+
+def test_batch_positions_align_holdings_and_working_orders_with_rows() -> None:
+    seen: list[list[float]] = []
+
+    class Vector(BatchStrategy):
+        def on_timestamp(self, timestamp, frame, context) -> None:
+            seen.append(self.batch_positions(frame).tolist())
+            seen.append(self.batch_positions(frame, pending=False).tolist())
+            if self.now_ns() == T0:
+                self.buy("BBB", 7)
+                self.sell("CCC", 2)
+
+    run_components(
+        Script(
+            [
+                (T0, FILLS, fill(T0, "x", "AAA", OrderSide.BUY, 10, 10.0)),
+                (T0, MARKET, batch(T0, {"AAA": (10.0, 0), "BBB": (20.0, 0), "CCC": (5.0, 0)})),
+                (T0 + MIN, FILLS, OrderFilled(
+                ts_event=T0 + MIN, fill_id="p1", order_id="s-1", strategy_id="s",
+                symbol="BBB", side=OrderSide.BUY, quantity=3, price=20.0,
+                remaining_quantity=4)),
+                (
+                    T0 + MIN,
+                    ORDER_EVENTS,
+                    OrderRejected(
+                        ts_event=T0 + MIN,
+                        order_id="s-2",
+                        strategy_id="s",
+                        symbol="CCC",
+                        rule="buying_power",
+                        reason="no shorts",
+                    ),
+                ),
+                (
+                    T0 + MIN,
+                    MARKET,
+                    batch(T0 + MIN, {"BBB": (20.0, 0), "CCC": (5.0, 0), "AAA": (10.0, 0)}),
+                ),
+            ]
+        ),
+        Vector("s"),
+    )
+    assert seen == [
+        [10.0, 0.0, 0.0],
+        [10.0, 0.0, 0.0],  # AAA held before the first bar
+        [10.0, 7.0, 0.0],
+        [10.0, 3.0, 0.0],  # 3 of 7 BBB filled, CCC sell rejected
+    ]
