@@ -114,6 +114,9 @@ def _demo(args: argparse.Namespace) -> int:
     results = engine.run()
     console.print(_summary_table(results))
     console.print(f"results: {results.output_dir}")
+    report = results.output_dir / "report.html" if results.output_dir else None
+    if report is not None and report.is_file():
+        console.print(f"report:  {report}")
     console.print(f"run it again: ml4t run {config_path}")
     return 0
 
