@@ -134,3 +134,40 @@ def test_a_strategy_that_raises_stops_the_run_and_flushes_incomplete_results(
     fills = pl.read_parquet(out / "fills.parquet")
     assert fills.height >= 1  # what happened before the failure is kept
     assert not list(out.glob("*.tmp*"))
+
+
+def test_custom_graph_two_strategies_share_one_broker_and_a_listener_hears_fills(
+    dataset,
+) -> None:
+    from ml4t.backtest import Component, on
+
+    class FirstHalf(SignalBatch):
+        def on_timestamp(self, timestamp, batch, context) -> None:
+            super().on_timestamp(timestamp, batch.head(batch.height // 2), context)
+
+    class SecondHalf(SignalBatch):
+        def on_timestamp(self, timestamp, batch, context) -> None:
+            super().on_timestamp(timestamp, batch.tail(batch.height - batch.height // 2), context)
+
+    class FillCounter(Component):
+        def __init__(self) -> None:
+            super().__init__("fill_counter")
+            self.by_strategy: dict[str, int] = {}
+
+        @on(FILLS)
+        def count(self, fill: OrderFilled) -> None:
+            self.by_strategy[fill.strategy_id] = self.by_strategy.get(fill.strategy_id, 0) + 1
+
+    config = load_config(base_config(dataset, None))
+    engine = BacktestEngine(config, strategy=[FirstHalf("first"), SecondHalf("second")])
+    counter = engine.add(FillCounter())
+    results = engine.run()
+    by_strategy = results.trades.group_by("strategy_id").len().sort("strategy_id")
+    assert by_strategy["strategy_id"].to_list() == ["first", "second"]
+    assert counter.by_strategy == {
+        "first": results.fills.filter(pl.col("strategy_id") == "first").height,
+        "second": results.fills.filter(pl.col("strategy_id") == "second").height,
+    }
+    first_symbols = set(results.trades.filter(pl.col("strategy_id") == "first")["symbol"])
+    second_symbols = set(results.trades.filter(pl.col("strategy_id") == "second")["symbol"])
+    assert first_symbols and second_symbols and not first_symbols & second_symbols
