@@ -104,6 +104,7 @@ class _StrategyBase(Component):
         self._qty: dict[str, float] = {}
         self._avg: dict[str, float] = {}
         self._open: dict[str, OpenOrder] = {}
+        self._held: set[str] = set()  # symbols with a non-zero position
         self._pending: dict[str, float] = {}  # signed working quantity per symbol
         self._dirty: set[str] = set()  # symbols whose arrays below are out of date
         self._pos_by_code = np.zeros(0)
@@ -140,8 +141,10 @@ class _StrategyBase(Component):
         return self._qty.get(symbol, 0.0)
 
     def holdings(self) -> dict[str, float]:
-        """Non-zero positions by symbol: the cheap form of :meth:`positions`."""
-        return {s: q for s, q in self._qty.items() if q != 0.0}
+        """Non-zero positions by symbol, in symbol order: the cheap form of
+        :meth:`positions`."""
+        qty = self._qty
+        return {s: qty[s] for s in sorted(self._held)}
 
     def last_price(self, symbol: str) -> float:
         """The last close seen for ``symbol`` (NaN if never seen)."""
@@ -411,6 +414,10 @@ class _StrategyBase(Component):
         else:  # adding to a position: average cost
             self._avg[fill.symbol] = (old * self._avg[fill.symbol] + signed * fill.price) / new
         self._qty[fill.symbol] = new
+        if new:
+            self._held.add(fill.symbol)
+        else:
+            self._held.discard(fill.symbol)
         self._dirty.add(fill.symbol)
         order = self._open.get(fill.order_id)
         if order is not None:
