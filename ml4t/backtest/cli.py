@@ -7,6 +7,7 @@ a run that fails exits 1 after its partial results are flushed and marked incomp
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     _add_results_commands(commands)
+    for module in ("live.paper", "plugins"):  # `ml4t paper`, `ml4t plugins`
+        importlib.import_module(f"ml4t.backtest.{module}").add_cli(commands)
     return parser
 
 

@@ -28,9 +28,11 @@ read as far as it goes.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import struct
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -53,11 +55,14 @@ from ml4t.backtest.runtime import Runtime
 __all__ = [
     "JOURNAL_FILE",
     "STANDARD_TOPICS",
+    "JournalDiff",
     "JournalEntry",
     "JournalError",
     "JournalReader",
     "JournalRecorder",
     "JournalWriter",
+    "diff",
+    "format_diff",
     "replay",
     "show",
     "summary",
@@ -407,6 +412,125 @@ def show(
         out.write(encoder.encode(_describe(entry, reader.codec)).decode() + "\n")
         shown += 1
     return shown
+
+
+# --------------------------------------------------------------------------- diff
+
+
+class JournalDiff(msgspec.Struct, kw_only=True):
+    """Where two journals part: ``index`` of the first differing event (None if they
+    agree), the two events there (None where a journal ended), the ``context`` events
+    before it (equal in both) and after it in each."""
+
+    a: str
+    b: str
+    compared: int
+    index: int | None = None
+    event_a: dict[str, Any] | None = None
+    event_b: dict[str, Any] | None = None
+    fields: list[str] = msgspec.field(default_factory=list)
+    before: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    after_a: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    after_b: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        return self.index is None
+
+
+def _same(x: JournalEntry | None, y: JournalEntry | None) -> bool:
+    if x is None or y is None:
+        return x is y
+    return x.topic == y.topic and x.clock_ns == y.clock_ns and x.event == y.event
+
+
+def _differing_fields(x: JournalEntry | None, y: JournalEntry | None) -> list[str]:
+    if x is None or y is None:
+        return ["<end of journal>"]
+    names = [n for n in ("topic", "clock_ns") if getattr(x, n) != getattr(y, n)]
+    ex, ey = x.event, y.event
+    if type(ex) is not type(ey):
+        return [*names, "type"]
+    for field in ex.__struct_fields__:
+        vx, vy = getattr(ex, field), getattr(ey, field)
+        same = vx.equals(vy) if isinstance(vx, pl.DataFrame) else vx == vy
+        if not same:
+            names.append(f"event.{field}")
+    return names
+
+
+def diff(
+    a: str | Path,
+    b: str | Path,
+    *,
+    topics: Iterable[str] | None = None,
+    ignore_topics: Iterable[str] = (),
+    context: int = 3,
+) -> JournalDiff:
+    """Compare two journals event by event (topic, clock time and event) and return the
+    first divergence with the ``context`` events around it (``ml4t journal diff``).
+
+    Only ``topics`` are compared when given; ``ignore_topics`` are skipped. Streams both
+    files: memory is bounded by ``context``, not by the journals' size.
+    """
+    ra, rb = JournalReader(a), JournalReader(b)
+    wanted = set(topics) if topics is not None else None
+    skip = set(ignore_topics)
+
+    def stream(reader: JournalReader) -> Iterator[JournalEntry]:
+        for entry in reader:
+            if entry.topic in skip or (wanted is not None and entry.topic not in wanted):
+                continue
+            yield entry
+
+    sa, sb = stream(ra), stream(rb)
+    before: deque[JournalEntry] = deque(maxlen=max(context, 0))
+    result = JournalDiff(a=str(ra.path), b=str(rb.path), compared=0)
+    for index, (x, y) in enumerate(itertools.zip_longest(sa, sb)):
+        if _same(x, y):
+            before.append(x)  # type: ignore[arg-type]
+            result.compared = index + 1
+            continue
+        result.index = index
+        result.compared = index
+        result.fields = _differing_fields(x, y)
+        result.event_a = _describe(x, ra.codec) if x is not None else None
+        result.event_b = _describe(y, rb.codec) if y is not None else None
+        result.before = [_describe(e, ra.codec) for e in before]
+        result.after_a = [_describe(e, ra.codec) for e in itertools.islice(sa, context)]
+        result.after_b = [_describe(e, rb.codec) for e in itertools.islice(sb, context)]
+        break
+    return result
+
+
+def format_diff(result: JournalDiff) -> str:
+    """The human report of :func:`diff`."""
+    enc = msgspec.json.Encoder()
+
+    def line(prefix: str, item: dict[str, Any] | None) -> str:
+        if item is None:
+            return f"{prefix} <end of journal>"
+        return f"{prefix} {enc.encode(item).decode()}"
+
+    if result.equal:
+        return f"journals agree: {result.compared:,} events\n  A: {result.a}\n  B: {result.b}"
+    out = [
+        f"first divergence at event #{result.index} (after {result.compared:,} equal events): "
+        f"{', '.join(result.fields)}",
+        f"  A: {result.a}",
+        f"  B: {result.b}",
+    ]
+    if result.before:
+        out.append("before (equal in both):")
+        out += [line("   ", item) for item in result.before]
+    out.append(line("A>", result.event_a))
+    out.append(line("B>", result.event_b))
+    if result.after_a or result.after_b:
+        out.append("after, in A:")
+        out += [line("  A", item) for item in result.after_a]
+        out.append("after, in B:")
+        out += [line("  B", item) for item in result.after_b]
+    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- replay

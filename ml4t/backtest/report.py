@@ -459,7 +459,7 @@ def write_report(
 
 
 def add_cli(commands: Any) -> None:
-    """Add ``report``, ``journal show|summary`` and ``replay`` to the ``ml4t`` command."""
+    """Add ``report``, ``journal show|summary|diff`` and ``replay`` to the ``ml4t`` command."""
     report = commands.add_parser("report", help="write the HTML report of a results directory")
     report.add_argument("results", help="a results directory (reporting.output_dir)")
     report.add_argument("--output", help="where to write the report (default: RESULTS/report.html)")
@@ -478,6 +478,13 @@ def add_cli(commands: Any) -> None:
     summary = actions.add_parser("summary", help="header, counts per topic, time span")
     summary.add_argument("journal")
     summary.set_defaults(func=_cli_journal_summary)
+    diff = actions.add_parser("diff", help="compare two journals; show the first divergence")
+    diff.add_argument("a", help="a journal (e.g. the backtest's)")
+    diff.add_argument("b", help="another journal (e.g. the paper replay's)")
+    diff.add_argument("--topic", action="append", help="compare only this topic (repeatable)")
+    diff.add_argument("--ignore-topic", action="append", default=[], help="skip this topic")
+    diff.add_argument("--context", type=int, default=3, help="events shown around it")
+    diff.set_defaults(func=_cli_journal_diff)
 
     replay = commands.add_parser("replay", help="rebuild a run's results from its journal")
     replay.add_argument("journal")
@@ -510,6 +517,16 @@ def _cli_journal_summary(args: Any) -> int:
 
     print(msgspec.json.format(msgspec.json.encode(summary(args.journal)), indent=2).decode())
     return 0
+
+
+def _cli_journal_diff(args: Any) -> int:
+    from ml4t.backtest.journal import diff, format_diff
+
+    result = diff(
+        args.a, args.b, topics=args.topic, ignore_topics=args.ignore_topic, context=args.context
+    )
+    print(format_diff(result))
+    return 0 if result.equal else 1
 
 
 def _cli_replay(args: Any) -> int:

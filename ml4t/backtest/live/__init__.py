@@ -1,0 +1,53 @@
+"""Beyond backtests: paper replay on a wall clock, live adapter interfaces.
+
+- :mod:`~ml4t.backtest.live.paper`: ``ml4t paper CONFIG --speed N|max``;
+- :mod:`~ml4t.backtest.live.clocks`: :class:`ReplayClock` (paper replay) and
+  :class:`DrivenClock` (a graph whose time is set by a remote driver);
+- :mod:`~ml4t.backtest.live.adapters`: the market-data and execution client protocols the
+  :class:`FeedAdapter` and :class:`BrokerAdapter` components delegate to, with
+  :class:`Backoff` for reconnecting;
+- :mod:`~ml4t.backtest.live.clients`: two in-process execution clients, the simulated
+  broker behind the adapter (:class:`SimulatedExecution`) and a paper broker that fills
+  against live incoming bars (:class:`PaperExecution`).
+"""
+
+from __future__ import annotations
+
+from ml4t.backtest.live.adapters import (
+    Backoff,
+    BrokerAdapter,
+    ConnectionLost,
+    ExecutionClient,
+    FeedAdapter,
+    MarketDataClient,
+    MarketDriven,
+    ReconcileError,
+    reconcile,
+)
+from ml4t.backtest.live.clients import LoopbackMarketData, PaperExecution, SimulatedExecution
+from ml4t.backtest.live.clocks import DrivenClock, ReplayClock
+from ml4t.backtest.live.monitor import LiveView, PaperMonitor
+from ml4t.backtest.live.paper import OpenOrderGuard, PaperSession, paper_config, parse_speed
+
+__all__ = [
+    "Backoff",
+    "BrokerAdapter",
+    "ConnectionLost",
+    "DrivenClock",
+    "ExecutionClient",
+    "FeedAdapter",
+    "LiveView",
+    "LoopbackMarketData",
+    "MarketDataClient",
+    "MarketDriven",
+    "OpenOrderGuard",
+    "PaperExecution",
+    "PaperMonitor",
+    "PaperSession",
+    "ReconcileError",
+    "ReplayClock",
+    "SimulatedExecution",
+    "paper_config",
+    "parse_speed",
+    "reconcile",
+]

@@ -1,0 +1,93 @@
+"""Wall clocks for paper replay and for graphs driven from another process.
+
+Both are :class:`~ml4t.backtest.clock.WallClock`\\ s (the runtime sleeps until an alarm
+is due and wakes when something is published), but what they call *now* is the market
+time of the events being handled, not a continuous reading:
+
+- :class:`ReplayClock` (paper replay): the wall clock paces *when* each alarm fires
+  (``speed`` x real time from ``origin_ns``, or as fast as possible with ``speed=inf``),
+  and *now* steps to the time of the alarm being fired. A continuous clock would stamp an
+  order submitted while bar t is handled with t plus however long the handling took times
+  ``speed``; at 1000x a 70 ms pause is more than a one-minute bar, so the order would
+  miss the next open and the replay would trade differently from the backtest. Stepped
+  time makes a paper replay at any speed a pure function of the data, like the backtest.
+- :class:`DrivenClock` (a graph whose time comes from elsewhere, e.g. the far side of a
+  bus bridge): time is whatever the driver last set with :meth:`DrivenClock.advance_to`;
+  alarms fire once the driven time reaches them, never by waiting.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from ml4t.backtest._time import NS_PER_SECOND, from_ns
+from ml4t.backtest.clock import Alarm, WallClock
+
+__all__ = ["DrivenClock", "ReplayClock"]
+
+
+class ReplayClock(WallClock):
+    """Replays history from ``origin_ns`` at ``speed`` x real time (``math.inf``: as fast
+    as possible); *now* is the time of the last alarm fired (never before ``origin_ns``).
+    """
+
+    def __init__(self, *, speed: float = 1.0, origin_ns: int) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed must be positive (or inf for 'max'), got {speed}")
+        super().__init__(speed=1.0, origin_ns=origin_ns)
+        self.speed = speed
+        self._now = origin_ns
+        self._wall0 = time.monotonic_ns()
+
+    def now_ns(self) -> int:
+        return self._now
+
+    def wall_ns(self) -> int:
+        """Where the replay's wall clock is: origin plus real time elapsed x speed."""
+        if math.isinf(self.speed):
+            return self._now
+        return self._origin + int((time.monotonic_ns() - self._wall0) * self.speed)
+
+    def seconds_until(self, ts_ns: int) -> float:
+        if math.isinf(self.speed):
+            return 0.0
+        return max(0.0, (ts_ns - self.wall_ns()) / self.speed / NS_PER_SECOND)
+
+    def pop_alarm(self) -> Alarm | None:
+        alarm = super().pop_alarm()
+        if alarm is not None and alarm.ts_ns > self._now:
+            self._now = alarm.ts_ns
+        return alarm
+
+    @property
+    def lag_seconds(self) -> float:
+        """Real seconds the replay is behind its schedule (0 when on time or at max)."""
+        if math.isinf(self.speed):
+            return 0.0
+        return max(0.0, (self.wall_ns() - self._now) / self.speed / NS_PER_SECOND)
+
+
+class DrivenClock(WallClock):
+    """Time set from outside (:meth:`advance_to`); alarms fire once it reaches them."""
+
+    def __init__(self, start_ns: int = 0) -> None:
+        super().__init__(speed=1.0, origin_ns=start_ns)
+        self._now = start_ns
+
+    def now_ns(self) -> int:
+        return self._now
+
+    def advance_to(self, ts_ns: int) -> None:
+        """Move time forward (never back) and wake the runtime if an alarm became due."""
+        if ts_ns < self._now:
+            raise ValueError(
+                f"driven time cannot go back from {from_ns(self._now).isoformat()} "
+                f"to {from_ns(ts_ns).isoformat()}"
+            )
+        self._now = ts_ns
+        if self.on_schedule is not None:
+            self.on_schedule()
+
+    def seconds_until(self, ts_ns: int) -> float:
+        return 0.0 if ts_ns <= self._now else math.inf

@@ -1,0 +1,281 @@
+"""Paper-trading replay: the backtest's graph on a wall clock (``ml4t paper CONFIG``).
+
+The same components as ``ml4t run`` (feed, broker, portfolio, risk manager, strategies,
+recorder) run with the sequenced dispatcher on a :class:`~ml4t.backtest.live.ReplayClock`
+whose origin is the first data timestamp: the parquet is replayed at ``speed`` x real
+time (``max``: as fast as the wall clock allows), with a live terminal view beside it.
+Because delivery order comes from the data and *now* steps with the replayed market
+time, the trades equal the backtest's at any speed; the journal (written by default)
+lets ``ml4t journal diff`` prove it event by event.
+
+Ctrl-C (or SIGTERM) stops the session cleanly: every open order is cancelled through the
+normal order path (so the cancellations are recorded), the results written so far are
+flushed and marked incomplete, and the command exits with status 130. A second Ctrl-C
+cancels at once (results are still flushed and marked incomplete).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+
+from ml4t.backtest.bus import Phase
+from ml4t.backtest.component import Component, on
+from ml4t.backtest.config import RunConfig, load_config
+from ml4t.backtest.engine import BacktestEngine, BacktestResults
+from ml4t.backtest.events import (
+    CancelOrder,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+)
+from ml4t.backtest.live.clocks import ReplayClock
+from ml4t.backtest.live.monitor import LiveView, PaperMonitor
+from ml4t.backtest.runtime import RunOutcome, Runtime, unwrap_group
+from ml4t.backtest.topics import FILLS, ORDER_EVENTS, ORDER_REQUESTS
+
+__all__ = ["OpenOrderGuard", "PaperSession", "add_cli", "paper_config", "parse_speed"]
+
+
+def parse_speed(value: str | float) -> float:
+    """``"max"`` -> inf; a positive number -> itself."""
+    if isinstance(value, str) and value.strip().lower() == "max":
+        return math.inf
+    try:
+        speed = float(value)
+    except ValueError:
+        raise ValueError(f"speed must be a positive number or 'max', not {value!r}") from None
+    if not speed > 0 or math.isnan(speed):
+        raise ValueError(f"speed must be a positive number or 'max', not {value!r}")
+    return speed
+
+
+class OpenOrderGuard(Component):
+    """Tracks the broker's open orders from events; cancels them all on request."""
+
+    def __init__(self, name: str = "open-order-guard") -> None:
+        super().__init__(name)
+        self.open: dict[str, str] = {}  # order id -> strategy id
+
+    @on(ORDER_EVENTS, phase=Phase.RECORD)
+    def _on_order_event(self, event: Any) -> None:
+        if isinstance(event, OrderAccepted):
+            self.open[event.order_id] = event.strategy_id
+        elif isinstance(event, OrderCancelled | OrderExpired | OrderRejected):
+            self.open.pop(event.order_id, None)
+
+    @on(FILLS, phase=Phase.RECORD)
+    def _on_fill(self, fill: OrderFilled) -> None:
+        if fill.remaining_quantity == 0.0:
+            self.open.pop(fill.order_id, None)
+
+    def cancel_open_orders(self) -> list[str]:
+        """Request the cancellation of every open order (ids returned, in id order)."""
+        now = self.now_ns()
+        ids = sorted(self.open)
+        for order_id in ids:
+            self.publish(
+                ORDER_REQUESTS,
+                CancelOrder(
+                    ts_event=now, ts_init=now, order_id=order_id, strategy_id=self.open[order_id]
+                ),
+            )
+        return ids
+
+
+def paper_config(
+    config: RunConfig | str | Path,
+    *,
+    overrides: list[str] | None = None,
+    output: str | Path | None = None,
+    journal: bool = True,
+) -> RunConfig:
+    """The run config for a paper session: results in ``output`` (default: the config's
+    ``output_dir`` + ``-paper``, so a backtest's results are not overwritten), with the
+    event journal on unless ``journal=False``."""
+    if not isinstance(config, RunConfig):
+        config = load_config(config, overrides=overrides or [])
+    reporting = config.reporting
+    out = str(output) if output is not None else None
+    if out is None and reporting.output_dir is not None:
+        base = Path(reporting.output_dir)
+        out = str(base.with_name(base.name + "-paper"))
+    reporting = msgspec.structs.replace(reporting, output_dir=out, journal=journal)
+    return msgspec.structs.replace(config, reporting=reporting)
+
+
+class PaperSession:
+    """One paper replay of ``engine``'s graph at ``speed`` x real time (inf: max)."""
+
+    def __init__(
+        self,
+        engine: BacktestEngine,
+        *,
+        speed: float = 1.0,
+        view: bool | None = None,
+        handle_signals: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.speed = speed
+        self.handle_signals = handle_signals
+        self.guard = engine.add(OpenOrderGuard())
+        self.monitor = engine.add(PaperMonitor())
+        self.view = LiveView(self.monitor, title=f"ml4t paper x{speed:g}", enabled=view)
+        self.runtime: Runtime | None = None
+        self.clock: ReplayClock | None = None
+        self.interrupted: str | None = None
+        self.cancelled_orders: list[str] = []
+        self.elapsed_time = 0.0
+
+    @classmethod
+    def from_config(
+        cls,
+        config: RunConfig | str | Path,
+        *,
+        speed: float = 1.0,
+        overrides: list[str] | None = None,
+        output: str | Path | None = None,
+        journal: bool = True,
+        **kwargs: Any,
+    ) -> PaperSession:
+        cfg = paper_config(config, overrides=overrides, output=output, journal=journal)
+        return cls(BacktestEngine(cfg), speed=speed, **kwargs)
+
+    def build(self) -> Runtime:
+        feed = self.engine.feed
+        prepare = getattr(feed, "prepare", None)
+        if prepare is not None:
+            prepare()
+        origin = getattr(feed, "first_ts", None)
+        if origin is None:
+            raise ValueError("a paper replay needs a feed with data (its first_ts is unknown)")
+        self.clock = ReplayClock(speed=self.speed, origin_ns=origin)
+        self.runtime = self.engine.build(clock=self.clock)
+        return self.runtime
+
+    def interrupt(self, why: str = "interrupted") -> None:
+        """Stop cleanly: cancel open orders, mark the results incomplete, stop the graph.
+
+        Safe to call from another task of the same event loop (a signal handler): the
+        cancellations are delivered in the runtime's stop-time drain, before the recorder
+        finalises its tables.
+        """
+        if self.interrupted is not None or self.runtime is None:
+            return
+        self.interrupted = why
+        self.cancelled_orders = self.guard.cancel_open_orders()
+        recorder = self.engine.recorder
+        recorder.mark_incomplete(f"the paper session was {why} before the end of its data")
+        self.runtime.stop()
+
+    async def run(self) -> BacktestResults:
+        runtime = self.runtime or self.build()
+        start = time.perf_counter()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.view.run)
+                if self.handle_signals:
+                    tg.start_soon(self._watch_signals, tg.cancel_scope)
+                try:
+                    await runtime.run()
+                finally:
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise unwrap_group(group) from None
+        finally:
+            self.elapsed_time = time.perf_counter() - start
+        return BacktestResults(
+            recorder=self.engine.recorder,
+            outcome=runtime.outcome,
+            elapsed_time=self.elapsed_time,
+            bar_events=self.engine.progress_counter.rows,
+            initial_equity=self.engine.config.backtest.initial_capital,
+        )
+
+    def run_sync(self) -> BacktestResults:
+        return anyio.run(self.run)
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if self.interrupted is None:
+                    name = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated"
+                    self.interrupt(name)
+                else:  # a second signal: stop waiting for a clean stop
+                    scope.cancel()
+                    return
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_cli(commands: Any) -> None:
+    """Add ``ml4t paper CONFIG --speed N|max`` to the ``ml4t`` command."""
+    paper = commands.add_parser(
+        "paper", help="paper-trade a config: replay its data on the wall clock at N x speed"
+    )
+    paper.add_argument("config", help="the run's YAML file")
+    paper.add_argument(
+        "--speed", default="1", help="replay speed: a multiple of real time, or 'max' (default 1)"
+    )
+    paper.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key")
+    paper.add_argument("--output", help="results directory (default: OUTPUT_DIR-paper)")
+    paper.add_argument(
+        "--journal",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write the event journal (default: on)",
+    )
+    paper.add_argument(
+        "--view",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show the live view (default: only on a terminal)",
+    )
+    paper.set_defaults(func=_cli_paper)
+
+
+def _cli_paper(args: Any) -> int:
+    from ml4t.backtest.errors import ConfigError
+
+    try:
+        speed = parse_speed(args.speed)
+    except ValueError as exc:
+        raise ConfigError(f"--speed: {exc}") from None
+    session = PaperSession.from_config(
+        args.config,
+        speed=speed,
+        overrides=list(args.set or []),
+        output=args.output,
+        journal=args.journal,
+        view=args.view,
+        handle_signals=True,
+    )
+    results = session.run_sync()
+    out = sys.stdout
+    state = "complete" if results.complete else "incomplete"
+    out.write(
+        f"paper x{speed:g}: {results.outcome.value} ({state}), {results.bar_events:,} "
+        f"bar-events in {results.elapsed_time:.2f} s, {results.trades.height:,} trades, "
+        f"final equity {results.final_equity:,.2f}\n"
+    )
+    if results.output_dir is not None:
+        out.write(f"results: {results.output_dir}\n")
+    if session.interrupted is not None:
+        print(
+            f"ml4t: {session.interrupted}: {len(session.cancelled_orders)} open order(s) "
+            "cancelled; partial results were flushed and marked incomplete",
+            file=sys.stderr,
+        )
+        return 130
+    return 0 if results.outcome is RunOutcome.COMPLETED else 1

@@ -1,0 +1,212 @@
+"""Plugins: components and models found by name through Python entry points.
+
+A third party ships a feed, a broker (execution client), a slippage or commission model,
+a risk rule, a recorder, a strategy or any other component as its own package and
+registers it in its ``pyproject.toml``::
+
+    [project.entry-points."ml4t.backtest.commission"]
+    tiered = "ml4t_commission_schedule:TieredCommission"
+
+Config refers to it by the entry point's name (``execution.commission.model: tiered``);
+Python code asks :func:`load` for it. :func:`discover` lists what is installed, with the
+distribution (package) each plugin comes from and its version; ``ml4t plugins`` prints
+that list. A plugin that fails to import is reported by name and package as a
+:class:`PluginError`; the other plugins still load. See ``docs/plugins.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import msgspec
+
+from ml4t.backtest.errors import ConfigError
+
+__all__ = [
+    "GROUPS",
+    "PluginError",
+    "PluginInfo",
+    "add_cli",
+    "discover",
+    "load",
+    "load_all",
+]
+
+GROUPS: dict[str, str] = {
+    "feeds": "ml4t.backtest.feeds",
+    "brokers": "ml4t.backtest.brokers",
+    "slippage": "ml4t.backtest.slippage",
+    "commission": "ml4t.backtest.commission",
+    "risk_rules": "ml4t.backtest.risk_rules",
+    "recorders": "ml4t.backtest.recorders",
+    "strategies": "ml4t.strategies",
+    "components": "ml4t.backtest.components",
+}
+"""Plugin kind -> entry-point group. ``slippage``, ``commission`` and ``strategies`` are the
+groups the config already resolves names in; ``components`` takes anything else that joins
+a graph (a bus bridge, a monitor)."""
+
+
+class PluginError(ConfigError):
+    """A plugin that is not installed, or that failed to import."""
+
+    def __init__(self, message: str, *, kind: str = "", name: str = "", package: str = ""):
+        super().__init__(message)
+        self.kind = kind
+        self.name = name
+        self.package = package
+
+
+class PluginInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One installed plugin: what it is, where it comes from, whether it imports."""
+
+    kind: str
+    group: str
+    name: str
+    target: str  # "module:attribute"
+    package: str  # the distribution that registered it ("" if unknown)
+    version: str
+    error: str | None = None  # None when it imported (or was not loaded)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _group(kind: str) -> str:
+    group = GROUPS.get(kind)
+    if group is None:
+        raise PluginError(
+            f"unknown plugin kind {kind!r}; kinds are {', '.join(sorted(GROUPS))}", kind=kind
+        )
+    return group
+
+
+def _origin(ep: EntryPoint) -> tuple[str, str]:
+    dist = ep.dist
+    if dist is None:
+        return "", ""
+    return dist.name or "", dist.version or ""
+
+
+def _entry_points(kind: str) -> list[EntryPoint]:
+    eps = entry_points(group=_group(kind))
+    return sorted(eps, key=lambda ep: (ep.name, ep.value))
+
+
+def _failure(kind: str, ep: EntryPoint, exc: BaseException) -> PluginError:
+    package, version = _origin(ep)
+    origin = f"package {package} {version}".strip() if package else "an unknown package"
+    return PluginError(
+        f"{kind} plugin {ep.name!r} (from {origin}, entry point {ep.value}) failed to "
+        f"import: {type(exc).__name__}: {exc}; reinstall or upgrade {package or 'it'}, or "
+        "uninstall it if it is not needed",
+        kind=kind,
+        name=ep.name,
+        package=package,
+    )
+
+
+def _load(kind: str, ep: EntryPoint) -> Any:
+    try:
+        return ep.load()
+    except Exception as exc:  # an ImportError, or anything the module raised at import
+        raise _failure(kind, ep, exc) from exc
+
+
+def discover(kinds: Iterable[str] | None = None, *, load: bool = False) -> list[PluginInfo]:
+    """Every installed plugin of ``kinds`` (all kinds by default), sorted by kind and name.
+
+    With ``load=True`` each one is imported and a failure is recorded in its ``error``
+    (naming the plugin and its package) instead of raised, so one broken package never
+    hides the others.
+    """
+    found: list[PluginInfo] = []
+    for kind in kinds if kinds is not None else GROUPS:
+        for ep in _entry_points(kind):
+            package, version = _origin(ep)
+            error = None
+            if load:
+                try:
+                    _load(kind, ep)
+                except PluginError as exc:
+                    error = str(exc)
+            found.append(
+                PluginInfo(
+                    kind=kind,
+                    group=_group(kind),
+                    name=ep.name,
+                    target=ep.value,
+                    package=package,
+                    version=version,
+                    error=error,
+                )
+            )
+    return found
+
+
+def load(kind: str, name: str) -> Any:
+    """The object the plugin ``name`` of ``kind`` registered (a class, a function...).
+
+    Raises :class:`PluginError` if no such plugin is installed (listing those that are)
+    or if it fails to import (naming the plugin and its package).
+    """
+    eps = [ep for ep in _entry_points(kind) if ep.name == name]
+    if not eps:
+        known = ", ".join(ep.name for ep in _entry_points(kind)) or "none"
+        raise PluginError(
+            f"no {kind} plugin named {name!r} is installed (entry-point group "
+            f"{_group(kind)!r}; installed: {known})",
+            kind=kind,
+            name=name,
+        )
+    return _load(kind, eps[0])
+
+
+def load_all(kind: str) -> tuple[dict[str, Any], list[PluginError]]:
+    """Every plugin of ``kind`` that imports, by name, and the errors of those that do not."""
+    loaded: dict[str, Any] = {}
+    errors: list[PluginError] = []
+    for ep in _entry_points(kind):
+        try:
+            loaded.setdefault(ep.name, _load(kind, ep))
+        except PluginError as exc:
+            errors.append(exc)
+    return loaded, errors
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_cli(commands: Any) -> None:
+    """Add ``ml4t plugins`` to the ``ml4t`` command."""
+    parser = commands.add_parser("plugins", help="list installed plugins (and check they import)")
+    parser.add_argument("--kind", action="append", choices=sorted(GROUPS), help="only this kind")
+    parser.add_argument(
+        "--no-check", action="store_true", help="list without importing (faster, no status)"
+    )
+    parser.set_defaults(func=_cli_plugins)
+
+
+def _cli_plugins(args: Any) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    infos = discover(args.kind, load=not args.no_check)
+    console = Console(highlight=False)
+    table = Table(title="ml4t plugins")
+    for column in ("kind", "name", "package", "version", "target", "status"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        status = "-" if args.no_check else ("ok" if info.ok else "[red]failed[/]")
+        table.add_row(info.kind, info.name, info.package, info.version, info.target, status)
+    if infos:
+        console.print(table)
+    else:
+        console.print("no plugins installed (entry-point groups: " + ", ".join(GROUPS.values()))
+    failed = [info for info in infos if not info.ok]
+    for info in failed:
+        console.print(f"[red]error[/]: {info.error}", soft_wrap=True)
+    return 1 if failed else 0

@@ -1,0 +1,166 @@
+"""A real nats-server per test (loopback, free port), and a small data set.
+
+The server is Debian's ``nats-server`` (``scripts/system-deps.sh`` installs it). If it is
+missing the tests fail with a message saying so: a bridge test that skips proves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _binary() -> str:
+    found = shutil.which("nats-server") or (
+        "/usr/sbin/nats-server" if os.access("/usr/sbin/nats-server", os.X_OK) else None
+    )
+    if found is None:
+        pytest.fail(
+            "nats-server is not installed (not on PATH, not /usr/sbin/nats-server): the NATS "
+            "bridge tests need a real server; install Debian's package (apt-get install "
+            "nats-server, or run scripts/system-deps.sh as root)"
+        )
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class NatsServer:
+    """One nats-server process on 127.0.0.1; ``kill()`` and ``start()`` keep the port."""
+
+    def __init__(self, binary: str, token: str | None = None) -> None:
+        self.binary = binary
+        self.port = _free_port()
+        self.token = token
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        cmd = [self.binary, "-a", "127.0.0.1", "-p", str(self.port)]
+        if self.token:
+            cmd += ["--auth", self.token]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    pytest.fail(f"nats-server exited at start with {self.proc.returncode}")
+                time.sleep(0.02)
+        pytest.fail(f"nats-server did not listen on {self.url} within 10 s")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture
+def nats_server() -> Iterator[NatsServer]:
+    server = NatsServer(_binary())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def token_server() -> Iterator[NatsServer]:
+    server = NatsServer(_binary(), token="s3cret-token")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+SYMBOLS = ("AAA", "BBB", "CCC", "DDD", "EEE")
+
+
+def write_bars(path: Path, minutes: int = 600, seed: int = 5) -> Path:
+    """Random-walk one-minute bars for five symbols (long format, one parquet file)."""
+    rng = np.random.default_rng(seed)
+    start = datetime(2024, 3, 4, 14, 31, tzinfo=UTC)
+    stamps = [start + timedelta(minutes=i) for i in range(minutes)]
+    frames = []
+    for k, symbol in enumerate(SYMBOLS):
+        close = 50.0 * (k + 1) * np.exp(np.cumsum(rng.normal(0, 0.002, minutes)))
+        open_ = close * np.exp(rng.normal(0, 0.001, minutes))
+        high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.001, minutes))
+        low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.001, minutes))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "timestamp": stamps,
+                    "symbol": [symbol] * minutes,
+                    "open": open_,
+                    "high": high,
+                    "low": low,
+                    "close": close,
+                    "volume": rng.integers(1_000, 10_000, minutes).astype(float),
+                }
+            )
+        )
+    pl.concat(frames).sort("timestamp", "symbol").write_parquet(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_bars(tmp_path_factory.mktemp("nats-data") / "bars.parquet")
+
+
+def write_config(tmp: Path, bars: Path, *, delay: float = 0.0) -> Path:
+    config = {
+        "backtest": {"initial_capital": 100_000},
+        "data": {"asset": {"path": str(bars)}},
+        "execution": {
+            "commission": {"model": "per_share", "params": {"cost_per_share": 0.005}},
+            "slippage": {"model": "fixed_bps", "params": {"bps": 2.0}},
+        },
+        "reporting": {"output_dir": None},
+        "strategy": {
+            "path": str(Path(__file__).with_name("nats_strategies.py")),
+            "class": "Momentum",
+            "name": "m",
+            "params": {"delay": delay},
+        },
+    }
+    path = tmp / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, bars: Path):
+    """``make_config(delay=...)``: a run config over ``bars`` with the Momentum strategy."""
+
+    def make(delay: float = 0.0) -> Path:
+        return write_config(tmp_path, bars, delay=delay)
+
+    return make
