@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench validate validate-small clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml plugins/ml4t-commission-schedule/pyproject.toml plugins/ml4t-nats/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e plugins/ml4t-commission-schedule -e plugins/ml4t-nats
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,11 +22,24 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/python -m ruff check ml4t tests benchmarks examples
-	$(BIN)/python -m ruff format --check ml4t tests benchmarks examples
+	$(BIN)/python -m ruff check ml4t tests benchmarks examples validation
+	$(BIN)/python -m ruff format --check ml4t tests benchmarks examples validation
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Parity with vectorbt and backtrader (docs/validation.md); the peers are the `validate` extra.
+VALIDATE_STAMP := $(VENV)/.validate-installed
+
+$(VALIDATE_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,validate]'
+	touch $(VALIDATE_STAMP)
+
+validate: $(VALIDATE_STAMP)
+	$(BIN)/python -m validation
+
+validate-small: $(VALIDATE_STAMP)
+	$(BIN)/python -m validation --small
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

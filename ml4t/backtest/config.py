@@ -1,5 +1,8 @@
 """One YAML file describes a run; it decodes into :class:`RunConfig`.
 
+A top-level ``preset`` (``realistic``, ``vectorbt``, ``backtrader``, ``zipline``) fills in
+execution and risk knobs that reproduce another framework; keys the config sets win.
+
 Sections: ``backtest`` (window, capital, calendar), ``data`` (the feed), ``execution``
 (the broker: fills and costs), ``risk`` (pre-trade rules), ``portfolio`` (account
 checks), ``reporting`` (the recorder's outputs) and ``strategy`` (which class, with
@@ -29,6 +32,7 @@ from ml4t.backtest._yaml import apply_overrides, convert, interpolate_env, read_
 from ml4t.backtest.data.config import FeedConfig, time_ns
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.execution.config import BrokerConfig
+from ml4t.backtest.execution.presets import PresetName, apply_preset
 from ml4t.backtest.portfolio import PortfolioConfig
 from ml4t.backtest.record.config import ReportingConfig
 from ml4t.backtest.risk.config import RiskConfig
@@ -94,8 +98,17 @@ class StrategySection(_Section):
 
 
 class RunConfig(_Section):
-    """A whole run."""
+    """A whole run.
 
+    ``preset`` names a set of execution knobs reproducing another framework
+    (``realistic``, the default, ``vectorbt``, ``backtrader``, ``zipline``; see
+    :mod:`ml4t.backtest.execution.presets`). :func:`load_config` fills the preset's keys
+    into ``execution`` and ``risk`` wherever the config does not set them: **keys the
+    user sets win over the preset**. A RunConfig built in Python gets no preset values;
+    build it through ``load_config({...})`` to apply one.
+    """
+
+    preset: PresetName = "realistic"
     backtest: BacktestSection = msgspec.field(default_factory=BacktestSection)
     data: FeedConfig = msgspec.field(default_factory=FeedConfig)
     execution: BrokerConfig = msgspec.field(default_factory=BrokerConfig)
@@ -120,6 +133,7 @@ def load_config(
         base = Path(source).resolve().parent
     data = interpolate_env(data, environ)
     data = apply_overrides(data, list(overrides))
+    data = apply_preset(data)  # the user's own keys win over the preset's
     config = _resolve_paths(convert(data, RunConfig, "config"), base)
     check_paths(config)
     return config

@@ -8,17 +8,27 @@ Wiring (DESIGN §2):
 - ``MARKET`` at :attr:`Phase.EXECUTION`: before anyone else sees bar t, every eligible
   open order of a symbol in the batch is matched against the symbol's bar; fills go out
   on ``FILLS``, state changes on ``ORDER_EVENTS``.
+- ``PORTFOLIO`` at :attr:`Phase.VALUATION`: the account's cash, for the
+  ``insufficient_cash`` and ``submit_cash_check`` knobs (moved by the broker's own fills
+  between snapshots).
+
+Orders sharing a ``parent_id`` (a bracket's children, and any order a strategy joins to
+them) form one-cancels-other groups matched together under ``exit_conflict``.
 
 A malformed request, an unknown symbol or order id: an ``OrderRejected`` event, never an
 exception. With no open orders a batch costs a few attribute reads; otherwise the work
 is proportional to the symbols with open orders and their orders. The rules themselves
-are the pure functions of :mod:`~ml4t.backtest.execution.fills`.
+are the pure functions of :mod:`~ml4t.backtest.execution.fills` and
+:mod:`~ml4t.backtest.execution._cash`; this module is the order life cycle that applies
+them (matching, fills, brackets, requests, state events) and the knobs the presets set,
+hence its length (under 800 lines: split before it grows further).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from itertools import count
 
 from ml4t.backtest._time import NS_PER_DAY
 from ml4t.backtest._universe import Universe
@@ -38,13 +48,15 @@ from ml4t.backtest.events import (
     OrderStatus,
     OrderType,
     OrderUpdated,
+    PortfolioSnapshot,
     SubmitOrder,
     TimeInForce,
 )
 from ml4t.backtest.execution._batch import Bar, BatchView
+from ml4t.backtest.execution._cash import affordable, within_cash
 from ml4t.backtest.execution.config import BrokerConfig
 from ml4t.backtest.execution.fills import (
-    bracket_winner,
+    group_winner,
     limit_fill,
     stop_fill,
     stop_limit_fill,
@@ -54,7 +66,7 @@ from ml4t.backtest.execution.fills import (
     volume_cap,
 )
 from ml4t.backtest.execution.orders import QTY_EPSILON, Order, OrderBook
-from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDERS_APPROVED
+from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDERS_APPROVED, PORTFOLIO
 
 __all__ = ["SimulatedBroker"]
 
@@ -87,6 +99,22 @@ class SimulatedBroker(Component):
         self._volume_limit: float | None = min(limits) if limits else None
         self._through = config.limit_fill == "through"
         self._same_close = config.fill_timing == "same_close"
+        self._fill_close = config.fill_timing == "next_close"
+        self._close_only = config.intrabar == "close"
+        self._stop_fill = config.stop_fill
+        self._conflict = config.exit_conflict
+        self._trail_close = config.trail_watermark == "close"
+        self._trail_before = config.trail_update == "before_check"
+        self._slip_fills = config.slippage_fills
+        self._slip_cap = config.slippage_cap == "bar"
+        self._cash_rule = config.insufficient_cash
+        self._integer = config.share_rounding == "integer"
+        self._by_acceptance = config.fill_order == "accepted"
+        self._submit_check = config.submit_cash_check
+        self._running = (-1, NAN)  # (ts, cash left by the orders accepted at ts)
+        self._cash = NAN  # the account's cash: last snapshot, then moved by our own fills
+        self._groups: dict[tuple[str, int, str], list[Order]] = {}
+        self._seq = count(1)
         self._session_close = session_close
         self._universe = Universe(symbols) if symbols is not None else None
         self._aligned = False
@@ -134,27 +162,48 @@ class SimulatedBroker(Component):
         only the symbols that pass get Python-level matching."""
         view = self._batch
         low, high = view.extremes()
-        for code in self.book.candidates(low, high).tolist():
+        codes = self.book.candidates(low, high).tolist()
+        open_by_code = self.book.open_by_code
+        if self._by_acceptance and len(codes) > 1:
+            bars = {code: view.bar(code) for code in codes}
+            orders = sorted(
+                (o for code, bar in bars.items() if bar is not None for o in open_by_code[code]),
+                key=lambda o: o.seq,
+            )
+            self._match_orders(orders, bars, ts)  # type: ignore[arg-type]
+            return
+        for code in codes:
             bar = view.bar(code)
             if bar is not None:
-                self._match_symbol(code, bar, ts)
+                self._match_orders(tuple(open_by_code.get(code, ())), {code: bar}, ts)
 
     # ------------------------------------------------------------------ matching
 
-    def _match_symbol(self, code: int, bar: Bar, ts: int) -> None:
+    def _match_orders(self, orders: Sequence[Order], bars: dict[int, Bar], ts: int) -> None:
         book = self.book
         done: set[str] = set()
-        for order in tuple(book.open_by_code.get(code, ())):
+        for order in orders:
             if not order.is_open or order.accepted_ns >= ts or order.order_id in done:
                 continue
-            sibling = book.open_order(order.sibling_id)
-            if sibling is not None and sibling.accepted_ns < ts:
-                done.add(sibling.order_id)
-                self._match_bracket(order, sibling, bar, ts)
-                book.refresh(sibling)
+            bar = bars[order.code]
+            members = self._live_group(order, ts)
+            if members is not None:
+                done.update(m.order_id for m in members)
+                self._match_group(members, bar, ts)
+                for member in members:
+                    book.refresh(member)
             else:
                 self._match_order(order, self._rule_price(order, bar, ts), bar, ts)
-            book.refresh(order)
+                book.refresh(order)
+
+    def _live_group(self, order: Order, ts: int) -> list[Order] | None:
+        """The open members of ``order``'s one-cancels-other group that may trade on
+        this bar, if there are at least two."""
+        group = order.group
+        if group is None:
+            return None
+        members = [m for m in group if m.is_open and m.accepted_ns < ts]
+        return members if len(members) > 1 else None
 
     def _match_order(self, order: Order, price: float, bar: Bar, ts: int) -> None:
         """Fill ``order`` at rule ``price`` (NaN: no fill) as far as volume allows, then
@@ -172,50 +221,58 @@ class SimulatedBroker(Component):
                 return
             if qty > remaining * QTY_EPSILON:
                 self._fill(order, qty, price, bar, ts)
-        elif order.order_type is OrderType.TRAILING_STOP:
+        elif order.order_type is OrderType.TRAILING_STOP and not self._trail_before:
             self._ratchet(order, bar, ts)
         if order.is_open and order.tif in (TimeInForce.IOC, TimeInForce.FOK):
             what = "immediate or cancel" if order.tif is TimeInForce.IOC else "fill or kill"
             self._cancel(order, ts, f"{what}: {order.remaining:g} unfilled after one bar")
 
-    def _match_bracket(self, first: Order, second: Order, bar: Bar, ts: int) -> None:
-        """The two children of a bracket on one bar: at most one fills (stop-loss if both
-        could, unless the open already satisfied the take-profit)."""
-        sl, tp = (first, second) if first.order_id.endswith(".sl") else (second, first)
-        was_triggered = sl.triggered
-        sl_price = self._rule_price(sl, bar, ts)
-        tp_price = self._rule_price(tp, bar, ts)
-        winner = bracket_winner(sl_price, tp_price, tp_at_open=tp_price == bar.o)
-        if winner == "sl":
-            self._match_order(sl, sl_price, bar, ts)
-        else:
-            sl.triggered = was_triggered  # the stop did not win this bar: not triggered
-            if winner == "tp":
-                self._match_order(tp, tp_price, bar, ts)
+    def _match_group(self, members: list[Order], bar: Bar, ts: int) -> None:
+        """One-cancels-other members (a bracket's children, orders sharing a parent_id)
+        on one bar: at most one fills, chosen by ``exit_conflict``
+        (:func:`~ml4t.backtest.execution.fills.group_winner`)."""
+        was = [m.triggered for m in members]
+        kinds = [_kind(m) for m in members]
+        prices = [self._rule_price(m, bar, ts) for m in members]
+        o = bar.c if self._close_only else bar.o
+        win = group_winner(members[0].sign, kinds, prices, o, self._conflict)
+        for i, member in enumerate(members):
+            if i != win:
+                member.triggered = was[i]  # did not win this bar: not triggered
+        if win is not None:
+            self._match_order(members[win], prices[win], bar, ts)
+        if not self._trail_before:
+            for i, member in enumerate(members):
+                if i != win and member.is_open and member.order_type is OrderType.TRAILING_STOP:
+                    self._ratchet(member, bar, ts)
 
     def _rule_price(self, order: Order, bar: Bar, ts: int, at_close: bool = False) -> float:
         """The rule price of ``order`` on ``bar`` (NaN: no fill); updates trigger state."""
         kind = order.order_type
         sign = order.sign
+        if self._close_only:
+            o = h = lo = bar.c
+        else:
+            o, h, lo = bar.o, bar.h, bar.lo
         if kind is OrderType.MARKET or (order.triggered and kind is not OrderType.STOP_LIMIT):
-            return bar.c if at_close else bar.o
+            return bar.c if at_close or self._fill_close else o
         if kind is OrderType.LIMIT:
-            return limit_fill(sign, order.limit_price, bar.o, bar.h, bar.lo, self._through)  # type: ignore[arg-type]
+            return limit_fill(sign, order.limit_price, o, h, lo, self._through)  # type: ignore[arg-type]
         if kind is OrderType.STOP:
-            price = stop_fill(sign, order.stop_price, bar.o, bar.h, bar.lo)  # type: ignore[arg-type]
+            price = stop_fill(sign, order.stop_price, o, h, lo)  # type: ignore[arg-type]
             order.triggered = not math.isnan(price)
-            return price
+            return self._stop_price(order, price, h, lo)
         if kind is OrderType.STOP_LIMIT:
             if order.triggered:
-                return limit_fill(sign, order.limit_price, bar.o, bar.h, bar.lo, self._through)  # type: ignore[arg-type]
+                return limit_fill(sign, order.limit_price, o, h, lo, self._through)  # type: ignore[arg-type]
             triggered, price = stop_limit_fill(
                 sign,
-                order.stop_price,
-                order.limit_price,
-                bar.o,
-                bar.h,
-                bar.lo,
-                self._through,  # type: ignore[arg-type]
+                order.stop_price,  # type: ignore[arg-type]
+                order.limit_price,  # type: ignore[arg-type]
+                o,
+                h,
+                lo,
+                self._through,
             )
             if triggered:
                 order.triggered = True
@@ -224,21 +281,41 @@ class SimulatedBroker(Component):
         # trailing stop: place the level on the first bar it sees, then check it
         if math.isnan(order.extreme):
             if order.stop_price is None:
-                order.extreme = bar.o
-                order.stop_price = trail_stop(sign, bar.o, order.trail_amount, order.trail_percent)
+                order.extreme = o
+                order.stop_price = trail_stop(sign, o, order.trail_amount, order.trail_percent)
                 self._updated(order, ts)
             else:
                 order.extreme = trail_reference(
                     sign, order.stop_price, order.trail_amount, order.trail_percent
                 )
-        price = stop_fill(sign, order.stop_price, bar.o, bar.h, bar.lo)  # type: ignore[arg-type]
+        price = stop_fill(sign, order.stop_price, o, h, lo)  # type: ignore[arg-type]
+        if self._trail_before and math.isnan(price):
+            # the bar's extreme came first and moved the stop; the price then comes back
+            # through the new level (never a gap: the open was before the move)
+            self._ratchet(order, bar, ts)
+            level = order.stop_price
+            if level is not None and (lo <= level if sign < 0 else h >= level):
+                price = level
         order.triggered = not math.isnan(price)
-        return price
+        return self._stop_price(order, price, h, lo)
+
+    def _stop_price(self, order: Order, price: float, h: float, lo: float) -> float:
+        """A triggered stop's rule price under ``stop_fill``."""
+        rule = self._stop_fill
+        if rule == "open_or_level" or math.isnan(price):
+            return price
+        if rule == "level":
+            return order.stop_price  # type: ignore[return-value]
+        return lo if order.sign < 0 else h
 
     def _ratchet(self, order: Order, bar: Bar, ts: int) -> None:
-        """After a bar that did not trigger it, move a trailing stop with the bar's extreme."""
+        """Move a trailing stop with the bar's extreme (or close: ``trail_watermark``)."""
         sign = order.sign
-        order.extreme = trail_extreme(sign, order.extreme, bar.h, bar.lo)
+        if self._trail_close or self._close_only:
+            h = lo = bar.c
+        else:
+            h, lo = bar.h, bar.lo
+        order.extreme = trail_extreme(sign, order.extreme, h, lo)
         level = trail_stop(sign, order.extreme, order.trail_amount, order.trail_percent)
         old = order.stop_price
         if old is None or (level > old if sign < 0 else level < old):
@@ -249,13 +326,41 @@ class SimulatedBroker(Component):
 
     def _fill(self, order: Order, qty: float, rule_price: float, bar: Bar, ts: int) -> None:
         sign = order.sign
-        column = self.slippage.column
-        extra = self._batch.value(column, bar.row) if column is not None else NAN
-        price = self.slippage.price(sign, rule_price, qty, bar.v, extra)
-        slippage = (price - rule_price) * sign * qty + 0.0  # no negative zero
+        price = self._slipped(order, qty, rule_price, bar)
         commission = self.commission.commission(
             qty, price, order.filled, order.notional, order.commission
         )
+        cash = self._cash
+        if (
+            self._cash_rule != "allow"
+            and sign > 0
+            and not within_cash(qty, price, commission, cash, tolerant=self._cash_rule == "resize")
+        ):
+            cost = qty * price + commission
+            if self._cash_rule == "resize":
+                qty = affordable(
+                    qty,
+                    cash,
+                    lambda q: self._slipped(order, q, rule_price, bar),
+                    lambda q, p: self.commission.commission(
+                        q, p, order.filled, order.notional, order.commission
+                    ),
+                    integer=self._integer,
+                )
+            if self._cash_rule == "reject" or qty <= 0.0:
+                self._cancel(
+                    order,
+                    ts,
+                    f"insufficient cash: filling {order.remaining:g} at {price:.6g} costs "
+                    f"{cost:,.2f} with commission but cash is {cash:,.2f}",
+                )
+                return
+            price = self._slipped(order, qty, rule_price, bar)
+            commission = self.commission.commission(
+                qty, price, order.filled, order.notional, order.commission
+            )
+            order.quantity = order.filled + qty  # resized: what the cash affords, then done
+        slippage = (price - rule_price) * sign * qty + 0.0  # no negative zero
         order.filled += qty
         order.notional += qty * price
         order.commission += commission
@@ -265,6 +370,8 @@ class SimulatedBroker(Component):
             order.filled = order.quantity
             remaining = 0.0
         self._used[order.code] = self._used.get(order.code, 0.0) + qty
+        if not math.isnan(cash):
+            self._cash = cash - (qty * sign * price + commission)
         self.publish(
             FILLS,
             OrderFilled(
@@ -284,18 +391,46 @@ class SimulatedBroker(Component):
             ),
         )
         if remaining == 0.0:
-            self.book.close(order, OrderStatus.FILLED, ts)
+            self._close(order, OrderStatus.FILLED, ts)
         else:
             order.set_status(ts, OrderStatus.PARTIALLY_FILLED)
         if order.is_bracket:
             self._protect(order, qty, ts)
-        sibling = self.book.open_order(order.sibling_id)
-        if sibling is not None:
+        for other in order.group or ():
+            if other is order or not other.is_open:
+                continue
             if remaining == 0.0:
-                self._cancel(sibling, ts, f"one-cancels-other: {order.order_id} filled")
+                self._cancel(other, ts, f"one-cancels-other: {order.order_id} filled")
             else:
-                sibling.quantity = sibling.filled + remaining
-                self._updated(sibling, ts)
+                other.quantity = other.filled + remaining
+                self._updated(other, ts)
+
+    def _slipped(self, order: Order, qty: float, rule_price: float, bar: Bar) -> float:
+        """The fill price: the rule price moved by the slippage model, as far as
+        ``slippage_fills`` and ``slippage_cap`` allow."""
+        rule = self._slip_fills
+        kind = order.order_type
+        limit = order.limit_price
+        if rule == "market" and kind is not OrderType.MARKET:
+            return rule_price
+        if rule == "except_limit_price" and limit is not None and rule_price == limit:
+            return rule_price
+        column = self.slippage.column
+        extra = self._batch.value(column, bar.row) if column is not None else NAN
+        price = self.slippage.price(order.sign, rule_price, qty, bar.v, extra)
+        if rule == "except_limit_price" and limit is not None:
+            # backtrader: a slipped limit never passes its limit; a buy is also held
+            # under the bar's high, a sell only by its limit (not by the bar's low)
+            if order.sign > 0:
+                return min(price, limit, bar.h) if self._slip_cap else min(price, limit)
+            return max(price, limit)
+        if self._slip_cap:
+            price = min(max(price, bar.lo), bar.h)
+        return price
+
+    @on(PORTFOLIO, phase=Phase.VALUATION)
+    def _on_snapshot(self, snapshot: PortfolioSnapshot) -> None:
+        self._cash = snapshot.cash
 
     def _protect(self, parent: Order, qty: float, ts: int) -> None:
         """Place (first fill) or grow (later fills) a filled entry's bracket children."""
@@ -333,9 +468,6 @@ class SimulatedBroker(Component):
                 reason=reason,
             )
             children.append(child)
-        if len(children) == 2:
-            children[0].sibling_id = children[1].order_id
-            children[1].sibling_id = children[0].order_id
         for child in children:
             self._accept(child, ts)
 
@@ -389,6 +521,8 @@ class SimulatedBroker(Component):
                 f"order id {request.order_id!r} is already used; give every order a new id",
             )
             return
+        if self._submit_check and not self._cash_at_submit(request, code, ts):
+            return
         order = Order.from_request(request, code, ts)
         self._accept(order, ts)
         if self._same_close and order.order_type is OrderType.MARKET and self._batch.ts == ts:
@@ -397,8 +531,42 @@ class SimulatedBroker(Component):
                 price = bar.c
                 self._match_order(order, price, bar, ts)
 
+    def _cash_at_submit(self, request: SubmitOrder, code: int, ts: int) -> bool:
+        """``submit_cash_check`` (backtrader's ``checksubmit``): the orders accepted at
+        ``ts`` are costed in turn at the bar's close (a limit or stop at its price), with
+        commission, against the cash after this bar's fills; one that would leave the
+        running balance negative is rejected, and its cost stays in the balance."""
+        bar = self._batch.bar(code) if self._batch.ts == ts else None
+        if bar is None or math.isnan(self._cash):
+            return True
+        if self._running[0] != ts:
+            self._running = (ts, self._cash)
+        price = request.limit_price or request.stop_price or bar.c
+        qty = request.quantity
+        commission = self.commission.commission(qty, price, 0.0, 0.0, 0.0)
+        left = self._running[1] - (qty * request.side.sign * price + commission)
+        self._running = (ts, left)
+        if left >= 0.0:
+            return True
+        self._reject(
+            request.order_id,
+            request.strategy_id,
+            request.symbol,
+            "insufficient_cash",
+            f"insufficient cash at submission: {request.order_id} costs "
+            f"{qty * price + commission:,.2f} at {price:.6g} and leaves {left:,.2f} of the "
+            "cash after this bar's accepted orders",
+        )
+        return False
+
     def _accept(self, order: Order, ts: int) -> None:
+        order.seq = next(self._seq)
         self.book.add(order)
+        if order.parent_id is not None:
+            key = (order.strategy_id, order.code, order.parent_id)
+            group = self._groups.setdefault(key, [])
+            group.append(order)
+            order.group = group
         self.publish(
             ORDER_EVENTS,
             OrderAccepted(
@@ -508,8 +676,15 @@ class SimulatedBroker(Component):
 
     # ------------------------------------------------------------------ state events
 
+    def _close(self, order: Order, status: OrderStatus, ts: int) -> None:
+        """Close ``order`` in the book; forget its group once every member is closed."""
+        self.book.close(order, status, ts)
+        group = order.group
+        if group is not None and not any(m.is_open for m in group):
+            self._groups.pop((order.strategy_id, order.code, order.parent_id or ""), None)
+
     def _cancel(self, order: Order, ts: int, reason: str) -> None:
-        self.book.close(order, OrderStatus.CANCELLED, ts)
+        self._close(order, OrderStatus.CANCELLED, ts)
         self.publish(
             ORDER_EVENTS,
             OrderCancelled(
@@ -525,7 +700,7 @@ class SimulatedBroker(Component):
 
     def _expire(self, orders: list[Order], ts: int) -> None:
         for order in orders:
-            self.book.close(order, OrderStatus.EXPIRED, ts)
+            self._close(order, OrderStatus.EXPIRED, ts)
             self.publish(
                 ORDER_EVENTS,
                 OrderExpired(
@@ -570,3 +745,13 @@ class SimulatedBroker(Component):
                 reason=reason,
             ),
         )
+
+
+def _kind(order: Order) -> str:
+    """How a one-cancels-other member ranks in :func:`group_winner`."""
+    kind = order.order_type
+    if kind is OrderType.MARKET or (order.triggered and kind is not OrderType.STOP_LIMIT):
+        return "market"
+    if kind is OrderType.LIMIT or (kind is OrderType.STOP_LIMIT and order.triggered):
+        return "limit"
+    return "stop"

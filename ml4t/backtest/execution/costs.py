@@ -26,12 +26,14 @@ from msgspec import Meta
 __all__ = [
     "CommissionModel",
     "FixedBpsSlippage",
+    "FixedSlippage",
     "HalfSpreadSlippage",
     "NoCommission",
     "NoSlippage",
     "PerOrderCommission",
     "PerShareCommission",
     "PercentCommission",
+    "PercentSlippage",
     "SlippageModel",
     "VolumeShareSlippage",
     "commission_model",
@@ -69,6 +71,26 @@ class FixedBpsSlippage(SlippageModel, frozen=True, kw_only=True, forbid_unknown_
 
     def price(self, sign: int, price: float, quantity: float, volume: float, extra: float) -> float:
         return price * (1.0 + sign * self.bps * 1e-4)
+
+
+class PercentSlippage(SlippageModel, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``price * (1 + sign * rate)``: 0.001 on a buy at 100.00 fills at 100.10 (vectorbt's
+    ``slippage``, backtrader's ``set_slippage_perc``)."""
+
+    rate: Annotated[float, Meta(ge=0, lt=1)] = 0.001
+
+    def price(self, sign: int, price: float, quantity: float, volume: float, extra: float) -> float:
+        return price * (1.0 + sign * self.rate)
+
+
+class FixedSlippage(SlippageModel, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``price + sign * amount``: a fixed amount per share (backtrader's
+    ``set_slippage_fixed``): 0.05 on a sell at 100.00 fills at 99.95."""
+
+    amount: NonNegative = 0.01
+
+    def price(self, sign: int, price: float, quantity: float, volume: float, extra: float) -> float:
+        return price + sign * self.amount
 
 
 class HalfSpreadSlippage(SlippageModel, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -175,10 +197,13 @@ class PerOrderCommission(CommissionModel, frozen=True, kw_only=True, forbid_unkn
 
 
 class PercentCommission(CommissionModel, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``rate`` of the notional (0.001 = 10 bps), at least ``minimum`` per order."""
+    """``rate`` of the notional (0.001 = 10 bps), at least ``minimum`` per order, plus a
+    flat ``per_order`` fee with the order's first fill (vectorbt's ``fees`` and
+    ``fixed_fees``)."""
 
     rate: NonNegative = 0.001
     minimum: NonNegative = 0.0
+    per_order: NonNegative = 0.0
 
     def commission(
         self,
@@ -189,12 +214,16 @@ class PercentCommission(CommissionModel, frozen=True, kw_only=True, forbid_unkno
         charged_before: float,
     ) -> float:
         total = max(self.minimum, self.rate * (notional_before + quantity * price))
+        if self.per_order:
+            total += self.per_order
         return max(0.0, total - charged_before)
 
 
 _SLIPPAGE: dict[str, type[SlippageModel]] = {
     "none": NoSlippage,
     "fixed_bps": FixedBpsSlippage,
+    "percent": PercentSlippage,
+    "fixed": FixedSlippage,
     "half_spread": HalfSpreadSlippage,
     "volume_share": VolumeShareSlippage,
 }

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 __all__ = [
-    "bracket_winner",
+    "group_winner",
     "limit_fill",
     "stop_fill",
     "stop_limit_fill",
@@ -131,22 +131,45 @@ def trail_extreme(sign: int, extreme: float, h: float, lo: float) -> float:
     return max(extreme, h) if sign < 0 else min(extreme, lo)
 
 
-def bracket_winner(sl_price: float, tp_price: float, tp_at_open: bool) -> str | None:
-    """Which child of a bracket fills on a bar where ``sl_price``/``tp_price`` are their
-    rule prices (NaN = would not fill): ``"sl"``, ``"tp"`` or None.
+def group_winner(
+    sign: int, kinds: list[str], prices: list[float], o: float, rule: str
+) -> int | None:
+    """Which member of a one-cancels-other group fills on a bar: the index into
+    ``kinds`` (``"market"``, ``"stop"`` or ``"limit"``, in acceptance order) and ``prices``
+    (their rule prices, NaN = would not fill), or None. ``sign`` is the members' side.
 
-    If both could fill, the take-profit wins only when the open itself satisfied it
-    (the open is the first trade of the bar); otherwise the stop-loss wins.
+    ``open_then_pessimistic``: a market order, then a limit the open itself satisfied (the
+    open is the bar's first trade), then the stop that the price reaches first (the one
+    nearest the open), then the first limit. ``stops_first``: a market order, then the
+    first stop that can fill, then the first limit (vectorbt and backtrader).
+
+    >>> group_winner(-1, ["stop", "limit"], [95.0, 110.0], 100.0, "open_then_pessimistic")
+    0
+    >>> group_winner(-1, ["stop", "limit"], [95.0, 112.0], 112.0, "open_then_pessimistic")
+    1
+    >>> group_winner(-1, ["stop", "limit"], [95.0, 112.0], 112.0, "stops_first")
+    0
     """
-    sl_hit = not math.isnan(sl_price)
-    tp_hit = not math.isnan(tp_price)
-    if sl_hit and tp_hit:
-        return "tp" if tp_at_open else "sl"
-    if sl_hit:
-        return "sl"
-    if tp_hit:
-        return "tp"
-    return None
+    hits = [i for i, p in enumerate(prices) if not math.isnan(p)]
+    if not hits:
+        return None
+    for i in hits:
+        if kinds[i] == "market":
+            return i
+    stops = [i for i in hits if kinds[i] == "stop"]
+    limits = [i for i in hits if kinds[i] == "limit"]
+    if rule == "stops_first":
+        return stops[0] if stops else limits[0]
+    for i in limits:
+        if prices[i] == o:
+            return i
+    if stops:
+        best = stops[0]
+        for i in stops[1:]:
+            if (prices[i] > prices[best]) if sign < 0 else (prices[i] < prices[best]):
+                best = i
+        return best
+    return limits[0]
 
 
 def volume_cap(limit: float | None, volume: float, used: float) -> float:

@@ -53,6 +53,7 @@ class Order:
         "extreme",
         "filled",
         "fills",
+        "group",
         "history",
         "limit_price",
         "notional",
@@ -61,7 +62,7 @@ class Order:
         "parent_id",
         "quantity",
         "reason",
-        "sibling_id",
+        "seq",
         "side",
         "sign",
         "slot",
@@ -116,7 +117,8 @@ class Order:
         self.take_profit = take_profit
         self.parent_id = parent_id
         self.reason = reason
-        self.sibling_id: str | None = None
+        self.group: list[Order] | None = None  # one-cancels-other members, this one included
+        self.seq = 0  # acceptance sequence number, set by the broker
         self.slot = -1
         self.filled = 0.0
         self.notional = 0.0

@@ -32,7 +32,10 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """Pre-trade limits (see ``docs/execution.md`` for each rule with an example).
 
     - ``account``: ``cash`` (buying power is the cash not reserved by open buys; no short
-      sales) or ``margin`` (gross exposure may reach ``margin_leverage`` x equity).
+      sales), ``margin`` (gross exposure may reach ``margin_leverage`` x equity) or
+      ``unchecked`` (no pre-trade buying-power rule: short sales allowed, and cash is
+      left to the broker's ``insufficient_cash`` policy at fill time, as the vectorbt
+      and backtrader presets do).
     - ``credit_pending_sales``: in a cash account, the proceeds of working market sells
       of shares held (at their estimated price) count as buying power, so a rebalance
       that sells and buys on the same bar is not refused for cash the sells will bring.
@@ -49,7 +52,7 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
       halts them for the rest of the run. Exits are always allowed.
     """
 
-    account: Literal["cash", "margin"] = "cash"
+    account: Literal["cash", "margin", "unchecked"] = "cash"
     margin_leverage: Positive = 2.0
     market_price_buffer: NonNegative = 0.0
     credit_pending_sales: bool = True

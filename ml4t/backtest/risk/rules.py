@@ -306,7 +306,9 @@ def check_buying_power(
     request: SubmitOrder, view: RiskView, config: RiskConfig
 ) -> Rejection | None:
     """Cash account: buys within free cash, sells within the shares held. Margin account:
-    gross exposure within ``margin_leverage`` x equity."""
+    gross exposure within ``margin_leverage`` x equity. Unchecked account: always passes."""
+    if config.account == "unchecked":
+        return None
     imp = impact(request, view, config)
     if config.account == "cash":
         if imp.sign < 0:
