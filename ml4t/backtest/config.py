@@ -133,6 +133,7 @@ def load_config(
         base = Path(source).resolve().parent
     data = interpolate_env(data, environ)
     data = apply_overrides(data, list(overrides))
+    data = _accept_proposal_data_shape(data)
     data = apply_preset(data)  # the user's own keys win over the preset's
     config = _resolve_paths(convert(data, RunConfig, "config"), base)
     check_paths(config)
@@ -151,6 +152,42 @@ def check_paths(config: RunConfig) -> None:
     strategy = config.strategy
     if strategy is not None and strategy.path is not None and not Path(strategy.path).is_file():
         raise ConfigError(f"$.strategy.path: file {strategy.path!r} does not exist")
+
+
+_OHLCV = ["open", "high", "low", "close", "volume"]
+
+
+def _accept_proposal_data_shape(data: dict[str, Any]) -> dict[str, Any]:
+    """Read the original proposal's ``data`` keys too: ``asset_data`` with
+    ``columns: {ohlcv, signals, indicators}`` becomes ``asset``, ``context_data`` becomes
+    ``context``. The canonical keys are written back by :func:`dump_config`."""
+    section = data.get("data")
+    if not isinstance(section, dict) or not {"asset_data", "context_data"} & set(section):
+        return data
+    section = dict(section)
+    for old, new in (("asset_data", "asset"), ("context_data", "context")):
+        if old not in section:
+            continue
+        if new in section:
+            raise ConfigError(f"$.data: give {new} or {old} (the proposal's name), not both")
+        source = dict(section.pop(old) or {})
+        columns = dict(source.pop("columns", None) or {})
+        ohlcv = columns.pop("ohlcv", None)
+        if ohlcv is not None and list(ohlcv) != _OHLCV:
+            raise ConfigError(
+                f"$.data.{old}.columns.ohlcv: ml4t reads OHLCV from columns named "
+                f"{', '.join(_OHLCV)}; got {list(ohlcv)} (rename them in the data)"
+            )
+        for key in ("signals", "indicators"):
+            if key in columns:
+                source[key] = columns.pop(key)
+        if columns:
+            raise ConfigError(
+                f"$.data.{old}.columns: unknown keys {sorted(columns)}; expected ohlcv, "
+                "signals, indicators"
+            )
+        section[new] = source
+    return {**data, "data": section}
 
 
 def dump_config(config: RunConfig) -> str:

@@ -179,3 +179,68 @@ def test_bad_yaml_and_missing_config_file(tmp_path: Path) -> None:
     bad.write_text("backtest: [unclosed\n")
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_config(bad)
+
+
+PROPOSAL_YAML = """
+backtest:
+  name: "ml_top25_strategy_2023"
+  start_date: "2023-01-01"
+  end_date: "2023-12-31"
+  initial_capital: 100000
+  calendar: "NYSE"
+
+data:
+  asset_data:
+    path: "{asset}"
+    columns:
+      ohlcv: [open, high, low, close, volume]
+      signals: [signal_entry, signal_exit, confidence]
+      indicators: [rsi, macd, atr]
+
+  context_data:
+    path: "{context}"
+    fields: [vix, spy]
+
+execution:
+  slippage:
+    model: VolumeShareSlippage
+    params:
+      volume_limit: 0.1
+
+  commission:
+    model: PerShareCommission
+    params:
+      cost_per_share: 0.005
+
+strategy:
+  path: "{strategy}"
+  class: "MLTop25Strategy"
+  params:
+    max_positions: 25
+    position_size_pct: 0.04
+    vix_threshold: 30
+"""
+
+
+def test_the_proposals_config_shape_is_accepted(dataset, tmp_path: Path) -> None:
+    import polars as pl
+
+    from ml4t.backtest.engine import BacktestEngine
+
+    # the proposal pre-joins signals into the asset data: do that, as its section 3.2 does
+    asset = pl.read_parquet(Path(dataset.asset) / "*.parquet")
+    asset.write_parquet(tmp_path / "asset.parquet")
+    strategy = Path(__file__).parents[2] / "ml4t/backtest/demo/ml_top25.py"
+    path = tmp_path / "backtest_config.yaml"
+    path.write_text(
+        PROPOSAL_YAML.format(
+            asset=tmp_path / "asset.parquet", context=Path(dataset.context), strategy=strategy
+        )
+    )
+    config = load_config(path, overrides=["reporting.output_dir=null"])
+    assert config.data.asset.signals == ["signal_entry", "signal_exit", "confidence"]
+    assert config.data.context is not None and config.data.context.fields == ["vix", "spy"]
+    results = BacktestEngine.from_config(config).run()
+    assert results.complete and results.bar_events == asset.height
+    with pytest.raises(ConfigError, match=r"\$.data.asset_data.columns.ohlcv: ml4t reads"):
+        load_config({"data": {"asset_data": {"columns": {"ohlcv": ["o", "h", "l", "c", "v"]}}}})
