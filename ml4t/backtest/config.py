@@ -40,6 +40,7 @@ from ml4t.backtest.strategy import _StrategyBase
 
 __all__ = [
     "BacktestSection",
+    "PluginsSection",
     "RunConfig",
     "StrategySection",
     "check_paths",
@@ -97,6 +98,25 @@ class StrategySection(_Section):
             raise ConfigError(f"'class' is required with {given[0]}: name the strategy class")
 
 
+class PluginsSection(_Section):
+    """Installed plugins the run uses, by entry-point name (``ml4t plugins`` lists them).
+
+    - ``feed``: a feed class, built as ``Feed(config.data)``, instead of ParquetFeed;
+    - ``broker``: a broker class, built as ``Broker(config.execution)``;
+    - ``recorder``: a recorder class, built as ``Recorder(config.reporting)``, with a
+      ``results`` attribute like :class:`~ml4t.backtest.record.Recorder`'s;
+    - ``risk_rules``: rule functions ``(request, view, config) -> Rejection | None``
+      appended to the standard rules;
+    - ``components``: extra component classes, built with no arguments.
+    """
+
+    feed: str | None = None
+    broker: str | None = None
+    recorder: str | None = None
+    risk_rules: list[str] = msgspec.field(default_factory=list)
+    components: list[str] = msgspec.field(default_factory=list)
+
+
 class RunConfig(_Section):
     """A whole run.
 
@@ -116,6 +136,7 @@ class RunConfig(_Section):
     portfolio: PortfolioConfig | None = None
     reporting: ReportingConfig = msgspec.field(default_factory=ReportingConfig)
     strategy: StrategySection | None = None
+    plugins: PluginsSection = msgspec.field(default_factory=PluginsSection)
 
 
 def load_config(

@@ -26,6 +26,7 @@ import anyio
 import msgspec
 import polars as pl
 
+from ml4t.backtest import plugins
 from ml4t.backtest._time import from_ns, to_ns
 from ml4t.backtest.clock import SimulatedClock, WallClock
 from ml4t.backtest.component import Component
@@ -39,6 +40,7 @@ from ml4t.backtest.portfolio import Portfolio, PortfolioConfig
 from ml4t.backtest.progress import ProgressBar, RunProgress
 from ml4t.backtest.record.recorder import Recorder
 from ml4t.backtest.risk.manager import RiskManager
+from ml4t.backtest.risk.rules import RULES
 from ml4t.backtest.runtime import RunOutcome, Runtime, unwrap_group
 from ml4t.backtest.strategy import _StrategyBase
 
@@ -168,15 +170,25 @@ class BacktestEngine:
         for strat in self.strategies:
             strat.calendar = self.calendar
         capital = config.backtest.initial_capital
+        named = config.plugins
+        if feed is None and named.feed:
+            feed = plugins.load("feeds", named.feed)(self._feed_config())
         self.feed = feed or ParquetFeed(
             self._feed_config(), asset=asset, signal_data=signal_data, context=context
         )
+        if broker is None and named.broker:
+            broker = plugins.load("brokers", named.broker)(config.execution)
         self.broker = broker or SimulatedBroker(
             config.execution,
             session_close=self.calendar.next_close if self.calendar else None,
         )
         self.portfolio = portfolio or Portfolio(self._portfolio_config(capital))
+        if risk is None and named.risk_rules:
+            extra = tuple(plugins.load("risk_rules", name) for name in named.risk_rules)
+            risk = RiskManager(config.risk, rules=RULES + extra)
         self.risk = risk or RiskManager(config.risk)
+        if recorder is None and named.recorder:
+            recorder = plugins.load("recorders", named.recorder)(config.reporting)
         self.recorder = recorder or Recorder(
             config.reporting,
             run_config=config,
@@ -186,7 +198,9 @@ class BacktestEngine:
         )
         self.progress_counter = RunProgress()
         self.show_progress = progress
-        self.extras: list[Component] = []
+        self.extras: list[Component] = [
+            plugins.load("components", name)() for name in named.components
+        ]
         self.runtime: Runtime | None = None
 
     @classmethod

@@ -244,3 +244,62 @@ def test_the_proposals_config_shape_is_accepted(dataset, tmp_path: Path) -> None
     assert results.complete and results.bar_events == asset.height
     with pytest.raises(ConfigError, match=r"\$.data.asset_data.columns.ohlcv: ml4t reads"):
         load_config({"data": {"asset_data": {"columns": {"ohlcv": ["o", "h", "l", "c", "v"]}}}})
+
+
+PLUGIN_MODULE = """
+from ml4t.backtest import Component, OrderFilled, on
+from ml4t.backtest.risk import Rejection
+from ml4t.backtest.topics import FILLS
+
+HEARD = []
+
+
+def no_aaa(request, view, config):
+    if getattr(request, "symbol", None) == "AAA":
+        return Rejection("no_aaa", "AAA is off limits in this test")
+    return None
+
+
+class FillEar(Component):
+    def __init__(self):
+        super().__init__("fill_ear")
+
+    @on(FILLS)
+    def heard(self, fill: OrderFilled) -> None:
+        HEARD.append(fill.symbol)
+"""
+
+
+def _install_distribution(site: Path) -> None:
+    """A real installed distribution (dist-info with entry points) in ``site``."""
+    info = site / "ml4t_testplug-0.1.dist-info"
+    info.mkdir(parents=True)
+    (site / "ml4t_testplug.py").write_text(PLUGIN_MODULE)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ml4t-testplug\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[ml4t.backtest.risk_rules]\nno_aaa = ml4t_testplug:no_aaa\n\n"
+        "[ml4t.backtest.components]\nfill_ear = ml4t_testplug:FillEar\n"
+    )
+
+
+def test_config_names_installed_plugins(dataset, tmp_path: Path, monkeypatch) -> None:
+    import importlib
+
+    from ml4t.backtest.engine import BacktestEngine
+    from ml4t.backtest.plugins import PluginError
+
+    from .strategies import SignalBatch
+
+    _install_distribution(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    importlib.invalidate_caches()
+    config = base_config(dataset, None)
+    config["plugins"] = {"risk_rules": ["no_aaa"], "components": ["fill_ear"]}
+    results = BacktestEngine(load_config(config), strategy=SignalBatch("strategy")).run()
+    plugin = importlib.import_module("ml4t_testplug")
+    assert results.fills.height > 0
+    assert "AAA" not in set(results.fills["symbol"])  # the plugin rule refused every AAA order
+    assert sorted(plugin.HEARD) == sorted(results.fills["symbol"].to_list())
+    config["plugins"] = {"feed": "nope"}
+    with pytest.raises(PluginError, match=r"no feeds plugin named 'nope' is installed"):
+        BacktestEngine(load_config(config), strategy=SignalBatch("strategy"))
