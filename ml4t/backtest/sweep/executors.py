@@ -1,0 +1,239 @@
+"""Where a sweep's tasks run: a local process pool (default) or a Ray cluster.
+
+An executor takes the tasks' payloads (plain data) and calls ``on_result`` in the
+driver's thread with each task's result as it finishes, in completion order. On Ctrl-C
+(``KeyboardInterrupt`` in the driver) it cancels what has not started, interrupts what is
+running (those runs flush their results marked incomplete), hands over any result that
+still arrives within ``grace`` seconds, and re-raises.
+
+- :class:`LocalExecutor`: a ``ProcessPoolExecutor`` with the *spawn* start method
+  (no forked copies of the driver's threads or locks), ``workers`` processes (default:
+  the CPU count).
+- :class:`RayExecutor`: one Ray task per backtest (``num_cpus=1``, no retries). It
+  joins the cluster at ``address`` (``"auto"``, ``"ray://head:10001"``), or starts Ray
+  locally with ``workers`` CPUs; a Ray instance the caller already started is used
+  as it is and left running. Ray is imported only here, only when asked for
+  (``pip install 'ml4t-backtest[ray]'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from queue import Empty
+from typing import Any, Protocol
+
+from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.sweep.task import CANCELLED, FAILED, init_pool_worker, run_pool_task, run_task
+
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "make_executor"]
+
+Payload = dict[str, Any]
+OnResult = Callable[[dict[str, Any]], None]
+GRACE_SECONDS = 30.0
+_POLL_SECONDS = 0.25
+_ECHO_SECONDS = 1.0
+
+
+class Executor(Protocol):
+    """Runs task payloads, calling ``on_result(result)`` in the caller's thread as each
+    finishes; on ``KeyboardInterrupt`` it cancels the rest and re-raises."""
+
+    name: str
+
+    def run(self, payloads: Sequence[Payload], on_result: OnResult) -> None: ...
+
+
+def make_executor(
+    name: str,
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    runtime_env: dict[str, Any] | None = None,
+) -> Executor:
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    if name == "local":
+        if address is not None:
+            raise ConfigError("--address is for the ray executor; the local one has no cluster")
+        return LocalExecutor(workers)
+    if name == "ray":
+        return RayExecutor(workers, address=address, runtime_env=runtime_env)
+    raise ConfigError(f"unknown executor {name!r}; use 'local' or 'ray'")
+
+
+def _failure(payload: Payload, error: str) -> dict[str, Any]:
+    return {
+        "run_id": payload["run_id"],
+        "status": FAILED,
+        "error": error,
+        "metrics": None,
+        "duration_s": 0.0,
+        "path": payload["run_dir"],
+    }
+
+
+class LocalExecutor:
+    """A process pool on this machine, sized to the CPU count by default."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, *, grace: float = GRACE_SECONDS) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.grace = grace
+
+    def run(self, payloads: Sequence[Payload], on_result: OnResult) -> None:
+        if not payloads:
+            return
+        context = multiprocessing.get_context("spawn")
+        pids, stop = context.Queue(), context.Event()
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.workers, len(payloads)),
+            mp_context=context,
+            initializer=init_pool_worker,
+            initargs=(pids, stop),
+        )
+        futures = {pool.submit(run_pool_task, p): p for p in payloads}
+        pending = set(futures)
+        try:
+            while pending:
+                # a timeout, so that a Ctrl-C taken by another thread still reaches us
+                done, _ = wait(pending, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+                for future in done:
+                    pending.discard(future)
+                    on_result(self._result(future, futures[future]))
+        except KeyboardInterrupt:
+            stop.set()  # tasks already queued in the pool return without running
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._stop_running(pending, pids)
+            for future in pending:
+                if future.done() and not future.cancelled():
+                    on_result(self._result(future, futures[future]))
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            pids.close()
+            pids.join_thread()
+
+    def _stop_running(self, pending: set[Future[dict[str, Any]]], pids: Any) -> None:
+        """Interrupt the running tasks and wait (``grace`` seconds at most) for them.
+
+        A Ctrl-C at a terminal reached the workers too; a SIGINT sent to the driver alone
+        did not, so after a moment we pass it on. A task still running after ``grace``
+        seconds is killed: its directory then says ``"complete": false`` (``running``).
+        """
+        _, running = wait(pending, timeout=_ECHO_SECONDS)
+        if not running:
+            return
+        workers = self._signal_workers(pids, signal.SIGINT)
+        _, stuck = wait(running, timeout=self.grace)
+        if stuck:
+            self._signal_workers(workers, signal.SIGKILL)
+
+    @staticmethod
+    def _result(future: Future[dict[str, Any]], payload: Payload) -> dict[str, Any]:
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            return {**_failure(payload, "cancelled"), "status": CANCELLED}
+        except Exception as exc:  # a worker died (BrokenProcessPool) or could not start
+            return _failure(payload, f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _signal_workers(pids: Any, signum: int) -> list[int]:
+        """Signal every worker (a queue of pids as they started, or a list).
+
+        SIGINT stops a running task, which flushes its results; idle workers ignore it.
+        """
+        found = list(pids) if isinstance(pids, list) else []
+        while not isinstance(pids, list):
+            try:
+                found.append(pids.get_nowait())
+            except (Empty, OSError, ValueError):
+                break
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        return found
+
+
+class RayExecutor:
+    """One Ray task per backtest, on a cluster (``address``) or a local Ray."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        address: str | None = None,
+        runtime_env: dict[str, Any] | None = None,
+        grace: float = GRACE_SECONDS,
+    ) -> None:
+        self.workers = workers
+        self.address = address
+        self.runtime_env = runtime_env
+        self.grace = grace
+
+    def run(self, payloads: Sequence[Payload], on_result: OnResult) -> None:
+        if not payloads:
+            return
+        ray = _import_ray()
+        owned = not ray.is_initialized()
+        if owned:
+            self._init(ray)
+        try:
+            remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
+            refs = {remote.remote(p): p for p in payloads}
+            pending = list(refs)
+            try:
+                while pending:
+                    done, pending = ray.wait(pending, num_returns=1, timeout=_POLL_SECONDS)
+                    for ref in done:
+                        on_result(self._result(ray, ref, refs[ref]))
+            except KeyboardInterrupt:
+                for ref in pending:
+                    ray.cancel(ref)  # queued: dropped; running: KeyboardInterrupt in the task
+                done = []
+                if pending:
+                    done, _ = ray.wait(pending, num_returns=len(pending), timeout=self.grace)
+                for ref in done:
+                    result = self._result(ray, ref, refs[ref])
+                    if result["status"] != CANCELLED:
+                        on_result(result)
+                raise
+        finally:
+            if owned:
+                ray.shutdown()
+
+    def _init(self, ray: Any) -> None:
+        kwargs: dict[str, Any] = {"runtime_env": self.runtime_env, "logging_level": logging.WARNING}
+        if self.address is not None:
+            ray.init(address=self.address, **kwargs)
+        else:
+            ray.init(num_cpus=self.workers, include_dashboard=False, **kwargs)
+
+    @staticmethod
+    def _result(ray: Any, ref: Any, payload: Payload) -> dict[str, Any]:
+        try:
+            return ray.get(ref)  # type: ignore[no-any-return]
+        except ray.exceptions.TaskCancelledError:
+            return {**_failure(payload, "cancelled"), "status": CANCELLED}
+        except ray.exceptions.RayError as exc:  # the worker died, or could not import
+            return _failure(payload, f"{type(exc).__name__}: {exc}")
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(
+            "the ray executor needs Ray: pip install 'ml4t-backtest[ray]' (or use the "
+            "default local executor)"
+        ) from exc
+    return ray
