@@ -16,6 +16,7 @@ STEPS = [
     ["benchmarks.execution"],
     ["benchmarks.engine"],
     ["benchmarks.vectorbt_signals"],
+    ["benchmarks.sweep"],
 ]
 
 

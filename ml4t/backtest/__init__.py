@@ -63,6 +63,7 @@ from ml4t.backtest.report import write_report
 from ml4t.backtest.risk import RiskConfig, RiskManager
 from ml4t.backtest.runtime import RunOutcome, Runtime
 from ml4t.backtest.strategy import BatchStrategy, OpenOrder, Strategy, StrategyError
+from ml4t.backtest.sweep import run_sweep
 
 try:
     __version__ = version("ml4t-backtest")
@@ -146,6 +147,7 @@ __all__ = [
     "on",
     "parse_duration",
     "replay",
+    "run_sweep",
     "to_ns",
     "write_report",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,17 @@ T = TypeVar("T")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+def _dates_as_text(value: Any) -> Any:
+    """YAML reads ``2023-01-03`` as a date; ml4t's config takes times as ISO text."""
+    if isinstance(value, dict):
+        return {k: _dates_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dates_as_text(v) for v in value]
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML file; ConfigError for a missing file or bad YAML."""
     path = Path(path)
@@ -36,7 +48,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping at the top level")
-    return data
+    return _dates_as_text(data)
 
 
 def interpolate_env(data: Any, environ: dict[str, str] | None = None, path: str = "$") -> Any:
@@ -70,7 +82,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected key.path=value")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = _dates_as_text(yaml.safe_load(raw)) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from exc
         node = data

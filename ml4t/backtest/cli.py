@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     _add_results_commands(commands)
-    for module in ("live.paper", "plugins"):  # `ml4t paper`, `ml4t plugins`
+    for module in ("live.paper", "plugins", "sweep.cli"):  # paper, plugins, sweep
         importlib.import_module(f"ml4t.backtest.{module}").add_cli(commands)
     return parser
 

@@ -303,3 +303,13 @@ def test_config_names_installed_plugins(dataset, tmp_path: Path, monkeypatch) ->
     config["plugins"] = {"feed": "nope"}
     with pytest.raises(PluginError, match=r"no feeds plugin named 'nope' is installed"):
         BacktestEngine(load_config(config), strategy=SignalBatch("strategy"))
+
+
+def test_unquoted_dates_in_yaml_and_overrides_are_read_as_dates(dataset, tmp_path: Path) -> None:
+    config = base_config(dataset, None)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config) + "")
+    text = path.read_text().replace("backtest:\n", "backtest:\n  start_date: 2023-01-04\n", 1)
+    path.write_text(text)
+    loaded = load_config(path, overrides=["backtest.end_date=2023-01-10"])
+    assert (loaded.backtest.start_date, loaded.backtest.end_date) == ("2023-01-04", "2023-01-10")
