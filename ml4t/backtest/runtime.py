@@ -19,6 +19,7 @@ the event it was handling and the clock time.
 from __future__ import annotations
 
 import enum
+import time
 import traceback
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
@@ -41,6 +42,7 @@ __all__ = ["RunOutcome", "Runtime", "unwrap_group"]
 C = TypeVar("C", bound=Component)
 
 _CHECKPOINT_EVERY = 256  # alarms between two yields to the event loop (lets Ctrl-C in)
+_YIELD_AFTER_S = 0.05  # ...or this much wall time, whichever comes first
 
 
 class RunOutcome(enum.StrEnum):
@@ -209,7 +211,9 @@ class Runtime:
         drain = self.bus.dispatcher.drain
         pop_alarm = clock.pop_alarm
         checkpoint = anyio.lowlevel.checkpoint
+        monotonic = time.monotonic
         fired = 0
+        last_yield = monotonic()
         await drain()
         while not self._stop_requested:
             alarm = pop_alarm()
@@ -219,8 +223,11 @@ class Runtime:
             _fire(alarm, clock.now_ns())
             await drain()
             fired += 1
-            if not fired % _CHECKPOINT_EVERY:
+            # yield to the event loop (so Ctrl-C and cancel scopes get in) every few
+            # hundred alarms, or sooner when handlers are slow
+            if not fired % _CHECKPOINT_EVERY or monotonic() - last_yield > _YIELD_AFTER_S:
                 await checkpoint()
+                last_yield = monotonic()
         self.alarms_fired += fired
 
     async def _loop_wall(self) -> None:
