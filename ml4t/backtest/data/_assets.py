@@ -127,15 +127,12 @@ class AssetData:
         """Learn the universe and timestamps, plan chunks; return planning-level violations."""
         sym = self.config.asset.symbol_column
         keyed = self._exact(self._filtered().select(self.source.ts_expr().alias(TS), pl.col(sym)))
-        # one scan of the key columns serves both counts (collect_all shares it)
-        by_symbol, by_ts = pl.collect_all(
-            [
-                keyed.group_by(pl.col(sym).cast(pl.String).alias("symbol")).agg(pl.len()),
-                keyed.group_by(TS).agg(pl.len()),
-            ],
-            engine="streaming",
+        by_symbol = (
+            keyed.group_by(pl.col(sym).cast(pl.String).alias("symbol"))
+            .agg(pl.len())
+            .collect(engine="streaming")
         )
-        by_ts = by_ts.sort(TS)
+        by_ts = keyed.group_by(TS).agg(pl.len()).collect(engine="streaming").sort(TS)
         violations = self._key_violations(by_symbol, by_ts)
         present = sorted(s for s in by_symbol["symbol"].to_list() if s is not None)
         wanted = self.config.asset.symbols
