@@ -15,6 +15,7 @@ Timers (:class:`Timer`) are repeating or one-shot alarms and behave the same on 
 
 from __future__ import annotations
 
+import abc
 import heapq
 import time
 from collections.abc import Callable
@@ -55,7 +56,7 @@ class Alarm:
         return f"Alarm({from_ns(self.ts_ns).isoformat()}, priority={self.priority}{state})"
 
 
-class Clock:
+class Clock(abc.ABC):
     """Time and alarms; subclasses say what "now" is."""
 
     is_simulated: bool = False
@@ -65,8 +66,9 @@ class Clock:
         self._seq = count()
         self.on_schedule: Callable[[], None] | None = None
 
+    @abc.abstractmethod
     def now_ns(self) -> int:
-        raise NotImplementedError
+        """The current time in UTC nanoseconds."""
 
     def schedule(
         self,

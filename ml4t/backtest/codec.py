@@ -41,6 +41,9 @@ def _frame_from_ipc(data: bytes | memoryview) -> pl.DataFrame:
     return pl.read_ipc_stream(io.BytesIO(data))
 
 
+# msgspec's hook protocol: a hook raises NotImplementedError for a type it does not handle.
+
+
 def _msgpack_enc_hook(obj: Any) -> Any:
     if isinstance(obj, pl.DataFrame):
         return msgspec.msgpack.Ext(ARROW_EXT, _frame_to_ipc(obj))
