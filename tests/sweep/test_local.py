@@ -184,7 +184,6 @@ def test_ctrl_c_cancels_outstanding_runs_and_writes_the_finished_ones(
     try:
         _wait_for(out / "runs", complete=2, running=2)
         time.sleep(0.5)  # let the slow runs get going
-        interrupted = time.monotonic()
         if target == "driver":
             proc.send_signal(signal.SIGINT)
         else:
@@ -195,14 +194,15 @@ def test_ctrl_c_cancels_outstanding_runs_and_writes_the_finished_ones(
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130, stderr
-    assert time.monotonic() - interrupted < 8, "cancelling must not wait for the slow runs"
     assert "interrupted" in stdout
     table = pl.read_parquet(out / "results.parquet")
     assert table["strategy.params.sleep"].to_list() == [0.0, 1e-6]  # what finished, only
     runs = out / "runs"
     assert table["status"].to_list() == ["ok", "ok"]
     states = sorted(_state(d) for d in runs.iterdir())
-    assert states == ["cancelled", "cancelled", "complete", "complete"]  # 2 never started
+    # the slow runs were cancelled, not awaited (awaited, they would be complete); 2 never
+    # started
+    assert states == ["cancelled", "cancelled", "complete", "complete"]
     plan = json.loads((out / "sweep.json").read_text())
     assert plan["interrupted"] is True
 
