@@ -18,6 +18,7 @@ Quantities are always positive; the direction is the ``side``. Prices and money 
 from __future__ import annotations
 
 import enum
+from typing import Literal
 
 import msgspec
 import polars as pl
@@ -116,6 +117,10 @@ class ComponentState(enum.StrEnum):
     FAILED = "failed"
 
 
+RequestKind = Literal["submit", "cancel", "modify"]
+"""Which request an :class:`OrderRejected` answers."""
+
+
 # --------------------------------------------------------------------------- market data
 
 
@@ -157,6 +162,10 @@ class SubmitOrder(Event, frozen=True, kw_only=True):
     ``trail_amount`` or ``trail_percent`` (a fraction, 0.05 = 5 %) defines a trailing stop.
     ``reason`` travels to the trade record as the exit reason when the order closes a
     position (``signal``, ``stop_loss``, ``manual``...).
+
+    ``reduce_only`` orders (and a bracket's children, always) may only reduce the
+    strategy's position in the symbol: the broker shrinks them when the position shrinks,
+    caps each fill at what is held, and cancels them once the position is gone.
     """
 
     order_id: str
@@ -173,6 +182,7 @@ class SubmitOrder(Event, frozen=True, kw_only=True):
     stop_loss: float | None = None
     take_profit: float | None = None
     parent_id: str | None = None
+    reduce_only: bool = False
     reason: str = ""
 
 
@@ -203,13 +213,18 @@ class OrderAccepted(Event, frozen=True, kw_only=True):
 
 class OrderRejected(Event, frozen=True, kw_only=True):
     """An order, cancel or modify request was refused. ``rule`` names who refused and why;
-    ``reason`` is the human sentence with the numbers."""
+    ``reason`` is the human sentence with the numbers.
+
+    ``request`` says which kind of request was refused: a refused ``submit`` ends the
+    order; a refused ``cancel`` or ``modify`` leaves the order exactly as it was.
+    """
 
     order_id: str
     strategy_id: str
     symbol: str
     rule: str
     reason: str
+    request: RequestKind = "submit"
 
 
 class OrderUpdated(Event, frozen=True, kw_only=True):
