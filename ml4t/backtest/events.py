@@ -18,7 +18,6 @@ Quantities are always positive; the direction is the ``side``. Prices and money 
 from __future__ import annotations
 
 import enum
-from typing import Literal
 
 import msgspec
 import polars as pl
@@ -42,6 +41,7 @@ __all__ = [
     "OrderUpdated",
     "PortfolioSnapshot",
     "PositionChanged",
+    "RequestKind",
     "SubmitOrder",
     "TimeInForce",
     "TimerFired",
@@ -108,6 +108,14 @@ class OrderStatus(enum.StrEnum):
     REJECTED = "rejected"
 
 
+class RequestKind(enum.StrEnum):
+    """Which request an :class:`OrderRejected` answers."""
+
+    SUBMIT = "submit"
+    CANCEL = "cancel"
+    MODIFY = "modify"
+
+
 class ComponentState(enum.StrEnum):
     CREATED = "created"
     STARTING = "starting"
@@ -115,10 +123,6 @@ class ComponentState(enum.StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     FAILED = "failed"
-
-
-RequestKind = Literal["submit", "cancel", "modify"]
-"""Which request an :class:`OrderRejected` answers."""
 
 
 # --------------------------------------------------------------------------- market data
@@ -224,7 +228,7 @@ class OrderRejected(Event, frozen=True, kw_only=True):
     symbol: str
     rule: str
     reason: str
-    request: RequestKind = "submit"
+    request: RequestKind = RequestKind.SUBMIT
 
 
 class OrderUpdated(Event, frozen=True, kw_only=True):
