@@ -341,3 +341,53 @@ def test_results_load_from_a_results_directory(tmp_path: Path) -> None:
     assert loaded.trades.equals(recorder.results.trades)
     with pytest.raises(KeyError, match="no table 'positions'"):
         loaded.table("positions")
+
+
+def same_close_tape() -> Tape:
+    """Three bars of X; a buy of 5 at d0's close (commission 1) is held to the end. As in
+    a real graph, d0 has two snapshots: the bar's mark, then the one after the fill."""
+    tape = Tape(["X"])
+    tape.bar(day(0), {"X": (100, 100, 100, 100)})
+    tape.snapshot(day(0), 1000.0, 1000.0, {}, {"X": 100.0})
+    tape.order(day(0), "A", "X", OrderSide.BUY, 5)
+    tape.fill(day(0), "A", "X", OrderSide.BUY, 5, 100.0, commission=1.0)
+    tape.snapshot(day(0), 999.0, 499.0, {"X": 5.0}, {"X": 100.0})
+    tape.bar(day(1), {"X": (100, 102, 100, 102)})
+    tape.snapshot(day(1), 1009.0, 499.0, {"X": 5.0}, {"X": 102.0})
+    tape.bar(day(2), {"X": (102, 102, 98, 98)})
+    tape.snapshot(day(2), 989.0, 499.0, {"X": 5.0}, {"X": 98.0})
+    return tape
+
+
+def test_two_snapshots_at_one_timestamp_give_one_row_the_later_state() -> None:
+    results = run(same_close_tape(), None, initial_equity=1000.0).results
+    assert results is not None
+    table = results.portfolio
+    assert table["timestamp"].dt.day().to_list() == [2, 3, 4]  # d0, d1, d2: one row each
+    first = table.row(0, named=True)
+    assert (first["cash"], first["equity"], first["num_positions"]) == (499.0, 999.0, 1)
+    assert first["period_return"] == pytest.approx(999 / 1000 - 1)
+    assert table["period_return"][1] == pytest.approx(1009 / 999 - 1)
+
+
+def test_two_snapshots_at_one_timestamp_count_once_in_the_metrics() -> None:
+    results = run(same_close_tape(), None, initial_equity=1000.0).results
+    assert results is not None
+    metrics = results.metrics
+    assert metrics["exposure"] == 1.0  # 3 of 3 timestamps invested (0.75 if d0 counts twice)
+    gross = [500 / 999, 510 / 1009, 490 / 989]
+    assert metrics["average_gross_leverage"] == pytest.approx(sum(gross) / 3, rel=1e-12)
+    # turnover: 500 traded over the mean equity of the three states
+    assert metrics["turnover"] == pytest.approx(500 / ((999 + 1009 + 989) / 3), rel=1e-12)
+    assert metrics["return_periods"] == 3
+    assert metrics["max_drawdown"] == pytest.approx(989 / 1009 - 1)
+
+
+def test_without_an_initial_equity_the_first_snapshot_before_any_fill_is_the_base() -> None:
+    # d0's first snapshot (1000) is the account before the fill; the commission of the
+    # fill at d0's close is part of the return
+    results = run(same_close_tape(), None, initial_equity=None).results
+    assert results is not None
+    assert results.metrics["initial_equity"] == 1000.0
+    assert results.metrics["total_return"] == pytest.approx(989 / 1000 - 1)
+    assert results.portfolio["period_return"][0] == pytest.approx(999 / 1000 - 1)

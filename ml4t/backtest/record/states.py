@@ -1,14 +1,21 @@
 """Portfolio states at the configured frequency, and the running statistics of equity.
 
-Every :class:`~ml4t.backtest.events.PortfolioSnapshot` updates, in O(1):
+**One state per timestamp.** Several snapshots can share a timestamp: with
+``fill_timing: same_close`` the portfolio marks bar t, then fills arrive at t's close and
+a corrected snapshot follows. The last snapshot of a timestamp is its state: it replaces
+the earlier ones in the table and in every statistic, so a timestamp is one row and one
+count whatever the number of snapshots. A timestamp's state is therefore taken when a
+snapshot of a later timestamp arrives, or at the end of the run.
+
+Every state updates, in O(1):
 
 - the high-water mark, the drawdown episodes (the deepest one and the longest one);
 - time in the market and average leverage;
 - the equity at the end of each day (the series the return metrics use).
 
-A row of ``portfolio`` is written for every snapshot (``bar``), or for the last snapshot of
+A row of ``portfolio`` is written for every state (``bar``), or for the last state of
 each interval (``5m``: intervals aligned on the epoch in UTC) or of each day (``daily``:
-the day in ``day_timezone``). An interval's row is written when a snapshot of a later
+the day in ``day_timezone``). An interval's row is written when a state of a later
 interval arrives, or at the end of the run.
 """
 
@@ -64,10 +71,11 @@ class PortfolioStates:
         self._width = frequency_ns
         self._days = DayClock(day_timezone)
         self.initial_equity = initial_equity
+        self._latest: PortfolioSnapshot | None = None  # the newest timestamp's last snapshot
         self._pending: tuple[int, PortfolioSnapshot, float, float] | None = None
         self._bucket: int | None = None
         self._last_written: float | None = None
-        # statistics over every snapshot
+        # statistics over every state (one per timestamp)
         self.snapshots = 0
         self.first_ts: int | None = None
         self.last_ts: int | None = None
@@ -91,11 +99,21 @@ class PortfolioStates:
         self._day: int | None = None
 
     def on_snapshot(self, snap: PortfolioSnapshot) -> None:
+        """Take ``snap``; a later snapshot with the same timestamp replaces it."""
+        latest = self._latest
+        if latest is None:
+            if self.initial_equity is None:  # the account before anything at t0 happened
+                self.initial_equity = snap.equity
+        elif latest.ts_event != snap.ts_event:
+            self._take(latest)
+        self._latest = snap
+
+    def _take(self, snap: PortfolioSnapshot) -> None:
+        """``snap`` is the state of its timestamp: count it and sample it."""
         ts, equity = snap.ts_event, snap.equity
         if self.first_ts is None:
             self.first_ts = ts
-            if self.initial_equity is None:
-                self.initial_equity = equity
+            assert self.initial_equity is not None  # set by the first snapshot at the latest
             self.peak = self.initial_equity
             self._peak_ts = ts
         self.snapshots += 1
@@ -184,6 +202,9 @@ class PortfolioStates:
         )
 
     def finish(self) -> None:
+        if self._latest is not None:
+            self._take(self._latest)
+            self._latest = None
         if self._pending is not None:
             self._write(*self._pending)
             self._pending = None
