@@ -1,11 +1,18 @@
 """A real nats-server per test (loopback, free port), and a small data set.
 
+``auth_server`` runs one with a config file: NATS users for the run's two sides, each
+allowed to publish only on its own subjects (``NatsConfig.publish_subjects``), an
+``intruder`` who may publish anything (an account member who is not part of the run: only
+the HMAC stops it) and a ``guest`` who may publish only under ``guest.>``; connections
+without credentials are refused.
+
 The server is Debian's ``nats-server`` (``scripts/system-deps.sh`` installs it). If it is
 missing the tests fail with a message saying so: a bridge test that skips proves nothing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -20,6 +27,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from ml4t_nats import NatsConfig
 
 
 @pytest.fixture
@@ -49,10 +57,11 @@ def _free_port() -> int:
 class NatsServer:
     """One nats-server process on 127.0.0.1; ``kill()`` and ``start()`` keep the port."""
 
-    def __init__(self, binary: str, token: str | None = None) -> None:
+    def __init__(self, binary: str, token: str | None = None, config: Path | None = None) -> None:
         self.binary = binary
         self.port = _free_port()
         self.token = token
+        self.config = config
         self.url = f"nats://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -60,6 +69,8 @@ class NatsServer:
         cmd = [self.binary, "-a", "127.0.0.1", "-p", str(self.port)]
         if self.token:
             cmd += ["--auth", self.token]
+        if self.config is not None:
+            cmd += ["-c", str(self.config)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -92,6 +103,41 @@ def nats_server() -> Iterator[NatsServer]:
 @pytest.fixture
 def token_server() -> Iterator[NatsServer]:
     server = NatsServer(_binary(), token="s3cret-token")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+AUTH_PREFIX = "run1"
+PASSWORDS = {"driver": "pw-driver", "follower": "pw-follower", "intruder": "pw-x", "guest": "pw-g"}
+
+
+def _user(name: str, publish: list[str]) -> dict:
+    allow = {"publish": {"allow": publish}, "subscribe": {"allow": [">"]}}
+    return {"user": name, "password": PASSWORDS[name], "permissions": allow}
+
+
+def auth_config(prefix: str = AUTH_PREFIX) -> dict:
+    """The server's ``authorization`` block: who may publish what (JSON is valid NATS
+    config syntax)."""
+    sides = {role: list(NatsConfig(role=role, prefix=prefix).publish_subjects())
+             for role in ("driver", "follower")}  # fmt: skip
+    users = [
+        _user("driver", sides["driver"]),
+        _user("follower", sides["follower"]),
+        _user("intruder", [">"]),
+        _user("guest", ["guest.>"]),
+    ]
+    return {"authorization": {"users": users}}
+
+
+@pytest.fixture
+def auth_server(tmp_path: Path) -> Iterator[NatsServer]:
+    path = tmp_path / "nats-auth.conf"
+    path.write_text(json.dumps(auth_config(), indent=2))
+    server = NatsServer(_binary(), config=path)
     server.start()
     try:
         yield server
@@ -133,6 +179,12 @@ def write_bars(path: Path, minutes: int = 600, seed: int = 5) -> Path:
 @pytest.fixture(scope="session")
 def bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_bars(tmp_path_factory.mktemp("nats-data") / "bars.parquet")
+
+
+@pytest.fixture(scope="session")
+def short_bars(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two hours of the same walk: enough rounds and trades, and a run well under 1 s."""
+    return write_bars(tmp_path_factory.mktemp("nats-short") / "bars.parquet", minutes=120)
 
 
 def write_config(tmp: Path, bars: Path, *, delay: float = 0.0) -> Path:

@@ -14,10 +14,18 @@ barrier, then publishes it at the barrier's timestamp on a driven clock and answ
 its own graph is quiescent (again a delivery at the last phase), after the orders it
 produced. So the driver's clock never moves while the remote strategies are still
 thinking, and a two-process run makes the same trades as a one-process backtest.
+
+**Who may speak** (see :mod:`ml4t_nats._auth`): every message carries the run id and, with
+a per-run secret, an HMAC; a receiver checks them, then decodes, and only then takes the
+sequence number, so a forged, foreign or malformed message is dropped (counted, logged)
+without consuming anything. Each side publishes only on its own subjects
+(:meth:`NatsConfig.publish_subjects`), which NATS permissions can enforce.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import uuid
 from collections.abc import Iterable
@@ -27,19 +35,28 @@ import anyio
 import nats.errors
 from nats.aio.client import Client as NATS
 
-from ml4t.backtest import Codec, CodecError, Component, Event, Phase, SubmitOrder, Topic
+from ml4t.backtest import (
+    Codec,
+    CodecError,
+    Component,
+    Event,
+    ML4TError,
+    Phase,
+    SubmitOrder,
+    Topic,
+)
 from ml4t.backtest import topics as std
 from ml4t.backtest.clock import AlarmPriority
 from ml4t.backtest.live import DrivenClock
+from ml4t_nats._auth import ACK, SEQ, Signer
 from ml4t_nats._link import Inbound, OrderIds, Outbox
-from ml4t_nats.config import NatsConfig
+from ml4t_nats.config import DRIVER_EXPORTS, FOLLOWER_EXPORTS, NatsConfig
 from ml4t_nats.events import BridgeAck, BridgeBarrier, BridgeEnd, BridgeHello
 
 __all__ = ["STANDARD", "BridgeError", "BridgeStats", "NatsBridge"]
 
 SYNC_PHASE = 10_000  # after every standard phase: runs only when the graph is quiescent
 ACK_PRIORITY = 1_000  # follower: after the data and timer alarms of the same time
-SEQ, ACK, CLOCK = "ml4t-seq", "ml4t-ack", "ml4t-clock"
 
 STANDARD: dict[str, tuple[Topic[Any], int]] = {
     # topic name -> (topic, the phase its remote consumer handles it at)
@@ -50,11 +67,9 @@ STANDARD: dict[str, tuple[Topic[Any], int]] = {
     std.PORTFOLIO.name: (std.PORTFOLIO, Phase.VALUATION),
     std.ORDER_REQUESTS.name: (std.ORDER_REQUESTS, Phase.ROUTING),
 }
-DRIVER_EXPORTS = ("fills", "orders.events", "positions", "portfolio", "market")
-FOLLOWER_EXPORTS = ("orders.requested",)
 
 
-class BridgeError(Exception):
+class BridgeError(ML4TError):
     """The bridge cannot go on (the peer is gone, credentials refused...)."""
 
 
@@ -75,6 +90,7 @@ class BridgeStats:
         "rounds",
         "sent",
         "slow_consumer",
+        "unauthenticated",
     )
 
     def __init__(self) -> None:
@@ -98,6 +114,13 @@ def _resolve(names: Iterable[str | Topic[Any]]) -> dict[str, tuple[Topic[Any], i
                 "pass the Topic object"
             )
     return out
+
+
+def _log_drop(log: Any, event: str, count: int, subject: str, why: str) -> None:
+    """Log a dropped message: the first ten of a kind, then every power of two (a flood
+    of forgeries must not become a flood of logs; the counter has them all)."""
+    if count <= 10 or math.log2(count).is_integer():
+        log.error(event, subject=subject, error=why, count=count)
 
 
 class NatsBridge(Component):
@@ -124,8 +147,12 @@ class NatsBridge(Component):
         self.stats = BridgeStats()
         self.session = uuid.uuid4().hex[:12]
         self._prefix = config.prefix + "."
-        self._ctl = f"{config.prefix}._ctl"
-        self._hello = f"{config.prefix}._hello"
+        peer = "follower" if driver else "driver"
+        self._ctl = f"{config.prefix}._ctl.{config.role}"  # what this side sends on
+        self._hello = f"{config.prefix}._hello.{config.role}"
+        self._peer_ctl = f"{config.prefix}._ctl.{peer}"  # what the peer sends on
+        self._peer_hello = f"{config.prefix}._hello.{peer}"
+        self._signer = Signer(config.secret(), run=config.run, role=config.role)
         self._inbound = Inbound(tolerate_gaps=not self.lockstep)
         self._outbox = Outbox(config.unacked_limit)
         self._orders = OrderIds()
@@ -137,6 +164,9 @@ class NatsBridge(Component):
         self._held: list[tuple[Topic[Any], Event]] = []  # follower: until the barrier
         self._hold_alarm: Any = None
         self._connecting: int | None = None  # failed attempts during the first connect
+        self._ticker: asyncio.Task[None] | None = None
+        self._started_at = 0.0  # loop time of on_start
+        self._heard: float | None = None  # follower: loop time of the driver's last message
         self.finished = False
 
     # ------------------------------------------------------------ lifecycle
@@ -158,9 +188,17 @@ class NatsBridge(Component):
                 "a lockstep follower runs on a DrivenClock (its time comes from the driver); "
                 "build its Runtime with clock=DrivenClock()"
             )
+        if not self._signer.signs and not self.config.auth():
+            self.log.warning(
+                "bridge_unauthenticated",
+                hint="anyone who can publish on the server can speak for the peer; set "
+                "secret_env/secret_file, or NATS users with subject permissions",
+            )
         await self._connect()
         if not self.driver and self.lockstep:  # keep the follower alive until the end
             self._hold_alarm = self.clock.schedule(2**62, lambda: None, owner=self.name)
+        self._started_at = anyio.current_time()
+        self._ticker = asyncio.get_running_loop().create_task(self._tick())
         await self._greet()
 
     async def on_stop(self) -> None:
@@ -169,13 +207,53 @@ class NatsBridge(Component):
                 with anyio.move_on_after(min(5.0, self.config.peer_timeout)):
                     await self._round_trip(BridgeEnd, self.clock.now_ns())
         finally:
+            if self._ticker is not None:
+                ticker, self._ticker = self._ticker, None
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
             if self._nc is not None:
                 nc, self._nc = self._nc, None
-                with anyio.move_on_after(5.0):
-                    await nc.drain()
+                if nc.is_connected:
+                    with anyio.move_on_after(5.0):
+                        await nc.drain()
                 if not nc.is_closed:
                     await nc.close()
             self.log.info("bridge_stopped", **self.stats.as_dict())
+
+    async def _tick(self) -> None:
+        """Wall-time duties, every ``heartbeat`` seconds: the driver says it is alive; a
+        lockstep follower checks that the driver still is (``peer_timeout``)."""
+        cfg = self.config
+        while True:
+            await anyio.sleep(cfg.heartbeat)
+            if self.driver:
+                if self._nc is not None and self._nc.is_connected:
+                    await self._say_hello()
+            elif self.lockstep and not self.finished and self._driver_silent():
+                marker = BridgeEnd(ts_event=self.clock.now_ns(), round=-1)
+                self.context.deliver(SYNC_PHASE, self._driver_lost, marker, self.name)
+                return
+
+    def _driver_silent(self) -> bool:
+        """The follower's watch: ``start_timeout`` for the driver's first word, then
+        ``peer_timeout`` between two (its heartbeat keeps a live driver well inside)."""
+        if self._heard is None:
+            return anyio.current_time() - self._started_at >= self.config.start_timeout
+        return anyio.current_time() - self._heard >= self.config.peer_timeout
+
+    def _driver_lost(self, _marker: Event) -> None:
+        cfg = self.config
+        if self._heard is None:
+            raise BridgeError(
+                f"no driver spoke on {cfg.prefix}.> within {cfg.start_timeout:g} s "
+                "(start_timeout); start the driver with the same servers, prefix, run id "
+                "and secret; this run is incomplete"
+            )
+        raise BridgeError(
+            f"the driver sent nothing for {cfg.peer_timeout:g} s (peer_timeout) after "
+            f"round {self._round}: it has gone, so this run is incomplete"
+        )
 
     async def _connect(self) -> None:
         """Connect, with nats-py retrying every ``reconnect_wait``; refused credentials
@@ -216,15 +294,12 @@ class NatsBridge(Component):
     async def _greet(self) -> None:
         """Announce this side until the peer answers (the driver waits; the follower
         answers each hello it hears, so it never blocks its graph's start)."""
-        hello = self.codec.encode(
-            BridgeHello(ts_event=self.clock.now_ns(), role=self.config.role, session=self.session)
-        )
-        await self._nc.publish(self._hello, hello)
+        await self._say_hello()
         if not self.driver:
             return
         with anyio.move_on_after(self.config.start_timeout):
             while not self._peer.is_set():
-                await self._nc.publish(self._hello, hello)
+                await self._say_hello()
                 with anyio.move_on_after(0.1):
                     await self._peer.wait()
         if not self._peer.is_set():
@@ -233,6 +308,15 @@ class NatsBridge(Component):
                 f"{self.config.start_timeout:g} s; start the strategy process with the same "
                 "servers and prefix"
             )
+
+    async def _say_hello(self) -> None:
+        """The unsequenced handshake (the driver's doubles as its heartbeat)."""
+        now = self.clock.now_ns()
+        payload = self.codec.encode(
+            BridgeHello(ts_event=now, role=self.config.role, session=self.session)
+        )
+        headers = self._signer.headers(self._hello, 0, self._inbound.last, now, payload)
+        await self._nc.publish(self._hello, payload, headers=headers)
 
     # ------------------------------------------------------------ sending
 
@@ -243,7 +327,7 @@ class NatsBridge(Component):
         await self._publish(subject, payload, seq, now)
 
     async def _publish(self, subject: str, payload: bytes, seq: int, clock_ns: int) -> None:
-        headers = {SEQ: str(seq), ACK: str(self._inbound.last), CLOCK: str(clock_ns)}
+        headers = self._signer.headers(subject, seq, self._inbound.last, clock_ns, payload)
         waited, delay = 0.0, 0.01
         while True:
             try:
@@ -305,35 +389,49 @@ class NatsBridge(Component):
     # ------------------------------------------------------------ receiving
 
     async def _on_msg(self, msg: Any) -> None:
-        subject = msg.subject
-        if subject == self._hello:
-            await self._on_hello(msg.data)
-            return
+        """Authenticate, then decode, then take the sequence number: a message that fails
+        the first two is dropped without consuming one, so it cannot displace the real
+        message of that number."""
+        subject, data = msg.subject, msg.data
         headers = msg.headers or {}
+        why = self._signer.check(subject, headers, data)
+        if why is not None:
+            self._reject(subject, why)
+            return
         try:
             seq = int(headers[SEQ])
             peer_ack = int(headers.get(ACK, "0"))
         except (KeyError, ValueError):
-            self._bad(subject, "no valid ml4t-seq header (not sent by an ml4t bridge)")
+            self._bad(subject, "no valid ml4t-seq/ml4t-ack header")
+            return
+        if subject in (self._ctl, self._hello):  # this side's own subjects: not the peer
+            self.stats.ignored += 1
+            return
+        try:
+            event = self.codec.decode(data)
+        except CodecError as exc:
+            self._bad(subject, str(exc))
+            return
+        self._heard = anyio.current_time()
+        if subject == self._peer_hello:
+            await self._on_hello(event)
+            return
+        if seq < 1:
+            self._bad(subject, f"ml4t-seq {seq} on a sequenced subject")
             return
         self._outbox.ack(peer_ack)
         verdict = self._inbound.accept(seq)
         if verdict != "new":
             if verdict == "duplicate":
                 self.stats.duplicates += 1
-                if subject == self._ctl and not self.driver and len(self._outbox):
+                if subject == self._peer_ctl and not self.driver and len(self._outbox):
                     await self._retransmit()  # the driver is retrying: our answer was lost
             else:
                 self.stats.gaps += 1
             return
         self.stats.received += 1
         self.stats.lost = self._inbound.lost
-        try:
-            event = self.codec.decode(msg.data)
-        except CodecError as exc:
-            self._bad(subject, str(exc))
-            return
-        if subject == self._ctl:
+        if subject == self._peer_ctl:
             self._on_control(event)
             return
         entry = self.imports.get(subject[len(self._prefix) :])
@@ -349,22 +447,21 @@ class NatsBridge(Component):
         else:
             self.publish(entry[0], event)
 
+    def _reject(self, subject: str, why: str) -> None:
+        self.stats.unauthenticated += 1
+        _log_drop(self.log, "unauthenticated_message", self.stats.unauthenticated, subject, why)
+
     def _bad(self, subject: str, why: str) -> None:
         self.stats.bad_messages += 1
-        self.log.error("undecodable_message", subject=subject, error=why)
+        _log_drop(self.log, "undecodable_message", self.stats.bad_messages, subject, why)
 
-    async def _on_hello(self, data: bytes) -> None:
-        try:
-            hello = self.codec.decode(data)
-        except CodecError as exc:
-            self._bad(self._hello, str(exc))
-            return
+    async def _on_hello(self, hello: Event) -> None:
         if not isinstance(hello, BridgeHello) or hello.role == self.config.role:
+            self.stats.ignored += 1
             return
         self._peer.set()
         if not self.driver:  # answer every hello: the driver repeats until it hears one
-            answer = BridgeHello(ts_event=0, role=self.config.role, session=self.session)
-            await self._nc.publish(self._hello, self.codec.encode(answer))
+            await self._say_hello()
 
     def _on_control(self, event: Event) -> None:
         if isinstance(event, BridgeAck):
@@ -375,6 +472,7 @@ class NatsBridge(Component):
             self.stats.ignored += 1
             return
         # follower: release the round at its time, then answer once quiescent
+        self._round = event.round
         clock = self.clock
         assert isinstance(clock, DrivenClock)
         ts = max(event.ts_event, clock.now_ns())
