@@ -194,7 +194,8 @@ class BacktestEngine:
             run_config=config,
             data_fingerprint=None,
             initial_equity=capital,
-            excursion_from_entry_bar=config.execution.fill_timing != "same_close",
+            fill_timing=config.execution.fill_timing,
+            intrabar=config.execution.intrabar,
         )
         self.progress_counter = RunProgress()
         self.show_progress = progress

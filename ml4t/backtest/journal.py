@@ -50,6 +50,7 @@ from ml4t.backtest.errors import ML4TError
 from ml4t.backtest.events import Event, MarketBatch
 from ml4t.backtest.record import JOURNAL_FILE, Recorder, RecorderResults, ReportingConfig
 from ml4t.backtest.record.outputs import Stopwatch, dependency_versions, temp_path, to_builtins
+from ml4t.backtest.record.recorder import fill_params
 from ml4t.backtest.runtime import Runtime
 
 __all__ = [
@@ -618,6 +619,6 @@ def _recorder_kwargs(params: Mapping[str, Any] | None) -> dict[str, Any]:
         "data_fingerprint": params.get("data_fingerprint"),
         "initial_equity": params.get("initial_equity"),
         "periods_per_year": params.get("periods_per_year"),
-        "excursion_from_entry_bar": params.get("excursion_from_entry_bar", True),
+        **fill_params(params),
         "manifest_extra": {"replayed": True},
     }

@@ -19,6 +19,7 @@ from ml4t.backtest import (
     OrderUpdated,
     SubmitOrder,
 )
+from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.events import OrderStatus
 from ml4t.backtest.record import Recorder, ReportingConfig, TradeBuilder
 from ml4t.backtest.testing import Script, run_components
@@ -487,3 +488,137 @@ def test_context_json_is_the_same_whether_a_value_came_as_int_or_float() -> None
         return via_builder(tape)["entry_context_json"][0]
 
     assert trade_json(20) == trade_json(20.0) == '{"vix":20.0}'
+
+
+# ---------------------------------------------------------------- the MFE/MAE window
+#
+# One path for every fill timing; every entry and exit fills at 100, so MFE and MAE come
+# from the bars the lot held from their open to their close, and from nothing else.
+PATH = (
+    bar(100, 105, 95, 100),  # d0: the entry decision
+    bar(100, 101, 96, 100),  # d1
+    bar(100, 120, 97, 100),  # d2
+    bar(100, 130, 70, 100),  # d3
+)
+
+
+def path(*steps: tuple[int, str, str, OrderSide]) -> Tape:
+    """The bars of PATH with ``(i, "order" | "fill", order_id, side)`` steps after bar i,
+    in the order given (market orders, 10 of X, filled at 100)."""
+    tape = Tape(["X"])
+    for i, ohlc in enumerate(PATH):
+        tape.bar(day(i), ohlc)
+        for at, kind, order_id, side in steps:
+            if at != i:
+                continue
+            if kind == "order":
+                tape.order(day(i), order_id, "X", side, 10)
+            else:
+                reason = "stop_loss" if order_id.endswith(".sl") else ""
+                tape.fill(day(i), order_id, "X", side, 10, 100.0, reason=reason)
+    return tape
+
+
+def test_same_close_window_runs_from_the_bar_after_entry_through_the_exit_bar(trades_of) -> None:
+    # entry at d0's close, exit at d2's close: d1 and d2 were held whole, d0 was not
+    tape = path(
+        (0, "order", "A", BUY),
+        (0, "fill", "A", BUY),
+        (2, "order", "B", SELL),
+        (2, "fill", "B", SELL),
+    )
+    (trade,) = rows(trades_of(tape, fill_timing="same_close"))
+    check(
+        trade,
+        holding_period_bars=2,  # d1, d2
+        max_favorable_excursion=20.0,  # high of d2, the exit bar: 120 (without it: 1)
+        max_adverse_excursion=4.0,  # low of d1: 96 (d0's 95 came before the entry)
+    )
+
+
+def test_next_open_window_runs_from_the_entry_bar_up_to_the_exit_bar(trades_of) -> None:
+    # entry at d1's open, exit at d3's open: d1 and d2 were held whole, d3 only at 100
+    tape = path(
+        (0, "order", "A", BUY),
+        (1, "fill", "A", BUY),
+        (2, "order", "B", SELL),
+        (3, "fill", "B", SELL),
+    )
+    (trade,) = rows(trades_of(tape, fill_timing="next_open"))
+    check(
+        trade,
+        holding_period_bars=2,  # d1, d2
+        max_favorable_excursion=20.0,  # high of d2 (d3's 130 came after the exit)
+        max_adverse_excursion=4.0,  # low of d1, the entry bar: 96 (without it: 3)
+    )
+
+
+def test_next_close_window_leaves_out_the_entry_bar_and_counts_the_exit_bar(trades_of) -> None:
+    # entry at d1's close, exit at d2's close: only d2 was held whole
+    tape = path(
+        (0, "order", "A", BUY),
+        (1, "fill", "A", BUY),
+        (1, "order", "B", SELL),
+        (2, "fill", "B", SELL),
+    )
+    (trade,) = rows(trades_of(tape, fill_timing="next_close"))
+    check(
+        trade,
+        holding_period_bars=1,  # d2
+        max_favorable_excursion=20.0,  # high of d2, the exit bar (without it: 1)
+        max_adverse_excursion=3.0,  # low of d2: 97 (d1's 96 came before the entry)
+    )
+
+
+def test_same_close_stop_exit_within_the_bar_counts_only_its_fill_price(trades_of) -> None:
+    # entry at d0's close; the bracket's stop fills within d2 (at 100 here): d2's range
+    # is not known to have come before it, so only d1 counts
+    tape = path((0, "order", "A", BUY), (0, "fill", "A", BUY), (2, "fill", "A.sl", SELL))
+    (trade,) = rows(trades_of(tape, fill_timing="same_close"))
+    check(
+        trade,
+        exit_reason="stop_loss",
+        holding_period_bars=1,  # d1
+        max_favorable_excursion=1.0,  # high of d1: 101
+        max_adverse_excursion=4.0,  # low of d1: 96
+    )
+
+
+def test_same_close_exit_left_to_the_next_open_leaves_that_bar_out(trades_of) -> None:
+    # the exit decided on d2 could not fill at d2's close (no volume, say) and fills at
+    # d3's open: d3 is out, d2 was held whole
+    tape = path(
+        (0, "order", "A", BUY),
+        (0, "fill", "A", BUY),
+        (2, "order", "B", SELL),
+        (3, "fill", "B", SELL),
+    )
+    (trade,) = rows(trades_of(tape, fill_timing="same_close"))
+    check(trade, holding_period_bars=2, max_favorable_excursion=20.0, max_adverse_excursion=4.0)
+
+
+def test_same_close_entry_held_to_the_end_counts_the_bars_after_its_entry_bar(trades_of) -> None:
+    # entry at d0's close, closed as end_of_backtest at d3's close: d1, d2, d3
+    tape = path((0, "order", "A", BUY), (0, "fill", "A", BUY))
+    (trade,) = rows(trades_of(tape, fill_timing="same_close"))
+    check(
+        trade,
+        exit_reason="end_of_backtest",
+        holding_period_bars=3,
+        max_favorable_excursion=30.0,  # high of d3: 130
+        max_adverse_excursion=30.0,  # low of d3: 70
+    )
+
+
+def test_intrabar_close_puts_every_fill_at_its_bars_close(trades_of) -> None:
+    # intrabar: close (the zipline preset): the stop child fills at d2's close too
+    tape = path((0, "order", "A", BUY), (1, "fill", "A", BUY), (2, "fill", "A.sl", SELL))
+    (trade,) = rows(trades_of(tape, fill_timing="next_close", intrabar="close"))
+    check(trade, holding_period_bars=1, max_favorable_excursion=20.0, max_adverse_excursion=3.0)
+
+
+def test_an_unknown_fill_timing_is_refused_with_the_value() -> None:
+    with pytest.raises(ConfigError, match="fill_timing 'same_open' is not one of next_open"):
+        TradeBuilder(fill_timing="same_open")
+    with pytest.raises(ConfigError, match="intrabar 'hl' is not one of ohlc, close"):
+        Recorder(intrabar="hl")

@@ -5,9 +5,10 @@
   row each code is on, the columns the builder reads, and the signal and context values
   of one symbol (a :class:`Capture`).
 - :class:`OpenLots` keeps the excursion state of every open lot in numpy arrays indexed
-  by slot (symbol code, entry time, highest high, lowest low, bars held, last close), so
-  applying a bar is a few vectorised operations over the open lots, whatever their
-  number, and nothing at all when none is open.
+  by slot (symbol code, entry time, whether the entry filled at its bar's close, highest
+  high, lowest low, bars held, last close), so applying a bar is a few vectorised
+  operations over the open lots, whatever their number, and nothing at all when none is
+  open.
 """
 
 from __future__ import annotations
@@ -155,6 +156,18 @@ class MarketView:
             self._columns[name] = values
         return values
 
+    def bar_range(self, symbol: str, ts: int) -> tuple[float, float] | None:
+        """(high, low) of ``symbol``'s bar at ``ts``, if the current batch is at ``ts`` and
+        has a row for it."""
+        batch = self.stamped()
+        if batch is None or batch.ts_event != ts:
+            return None
+        code = self.codes.get(symbol)
+        if code is None or self.stamp[code] != self.seq:
+            return None
+        row = int(self.row_of[code])
+        return float(self.column("high")[row]), float(self.column("low")[row])
+
     def capture(self, symbol: str) -> Capture:
         """``symbol``'s signal values in the current batch (None if absent), and the context."""
         if self.signal_types is None:
@@ -175,24 +188,31 @@ class MarketView:
 
 
 class OpenLots:
-    """Excursion state of the open lots, in arrays indexed by slot (compacted on release)."""
+    """Excursion state of the open lots, in arrays indexed by slot (compacted on release).
 
-    _ARRAYS = ("code", "entry_ts", "hi", "lo", "bars", "close", "close_ts")
+    ``hi``/``lo`` are the extremes of the lot's window, ``bars`` the number of bars in it.
+    A bar enters the window when it is applied and the lot held it from its open: every
+    bar after the entry bar, and the entry bar itself unless the lot filled at its close
+    (``late``).
+    """
 
-    def __init__(self, *, entry_bar: bool, capacity: int = 64) -> None:
-        self.entry_bar = entry_bar
+    _ARRAYS = ("code", "entry_ts", "late", "hi", "lo", "bars", "close", "close_ts")
+
+    def __init__(self, capacity: int = 64) -> None:
         self.n = 0
         self.owners: list[Any] = []  # the lot object in each slot (it knows its slot)
         self.newest_entry = -(2**63)
         self.code = np.zeros(capacity, dtype=np.intp)
         self.entry_ts = np.zeros(capacity, dtype=np.int64)
+        self.late = np.zeros(capacity, dtype=np.bool_)
         self.hi = np.zeros(capacity)
         self.lo = np.zeros(capacity)
         self.bars = np.zeros(capacity, dtype=np.int64)
         self.close = np.zeros(capacity)
         self.close_ts = np.zeros(capacity, dtype=np.int64)
 
-    def add(self, owner: Any, code: int, ts: int, price: float) -> int:
+    def add(self, owner: Any, code: int, ts: int, price: float, *, late: bool) -> int:
+        """Open a lot entered at ``price`` on the bar at ``ts`` (``late``: at its close)."""
         slot = self.n
         if slot == self.code.shape[0]:
             for name in self._ARRAYS:
@@ -203,6 +223,7 @@ class OpenLots:
         self.owners.append(owner)
         self.code[slot] = code
         self.entry_ts[slot] = ts
+        self.late[slot] = late
         self.hi[slot] = self.lo[slot] = price
         self.bars[slot] = 0
         self.close[slot] = math.nan
@@ -218,6 +239,12 @@ class OpenLots:
     def state(self, slot: int) -> tuple[float, float, int]:
         """(highest high, lowest low, bars held) of the lot in ``slot``."""
         return float(self.hi[slot]), float(self.lo[slot]), int(self.bars[slot])
+
+    def held_from_open(self, slot: int, ts: int) -> bool:
+        """Whether the lot in ``slot`` held the bar at ``ts`` from its open (the bar is
+        after its entry bar, or it is the entry bar of a lot filled at the open or within
+        it)."""
+        return bool(self.entry_ts[slot] < ts or not self.late[slot])
 
     def release(self, slot: int) -> Any:
         """Free ``slot`` by moving the last slot into it; returns the owner moved (or None)."""
@@ -260,9 +287,9 @@ class OpenLots:
         rows = np.where(held, rows, 0)
         high = frame.get_column("high").to_numpy()[rows]
         low = frame.get_column("low").to_numpy()[rows]
-        ranged = held if self.entry_bar else held & (entry_ts < ts)
+        ranged = held & ((entry_ts < ts) | ~self.late[:n])
         np.copyto(self.hi[:n], np.fmax(self.hi[:n], high), where=ranged)
         np.copyto(self.lo[:n], np.fmin(self.lo[:n], low), where=ranged)
-        self.bars[:n] += held
+        self.bars[:n] += ranged
         np.copyto(self.close[:n], frame.get_column("close").to_numpy()[rows], where=held)
         np.copyto(self.close_ts[:n], ts, where=held)

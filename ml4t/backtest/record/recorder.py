@@ -52,7 +52,7 @@ from ml4t.backtest.record.tables import (
     PORTFOLIO_SCHEMA,
     TableBuffer,
 )
-from ml4t.backtest.record.trades import TradeBuilder
+from ml4t.backtest.record.trades import TradeBuilder, check_fill_rules
 from ml4t.backtest.topics import (
     ERRORS,
     FILLS,
@@ -63,9 +63,21 @@ from ml4t.backtest.topics import (
     PORTFOLIO,
 )
 
-__all__ = ["JOURNAL_FILE", "Recorder", "RecorderResults"]
+__all__ = ["JOURNAL_FILE", "Recorder", "RecorderResults", "fill_params"]
 
 JOURNAL_FILE = "journal.ml4tj"
+
+
+def fill_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """``fill_timing`` and ``intrabar`` from a journal's recorder parameters.
+
+    Journals written before these were recorded carry ``excursion_from_entry_bar``
+    instead (False meant same-close fills).
+    """
+    timing = params.get("fill_timing")
+    if timing is None:
+        timing = "next_open" if params.get("excursion_from_entry_bar", True) else "same_close"
+    return {"fill_timing": timing, "intrabar": params.get("intrabar") or "ohlc"}
 
 
 class Recorder(Component):
@@ -73,9 +85,9 @@ class Recorder(Component):
 
     The engine passes what the events do not carry: ``run_config`` (the resolved config,
     written to ``config.yaml`` and hashed), ``data_fingerprint``, ``initial_equity``,
-    ``periods_per_year`` (from the trading calendar) and ``excursion_from_entry_bar``
-    (False for same-close fills). ``mark_incomplete(reason)`` marks the results of a run
-    the engine knows did not finish.
+    ``periods_per_year`` (from the trading calendar), and the broker's ``fill_timing``
+    and ``intrabar`` (which fills are at their bar's close: the bars MFE/MAE count).
+    ``mark_incomplete(reason)`` marks the results of a run the engine knows did not finish.
     """
 
     def __init__(
@@ -87,7 +99,8 @@ class Recorder(Component):
         data_fingerprint: str | None = None,
         initial_equity: float | None = None,
         periods_per_year: float | None = None,
-        excursion_from_entry_bar: bool = True,
+        fill_timing: str = "next_open",
+        intrabar: str = "ohlc",
         manifest_extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name)
@@ -96,7 +109,9 @@ class Recorder(Component):
         self.data_fingerprint = data_fingerprint
         self.initial_equity = initial_equity
         self.periods_per_year = periods_per_year
-        self.excursion_from_entry_bar = excursion_from_entry_bar
+        check_fill_rules(fill_timing, intrabar)
+        self.fill_timing = fill_timing
+        self.intrabar = intrabar
         self.manifest_extra = dict(manifest_extra or {})
         self.output_dir = Path(self.config.output_dir) if self.config.output_dir else None
         self.results: RecorderResults | None = None
@@ -128,7 +143,8 @@ class Recorder(Component):
             "reporting": outputs.to_builtins(self.config),
             "initial_equity": self.initial_equity,
             "periods_per_year": self.periods_per_year,
-            "excursion_from_entry_bar": self.excursion_from_entry_bar,
+            "fill_timing": self.fill_timing,
+            "intrabar": self.intrabar,
             "data_fingerprint": self.data_fingerprint,
             "run_config": outputs.to_builtins(self.run_config),
         }
@@ -148,7 +164,7 @@ class Recorder(Component):
             data_fingerprint=params.get("data_fingerprint"),
             initial_equity=params.get("initial_equity"),
             periods_per_year=params.get("periods_per_year"),
-            excursion_from_entry_bar=params.get("excursion_from_entry_bar", True),
+            **fill_params(params),
             manifest_extra={"replayed": True},
         )
 
@@ -191,7 +207,8 @@ class Recorder(Component):
         self._builder = TradeBuilder(
             signals=config.signals,
             context=config.context,
-            excursion_from_entry_bar=self.excursion_from_entry_bar,
+            fill_timing=self.fill_timing,
+            intrabar=self.intrabar,
             make_table=lambda schema: self._table("trades", schema),
         )
         if config.journal and self.output_dir is not None:

@@ -16,9 +16,13 @@ The rule (``docs/results.md`` has the worked examples):
   other direction with the rest (a **flip**); its commission and slippage are split
   between the two in proportion to quantity. Entry costs of a lot are allocated to its
   records in proportion to the quantity each closes.
-- MFE/MAE: from the entry price, over the high/low of every bar of the symbol from the
-  entry bar up to (not including) the exit bar, plus the exit fill price. Holding
-  period in bars = bars of the symbol from the entry bar up to the exit bar.
+- MFE/MAE: from the entry price, over the high/low of the symbol's bars the lot held
+  from their open, plus the exit fill price. A fill is either **at its bar's close**
+  (the whole bar came before it) or at its open or within the bar (:func:`fills_at_close`
+  says which). The window is the entry bar unless the entry filled at its close, every
+  bar in between, and the exit bar only if the exit filled at its close. Holding period
+  in bars = the number of bars in the window. ``docs/execution.md`` has the table for
+  every fill timing.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import msgspec
 import pyarrow as pa
 
 from ml4t.backtest._time import NS_PER_DAY
+from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.events import (
     MarketBatch,
     OrderCancelled,
@@ -46,7 +51,15 @@ from ml4t.backtest.events import (
 from ml4t.backtest.record._lots import OHLCV, Capture, MarketView, OpenLots
 from ml4t.backtest.record.tables import TableBuffer, trades_schema
 
-__all__ = ["EXIT_REASONS", "OHLCV", "TradeBuilder", "trades_schema"]
+__all__ = [
+    "EXIT_REASONS",
+    "FILL_TIMINGS",
+    "OHLCV",
+    "TradeBuilder",
+    "check_fill_rules",
+    "fills_at_close",
+    "trades_schema",
+]
 
 EXIT_REASONS = (
     "signal",
@@ -58,16 +71,56 @@ EXIT_REASONS = (
     "risk_halt",
     "manual",
 )
+FILL_TIMINGS = ("next_open", "same_close", "next_close")
 _EPS = 1e-9
 _json = msgspec.json.Encoder(order="sorted")
+
+
+def check_fill_rules(fill_timing: str, intrabar: str) -> None:
+    """Raise :class:`ConfigError` unless these are values of the broker's
+    ``execution.fill_timing`` and ``execution.intrabar``."""
+    if fill_timing not in FILL_TIMINGS:
+        raise ConfigError(
+            f"fill_timing {fill_timing!r} is not one of {', '.join(FILL_TIMINGS)}; pass the "
+            "broker's execution.fill_timing"
+        )
+    if intrabar not in ("ohlc", "close"):
+        raise ConfigError(
+            f"intrabar {intrabar!r} is not one of ohlc, close; pass the broker's execution.intrabar"
+        )
+
+
+def fills_at_close(
+    fill_timing: str, intrabar: str, order_type: OrderType | None, same_timestamp: bool
+) -> bool:
+    """Whether a fill happened at its bar's close, so the whole bar came before it.
+
+    ``order_type`` is that of the filled order (None: an order the recorder never saw
+    requested, such as a bracket child), ``same_timestamp`` whether the fill came at the
+    timestamp the order was requested. At the close: every fill under ``intrabar:
+    close`` (the bar is one trade at its close); a market order under ``next_close``; a
+    market order filled as it is routed under ``same_close``. Any other fill is at the
+    open (a next-open market fill, a gap) or within the bar (a limit or stop).
+
+    >>> fills_at_close("same_close", "ohlc", OrderType.MARKET, same_timestamp=True)
+    True
+    >>> fills_at_close("same_close", "ohlc", OrderType.STOP, same_timestamp=False)
+    False
+    """
+    if intrabar == "close":
+        return True
+    if order_type is not OrderType.MARKET:
+        return False
+    return fill_timing == "next_close" or (fill_timing == "same_close" and same_timestamp)
 
 
 class _Order:
     """What the builder keeps of an order until it is done."""
 
-    __slots__ = ("capture", "order_type", "reason", "stop_loss", "take_profit")
+    __slots__ = ("capture", "order_type", "reason", "stop_loss", "take_profit", "ts")
 
     def __init__(self, order: SubmitOrder, capture: Capture | None) -> None:
+        self.ts = order.ts_event
         self.reason = order.reason
         self.order_type = order.order_type
         self.stop_loss = order.stop_loss
@@ -121,8 +174,9 @@ class TradeBuilder:
 
     ``signals``/``context`` name the frame columns and context fields captured at entry
     and exit (``None``: every non-OHLCV column / every context field of the first batch).
-    ``excursion_from_entry_bar`` is True for next-open fills (the whole entry bar is
-    after the fill); set it False for same-close fills.
+    ``fill_timing`` and ``intrabar`` are the broker's (``execution.fill_timing``,
+    ``execution.intrabar``): they say which fills are at their bar's close, and so which
+    bars count for MFE/MAE (:func:`fills_at_close`).
     ``make_table(schema)`` returns the buffer records go to (in memory by default).
     """
 
@@ -131,14 +185,18 @@ class TradeBuilder:
         *,
         signals: Iterable[str] | None = None,
         context: Iterable[str] | None = None,
-        excursion_from_entry_bar: bool = True,
+        fill_timing: str = "next_open",
+        intrabar: str = "ohlc",
         make_table: Callable[[pa.Schema], TableBuffer] | None = None,
     ) -> None:
+        check_fill_rules(fill_timing, intrabar)
+        self.fill_timing = fill_timing
+        self.intrabar = intrabar
         self._market = MarketView(
             tuple(signals) if signals is not None else None,
             tuple(context) if context is not None else None,
         )
-        self._open = OpenLots(entry_bar=excursion_from_entry_bar)
+        self._open = OpenLots()
         self._make_table = make_table or (
             lambda schema: TableBuffer("trades", schema, output_dir=None, row_group_size=65_536)
         )
@@ -178,6 +236,13 @@ class TradeBuilder:
     def on_fill(self, fill: OrderFilled) -> None:
         key = (fill.strategy_id, fill.symbol)
         self._last_fill_price[fill.symbol] = fill.price
+        order = self._orders.get(fill.order_id)
+        at_close = fills_at_close(
+            self.fill_timing,
+            self.intrabar,
+            order.order_type if order is not None else None,
+            order is not None and order.ts == fill.ts_event,
+        )
         if self._exits.get(key):
             self._settle(key, keep_order=fill.order_id)
         sign = 1 if fill.side is OrderSide.BUY else -1
@@ -187,7 +252,7 @@ class TradeBuilder:
             while lots and remaining > _EPS * max(1.0, fill.quantity):
                 lot = lots[0]
                 take = min(lot.open, remaining)
-                self._close_part(key, lot, take, fill)
+                self._close_part(key, lot, take, fill, at_close)
                 remaining -= take
                 if lot.open <= _EPS * max(1.0, lot.filled):
                     lots.popleft()
@@ -195,7 +260,7 @@ class TradeBuilder:
             if not lots:
                 del self._lots[key]
         if remaining > _EPS * max(1.0, fill.quantity):
-            self._open_lot(key, sign, remaining, fill)
+            self._open_lot(key, sign, remaining, fill, at_close)
         if fill.remaining_quantity <= 0.0:
             self._settle_order(fill.order_id)
             self._orders.pop(fill.order_id, None)
@@ -210,7 +275,7 @@ class TradeBuilder:
             for lot in lots:
                 self._emit_open_lot(key, lot, close=close_open)
         self._lots.clear()
-        self._open = OpenLots(entry_bar=self._open.entry_bar)
+        self._open = OpenLots()
         return self._ensure_table()
 
     # ------------------------------------------------------------ lots
@@ -224,7 +289,9 @@ class TradeBuilder:
                 self._open.code[slot] = market.code_of(lot.symbol)
         self._open.apply(market)
 
-    def _open_lot(self, key: tuple[str, str], sign: int, qty: float, fill: OrderFilled) -> None:
+    def _open_lot(
+        self, key: tuple[str, str], sign: int, qty: float, fill: OrderFilled, at_close: bool
+    ) -> None:
         share = qty / fill.quantity
         lots = self._lots.get(key)
         tail = lots[-1] if lots else None
@@ -261,7 +328,7 @@ class TradeBuilder:
             lots = self._lots[key] = deque()
         lots.append(lot)
         code = self._market.code_of(lot.symbol)
-        lot.slot = self._open.add(lot, code, fill.ts_event, fill.price)
+        lot.slot = self._open.add(lot, code, fill.ts_event, fill.price, late=at_close)
         self._market.take_codes()
 
     def _release(self, lot: _Lot) -> None:
@@ -272,7 +339,9 @@ class TradeBuilder:
 
     # ------------------------------------------------------------ exits and records
 
-    def _close_part(self, key: tuple[str, str], lot: _Lot, take: float, fill: OrderFilled) -> None:
+    def _close_part(
+        self, key: tuple[str, str], lot: _Lot, take: float, fill: OrderFilled, at_close: bool
+    ) -> None:
         share = take / fill.quantity
         lot_share = take / lot.open
         entry_commission = lot.commission * lot_share
@@ -281,6 +350,10 @@ class TradeBuilder:
         lot.slippage -= entry_slippage
         lot.open -= take
         hi, lo, bars = self._open.state(lot.slot)
+        if at_close and self._open.held_from_open(lot.slot, fill.ts_event):
+            extremes = self._market.bar_range(fill.symbol, fill.ts_event)
+            if extremes is not None:  # the exit bar was held to its close: it counts
+                hi, lo, bars = max(hi, extremes[0]), min(lo, extremes[1]), bars + 1
         hi, lo = max(hi, fill.price), min(lo, fill.price)
         exits = self._exits.setdefault(key, {})
         record = exits.get((lot.lot_id, fill.order_id))
