@@ -22,6 +22,7 @@ from ml4t.backtest.errors import (
     ConfigError,
     DataValidationError,
     ML4TError,
+    OrderError,
 )
 from ml4t.backtest.events import (
     CancelOrder,
@@ -104,6 +105,7 @@ __all__ = [
     "OpenOrder",
     "OrderAccepted",
     "OrderCancelled",
+    "OrderError",
     "OrderExpired",
     "OrderFilled",
     "OrderRejected",

@@ -22,10 +22,31 @@ from __future__ import annotations
 
 from ml4t.backtest.errors import ML4TError
 
-__all__ = ["AccountingError", "apply_fill", "identity_gap"]
+__all__ = [
+    "MIN_QUANTITY",
+    "QTY_EPSILON",
+    "AccountingError",
+    "apply_fill",
+    "identity_gap",
+    "is_dust",
+]
 
 QTY_EPSILON = 1e-9
-"""Relative tolerance under which a position's quantity is zero (float fill sums)."""
+"""Relative tolerance under which a quantity is zero (float fill sums): the one tolerance
+every role that keeps positions or order quantities uses."""
+
+MIN_QUANTITY = 1e-8
+"""The smallest quantity an order may ask for (a smaller one is rejected as invalid)."""
+
+
+def is_dust(quantity: float, scale: float) -> bool:
+    """Whether ``quantity`` is float noise relative to ``scale`` (within
+    :data:`QTY_EPSILON`), e.g. what is left of a position after equal buys and sells.
+
+    >>> is_dust(0.1 + 0.2 - 0.3, 0.3), is_dust(1e-6, 1.0)
+    (True, False)
+    """
+    return abs(quantity) <= QTY_EPSILON * abs(scale)
 
 
 class AccountingError(ML4TError):
@@ -43,7 +64,7 @@ def apply_fill(
     """
     new = quantity + signed_qty
     scale = max(abs(quantity), abs(signed_qty))
-    if abs(new) <= QTY_EPSILON * scale:
+    if is_dust(new, scale):
         new = 0.0
     if quantity == 0.0 or (quantity > 0) == (signed_qty > 0):
         # open or increase

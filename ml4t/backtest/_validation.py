@@ -10,9 +10,24 @@ from __future__ import annotations
 
 import math
 
-from ml4t.backtest.events import ModifyOrder, OrderType, SubmitOrder
+from ml4t.backtest._accounting import MIN_QUANTITY
+from ml4t.backtest.events import (
+    CancelOrder,
+    ModifyOrder,
+    OrderSide,
+    OrderType,
+    SubmitOrder,
+    TimeInForce,
+)
 
-__all__ = ["INVALID_ORDER", "invalid_modify", "invalid_submit"]
+__all__ = [
+    "INVALID_ORDER",
+    "MIN_QUANTITY",
+    "invalid_amendment",
+    "invalid_cancel",
+    "invalid_modify",
+    "invalid_submit",
+]
 
 INVALID_ORDER = "invalid_order"
 """The ``rule`` of a rejection for a malformed request."""
@@ -34,17 +49,63 @@ def _bad_positive(name: str, value: float | None) -> str | None:
     return None
 
 
+def _bad_text(name: str, value: object, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        return f"{name} must be a string, got {value!r}"
+    if not value and not optional:
+        return f"{name} is empty"
+    return None
+
+
+def _bad_fields(order: SubmitOrder) -> str | None:
+    """Why a field of ``order`` has the wrong type (a request built without the codec,
+    by a plugin or another component, is not type-checked by msgspec)."""
+    for name in ("order_id", "strategy_id", "symbol"):
+        problem = _bad_text(name, getattr(order, name))
+        if problem is not None:
+            return problem
+    if not isinstance(order.side, OrderSide):
+        return f"side must be one of {[s.value for s in OrderSide]}, got {order.side!r}"
+    if not isinstance(order.order_type, OrderType):
+        return f"order_type must be one of {[t.value for t in OrderType]}, got {order.order_type!r}"
+    if not isinstance(order.time_in_force, TimeInForce):
+        return (
+            f"time_in_force must be one of {[t.value for t in TimeInForce]}, got "
+            f"{order.time_in_force!r}"
+        )
+    if not isinstance(order.reduce_only, bool):
+        return f"reduce_only must be True or False, got {order.reduce_only!r}"
+    for name in ("parent_id", "reason"):
+        problem = _bad_text(name, getattr(order, name), optional=True)
+        if problem is not None:
+            return problem
+    return None
+
+
+def invalid_cancel(request: CancelOrder) -> str | None:
+    """Why a cancel request is malformed (ids that are not strings), or None."""
+    for name in ("order_id", "strategy_id"):
+        problem = _bad_text(name, getattr(request, name))
+        if problem is not None:
+            return f"{problem} (cancel request)"
+    return None
+
+
 def invalid_submit(order: SubmitOrder) -> str | None:
     """Why ``order`` is malformed, or None.
 
-    Checks: quantity and every given price finite and positive; the prices each order
-    type needs (limit for limit/stop-limit, stop for stop/stop-limit, one trail for a
+    Checks: every field of the right type; quantity and every given price finite and
+    positive, the quantity at least :data:`MIN_QUANTITY`; the prices each order type
+    needs (limit for limit/stop-limit, stop for stop/stop-limit, one trail for a
     trailing stop, a trail percent below 1); no price an order type would ignore; a
     bracket's stop-loss and take-profit on the right sides of each other (and of the
     limit price, when there is one).
     """
-    if not order.symbol:
-        return "symbol is empty"
+    problem = _bad_fields(order)
+    if problem is not None:
+        return problem
     for name in (
         "quantity",
         "limit_price",
@@ -57,6 +118,11 @@ def invalid_submit(order: SubmitOrder) -> str | None:
         problem = _bad_positive(name, getattr(order, name))
         if problem is not None:
             return f"{problem} ({_describe(order)})"
+    if order.quantity < MIN_QUANTITY:
+        return (
+            f"quantity {order.quantity!r} is below the minimum order quantity {MIN_QUANTITY:g} "
+            f"({_describe(order)})"
+        )
     kind = order.order_type
     if kind in _NEEDS_LIMIT and order.limit_price is None:
         return f"a {kind.value} order needs limit_price ({_describe(order)})"
@@ -114,6 +180,10 @@ def _bad_bracket(order: SubmitOrder) -> str | None:
 
 def invalid_modify(request: ModifyOrder) -> str | None:
     """Why ``request`` is malformed (a bad or missing new value), or None."""
+    for name in ("order_id", "strategy_id"):
+        problem = _bad_text(name, getattr(request, name))
+        if problem is not None:
+            return f"{problem} (modify request)"
     if request.quantity is None and request.limit_price is None and request.stop_price is None:
         return (
             f"modify of {request.order_id} changes nothing: give quantity, limit_price "
@@ -123,8 +193,30 @@ def invalid_modify(request: ModifyOrder) -> str | None:
         problem = _bad_positive(name, getattr(request, name))
         if problem is not None:
             return f"{problem} (modify of {request.order_id})"
+    if request.quantity is not None and request.quantity < MIN_QUANTITY:
+        return (
+            f"quantity {request.quantity!r} is below the minimum order quantity "
+            f"{MIN_QUANTITY:g} (modify of {request.order_id})"
+        )
+    return None
+
+
+def invalid_amendment(request: ModifyOrder, kind: OrderType, filled: float) -> str | None:
+    """Why ``request`` cannot apply to a working order of type ``kind`` with ``filled``
+    already filled (checked after :func:`invalid_modify`), or None."""
+    order_id = request.order_id
+    if request.quantity is not None and request.quantity <= filled:
+        return (
+            f"new quantity {request.quantity:g} of {order_id} must exceed the "
+            f"{filled:g} already filled (cancel the order instead)"
+        )
+    if request.limit_price is not None and kind not in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+        return f"{order_id} is a {kind.value} order and has no limit price"
+    stops = (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
+    if request.stop_price is not None and kind not in stops:
+        return f"{order_id} is a {kind.value} order and has no stop price"
     return None
 
 
 def _describe(order: SubmitOrder) -> str:
-    return f"{order.order_id}: {order.side.value} {order.quantity!r} {order.symbol}"
+    return f"{order.order_id}: {order.side} {order.quantity!r} {order.symbol}"

@@ -180,13 +180,16 @@ class BacktestEngine:
             broker = plugins.load("brokers", named.broker)(config.execution)
         self.broker = broker or SimulatedBroker(
             config.execution,
-            session_close=self.calendar.next_close if self.calendar else None,
+            calendar=self.calendar,
+            timezone=config.data.asset.timezone,
+            cash_account=config.risk.account == "cash",
         )
         self.portfolio = portfolio or Portfolio(self._portfolio_config(capital))
+        costs = config.execution.cost_estimate()
         if risk is None and named.risk_rules:
             extra = tuple(plugins.load("risk_rules", name) for name in named.risk_rules)
-            risk = RiskManager(config.risk, rules=RULES + extra)
-        self.risk = risk or RiskManager(config.risk)
+            risk = RiskManager(config.risk, rules=RULES + extra, costs=costs)
+        self.risk = risk or RiskManager(config.risk, costs=costs)
         if recorder is None and named.recorder:
             recorder = plugins.load("recorders", named.recorder)(config.reporting)
         self.recorder = recorder or Recorder(

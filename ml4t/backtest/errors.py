@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "DataValidationError",
     "ML4TError",
+    "OrderError",
 ]
 
 
@@ -30,6 +31,17 @@ class ConfigError(ML4TError, ValueError):
 
 class DataValidationError(ML4TError):
     """Input data breaks a rule: the message names the file, column, rows and count."""
+
+
+class OrderError(ML4TError, ValueError):
+    """An order helper was called with an argument no order can have (a quantity that is
+    not a positive finite number, a price of the wrong type, an unknown time in force).
+
+    Raised at the call, before anything is sent, so the strategy's bookkeeping and the
+    run are untouched; it is a ``ValueError`` too. Requests that are well formed but
+    refused by the account or the market (buying power, an unknown symbol) are
+    ``OrderRejected`` events instead.
+    """
 
 
 class BusError(ML4TError):

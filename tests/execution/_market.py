@@ -99,7 +99,8 @@ def simulate(
     config: BrokerConfig | None = None,
     *,
     times: Callable[[int], int] = day,
-    session_close: Callable[[int], int | None] | None = None,
+    calendar: Any = None,
+    strict: bool = True,
     later: Sequence[tuple[int, Event]] = (),
     symbol: str = "AAA",
 ) -> tuple[Capture, SimulatedBroker]:
@@ -113,8 +114,8 @@ def simulate(
         if i == 0:
             steps.extend((times(0), ORDERS_APPROVED, r) for r in requests)
         steps.extend((times(i), ORDERS_APPROVED, r) for r in extra[i])
-    broker = SimulatedBroker(config, session_close=session_close)
-    return run(steps, broker), broker
+    broker = SimulatedBroker(config, calendar=calendar)
+    return run(steps, broker, strict=strict), broker
 
 
 def fills_of(capture: Capture, times: Callable[[int], int] = day) -> list[tuple[int, float, float]]:

@@ -78,9 +78,11 @@ REJECTED = [
 
 @pytest.mark.parametrize(("request_", "rule", "words"), table(REJECTED))
 def test_bad_cancel_or_modify_is_rejected_and_the_order_is_untouched(request_, rule, words) -> None:
-    capture, _ = simulate(BARS, [LIMIT], later=[(1, request_)])
+    # in-process (a strict bus refuses non-finite numbers at the publish call)
+    capture, _ = simulate(BARS, [LIMIT], later=[(1, request_)], strict=False)
     (rejected,) = capture.of_type(OrderRejected)
     assert rejected.rule == rule
+    assert rejected.request in ("cancel", "modify")
     assert words in rejected.reason
     assert fills_of(capture) == [(2, 10, 95.0)]  # the original order still fills
 

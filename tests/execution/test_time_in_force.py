@@ -3,6 +3,7 @@ close, GTC until filled or cancelled."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ml4t.backtest import OrderCancelled, OrderExpired, OrderFilled
@@ -100,10 +101,19 @@ BAR_TIMES = [
 ]
 
 
-def session_close(ts: int) -> int:
-    """Next 21:00 UTC strictly after ts (a toy calendar with no holidays)."""
-    close = ts - ts % NS_PER_DAY + 21 * 3_600_000_000_000
-    return close if close > ts else close + NS_PER_DAY
+class ToyCalendar:
+    """Sessions 14:30-21:00 UTC every day: a toy calendar with no holidays, shaped as
+    SessionCalendar.arrays() answers (dates, opens, closes, early-close flags)."""
+
+    def arrays(self, start_ns: int, end_ns: int):
+        first, last = start_ns // NS_PER_DAY - 1, end_ns // NS_PER_DAY + 1
+        days = np.arange(first, last + 1, dtype=np.int64)
+        opens = days * NS_PER_DAY + int(14.5 * 3_600_000_000_000)
+        closes = days * NS_PER_DAY + 21 * 3_600_000_000_000
+        return days, opens, closes, np.zeros(len(days), dtype=bool)
+
+
+session_close = ToyCalendar()
 
 
 def at(i: int) -> int:
@@ -113,7 +123,7 @@ def at(i: int) -> int:
 def test_day_order_expires_at_the_session_close() -> None:
     request = order("o1", "buy", 10, kind="limit", limit_price=90.0, time_in_force="day")
     bars = [flat(100), flat(100), flat(100), flat(85)]  # the next session would fill
-    capture, broker = simulate(bars, [request], times=at, session_close=session_close)
+    capture, broker = simulate(bars, [request], times=at, calendar=session_close)
     assert capture.of_type(OrderFilled) == []
     (expired,) = capture.of_type(OrderExpired)
     assert (expired.order_id, expired.ts_event, expired.filled_quantity) == ("o1", CLOSE, 0.0)
@@ -123,7 +133,7 @@ def test_day_order_expires_at_the_session_close() -> None:
 def test_day_order_can_fill_on_the_closing_bar() -> None:
     request = order("o1", "buy", 10, kind="limit", limit_price=90.0, time_in_force="day")
     bars = [flat(100), flat(100), (95, 96, 89, 95, 1e6), flat(85)]
-    capture, _ = simulate(bars, [request], times=at, session_close=session_close)
+    capture, _ = simulate(bars, [request], times=at, calendar=session_close)
     assert fills_of(capture, at) == [(2, 10, 90.0)]
     assert capture.of_type(OrderExpired) == []
 
@@ -131,7 +141,7 @@ def test_day_order_can_fill_on_the_closing_bar() -> None:
 def test_day_order_submitted_at_the_close_is_for_the_next_session() -> None:
     request = order("o1", "buy", 10, kind="limit", limit_price=90.0, time_in_force="day")
     bars = [flat(100), flat(100), flat(100), flat(85)]
-    capture, _ = simulate(bars, [], times=at, session_close=session_close, later=[(2, request)])
+    capture, _ = simulate(bars, [], times=at, calendar=session_close, later=[(2, request)])
     assert fills_of(capture, at) == [(3, 10, 85.0)]
     assert capture.of_type(OrderExpired) == []
 
@@ -139,7 +149,7 @@ def test_day_order_submitted_at_the_close_is_for_the_next_session() -> None:
 def test_partially_filled_day_order_expires_with_its_fills() -> None:
     request = order("o1", "buy", 500, time_in_force="day")
     bars = [flat(100), (100, 100, 100, 100, 1000), (100, 100, 100, 100, 1000), flat(100)]
-    capture, _ = simulate(bars, [request], THIN, times=at, session_close=session_close)
+    capture, _ = simulate(bars, [request], THIN, times=at, calendar=session_close)
     assert [f.quantity for f in capture.of_type(OrderFilled)] == [100.0, 100.0]
     (expired,) = capture.of_type(OrderExpired)
     assert expired.filled_quantity == 200.0
@@ -154,7 +164,7 @@ def test_day_order_on_a_symbol_without_a_closing_bar_still_expires() -> None:
         (at(0), ORDERS_APPROVED, request),
         (at(2), MARKET, batch(at(2), {"AAA": flat(100)})),
     ]
-    capture = run(steps, SimulatedBroker(session_close=session_close))
+    capture = run(steps, SimulatedBroker(calendar=session_close))
     (expired,) = capture.of_type(OrderExpired)
     assert expired.ts_event == CLOSE
 

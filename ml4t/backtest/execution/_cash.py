@@ -43,6 +43,7 @@ def affordable(
     commission_of: Callable[[float, float], float],
     *,
     integer: bool,
+    tolerant: bool = True,
 ) -> float:
     """The largest quantity up to ``qty`` whose cost fits in ``cash`` (0 if none).
 
@@ -50,7 +51,8 @@ def affordable(
     ``commission_of(q, price)`` its commission. The commission is taken as linear in the
     quantity (``a + b * q``, exact for percent, per-share and per-order fees) to solve
     for the quantity, then the answer is checked and shrunk until it fits; ``integer``
-    floors it to whole shares. Less than 1e-9 of ``qty`` is float dust left by an earlier
+    floors it to whole shares; ``tolerant`` as in :func:`within_cash` (a cash account
+    asks for the strict comparison). Less than 1e-9 of ``qty`` is float dust left by an earlier
     resize that spent the cash: nothing fills.
 
     >>> affordable(100, 1_000.0, lambda q: 10.0, lambda q, p: 0.0, integer=True)
@@ -72,7 +74,7 @@ def affordable(
         if q <= qty * REL_TOL:
             return 0.0
         p = price_of(q)
-        if within_cash(q, p, commission_of(q, p), cash):
+        if within_cash(q, p, commission_of(q, p), cash, tolerant=tolerant):
             return q
         q = q - 1.0 if integer else q * (1.0 - 1e-12)
     return 0.0

@@ -27,14 +27,22 @@ hence its length (under 800 lines: split before it grows further).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from itertools import count
+from typing import Any
 
-from ml4t.backtest._time import NS_PER_DAY
+from ml4t.backtest._accounting import QTY_EPSILON, is_dust
 from ml4t.backtest._universe import Universe
-from ml4t.backtest._validation import INVALID_ORDER, invalid_modify, invalid_submit
+from ml4t.backtest._validation import (
+    INVALID_ORDER,
+    invalid_amendment,
+    invalid_cancel,
+    invalid_modify,
+    invalid_submit,
+)
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
+from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.events import (
     CancelOrder,
     MarketBatch,
@@ -49,11 +57,13 @@ from ml4t.backtest.events import (
     OrderType,
     OrderUpdated,
     PortfolioSnapshot,
+    RequestKind,
     SubmitOrder,
     TimeInForce,
 )
 from ml4t.backtest.execution._batch import Bar, BatchView
 from ml4t.backtest.execution._cash import affordable, within_cash
+from ml4t.backtest.execution._days import CalendarDays, DateDays, TradingDays
 from ml4t.backtest.execution.config import BrokerConfig
 from ml4t.backtest.execution.fills import (
     group_winner,
@@ -65,29 +75,43 @@ from ml4t.backtest.execution.fills import (
     trail_stop,
     volume_cap,
 )
-from ml4t.backtest.execution.orders import QTY_EPSILON, Order, OrderBook
+from ml4t.backtest.execution.orders import Order, OrderBook
 from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDERS_APPROVED, PORTFOLIO
 
 __all__ = ["SimulatedBroker"]
 
 NAN = math.nan
-SessionClose = Callable[[int], "int | None"]
+SUBMIT, CANCEL, MODIFY = RequestKind.SUBMIT, RequestKind.CANCEL, RequestKind.MODIFY
 
 
 class SimulatedBroker(Component):
     """Simulated exchange for backtests and paper replay.
 
-    ``session_close(ts_ns)`` gives the next session close strictly after ``ts_ns`` (a
-    market calendar); DAY orders expire at it. Without one, a DAY order lives for the UTC
-    calendar day of the first market batch after its acceptance. ``symbols`` fixes the
-    universe up front; by default it is learned from the first batch's ``symbol`` Enum.
+    ``calendar`` (a :class:`~ml4t.backtest.data.calendar.SessionCalendar`) makes a DAY
+    order live for one session; without one, for one calendar date in ``timezone`` (the
+    data's, UTC by default): see :mod:`~ml4t.backtest.execution._days`. ``symbols``
+    fixes the universe up front; by default it is learned from the first batch's
+    ``symbol`` Enum.
+
+    ``cash_account`` (the engine sets it from ``risk.account``): the account's cash may
+    never go below zero, so a buy whose fill costs more than the cash left (a gap above
+    the price it was approved at) is resized to what the cash affords, or cancelled under
+    ``insufficient_cash: reject``; ``allow`` is refused for such an account.
+
+    Orders marked ``reduce_only``, and every bracket child, may only reduce the
+    strategy's position in their symbol (as this broker's fills built it): they are
+    refused at submission when there is nothing to reduce, each fill is capped at the
+    quantity held, a shrinking position shrinks them, and once the position is gone (or
+    reversed) they are cancelled with the reason.
     """
 
     def __init__(
         self,
         config: BrokerConfig | None = None,
         *,
-        session_close: SessionClose | None = None,
+        calendar: Any = None,
+        timezone: str | None = None,
+        cash_account: bool = False,
         symbols: Iterable[str] | None = None,
         name: str = "broker",
     ) -> None:
@@ -107,7 +131,17 @@ class SimulatedBroker(Component):
         self._trail_before = config.trail_update == "before_check"
         self._slip_fills = config.slippage_fills
         self._slip_cap = config.slippage_cap == "bar"
-        self._cash_rule = config.insufficient_cash
+        rule = config.insufficient_cash
+        if rule is None:
+            rule = "resize" if cash_account else "allow"
+        elif rule == "allow" and cash_account:
+            raise ConfigError(
+                "execution.insufficient_cash is 'allow' but risk.account is 'cash', whose "
+                "cash may never go below zero; use 'resize' or 'reject' (or a margin account)"
+            )
+        self._cash_rule = rule
+        self._strict_cash = cash_account
+        self._tolerant_cash = rule == "resize" and not cash_account
         self._integer = config.share_rounding == "integer"
         self._by_acceptance = config.fill_order == "accepted"
         self._submit_check = config.submit_cash_check
@@ -115,7 +149,10 @@ class SimulatedBroker(Component):
         self._cash = NAN  # the account's cash: last snapshot, then moved by our own fills
         self._groups: dict[tuple[str, int, str], list[Order]] = {}
         self._seq = count(1)
-        self._session_close = session_close
+        self._days: TradingDays = (
+            CalendarDays(calendar) if calendar is not None else DateDays(timezone)
+        )
+        self._held: dict[tuple[str, int], float] = {}  # (strategy, code) -> signed position
         self._universe = Universe(symbols) if symbols is not None else None
         self._aligned = False
         self.book = OrderBook()
@@ -136,8 +173,11 @@ class SimulatedBroker(Component):
         book = self.book
         if self._undated:
             self._date_day_orders(ts)
-        if book.expiries and book.expiries[0][0] < ts:
-            self._expire(book.pop_expired(ts, inclusive=False), ts)
+        if book.expiries:
+            # DAY orders of an earlier trading day than this bar's expire before it
+            day_end = self._days.bar_day_end(ts)
+            if day_end is not None and book.expiries[0][0] < day_end:
+                self._expire(book.pop_expired(day_end, inclusive=False), ts)
         if book.open_by_code:
             self._match_batch(ts)
         if book.expiries and book.expiries[0][0] <= ts:
@@ -326,6 +366,13 @@ class SimulatedBroker(Component):
 
     def _fill(self, order: Order, qty: float, rule_price: float, bar: Bar, ts: int) -> None:
         sign = order.sign
+        if order.reduce_only:
+            held = self._held.get((order.strategy_id, order.code), 0.0)
+            if held * sign >= 0.0 or is_dust(held, order.quantity):
+                self._cancel(order, ts, _nothing_to_reduce(order, held))
+                return
+            if qty > abs(held):
+                qty = abs(held)
         price = self._slipped(order, qty, rule_price, bar)
         commission = self.commission.commission(
             qty, price, order.filled, order.notional, order.commission
@@ -334,7 +381,13 @@ class SimulatedBroker(Component):
         if (
             self._cash_rule != "allow"
             and sign > 0
-            and not within_cash(qty, price, commission, cash, tolerant=self._cash_rule == "resize")
+            and not within_cash(
+                qty,
+                price,
+                commission,
+                cash,
+                tolerant=self._cash_rule == "resize" and not self._strict_cash,
+            )
         ):
             cost = qty * price + commission
             if self._cash_rule == "resize":
@@ -346,6 +399,7 @@ class SimulatedBroker(Component):
                         q, p, order.filled, order.notional, order.commission
                     ),
                     integer=self._integer,
+                    tolerant=not self._strict_cash,
                 )
             if self._cash_rule == "reject" or qty <= 0.0:
                 self._cancel(
@@ -372,6 +426,11 @@ class SimulatedBroker(Component):
         self._used[order.code] = self._used.get(order.code, 0.0) + qty
         if not math.isnan(cash):
             self._cash = cash - (qty * sign * price + commission)
+        key = (order.strategy_id, order.code)
+        held = self._held.get(key, 0.0) + sign * qty
+        if is_dust(held, qty):
+            held = 0.0
+        self._held[key] = held
         self.publish(
             FILLS,
             OrderFilled(
@@ -403,6 +462,24 @@ class SimulatedBroker(Component):
                 self._cancel(other, ts, f"one-cancels-other: {order.order_id} filled")
             else:
                 other.quantity = other.filled + remaining
+                self._updated(other, ts)
+        self._fit_reducing(order.strategy_id, order.code, held, ts)
+
+    def _fit_reducing(self, strategy_id: str, code: int, held: float, ts: int) -> None:
+        """After a fill moved the position to ``held``: cancel the strategy's open
+        reduce-only orders in the symbol that have nothing left to reduce, and shrink
+        those larger than the position."""
+        orders = self.book.open_by_code.get(code)
+        if not orders:
+            return
+        for other in tuple(orders):
+            if not (other.reduce_only and other.is_open and other.strategy_id == strategy_id):
+                continue
+            if held * other.sign >= 0.0:
+                self._cancel(other, ts, _nothing_to_reduce(other, held))
+            elif other.remaining > abs(held) * (1.0 + QTY_EPSILON):
+                other.quantity = other.filled + abs(held)
+                self.book.refresh(other)
                 self._updated(other, ts)
 
     def _slipped(self, order: Order, qty: float, rule_price: float, bar: Bar) -> float:
@@ -465,6 +542,7 @@ class SimulatedBroker(Component):
                 stop_price=level if kind is OrderType.STOP else None,
                 limit_price=level if kind is OrderType.LIMIT else None,
                 parent_id=parent.order_id,
+                reduce_only=True,
                 reason=reason,
             )
             children.append(child)
@@ -521,6 +599,19 @@ class SimulatedBroker(Component):
                 f"order id {request.order_id!r} is already used; give every order a new id",
             )
             return
+        if request.reduce_only:
+            held = self._held.get((request.strategy_id, code), 0.0)
+            if held * request.side.sign >= 0.0:
+                self._reject(
+                    request.order_id,
+                    request.strategy_id,
+                    request.symbol,
+                    "reduce_only",
+                    f"reduce-only order {request.order_id} ({request.side} "
+                    f"{request.quantity:g} {request.symbol}) has no position to reduce: "
+                    f"{held:+g} held",
+                )
+                return
         if self._submit_check and not self._cash_at_submit(request, code, ts):
             return
         order = Order.from_request(request, code, ts)
@@ -578,56 +669,48 @@ class SimulatedBroker(Component):
             ),
         )
         if order.tif is TimeInForce.DAY:
-            if self._session_close is not None:
-                close = self._session_close(ts)
-                if close is not None:
-                    self.book.schedule_expiry(order, close)
+            day_end = self._days.order_day_end(ts)
+            if day_end is not None:
+                self.book.schedule_expiry(order, day_end)
             else:
                 self._undated.append(order)
 
     def _date_day_orders(self, ts: int) -> None:
-        """No calendar: a DAY order's day is the UTC date of the first batch after it."""
-        end_of_day = (ts // NS_PER_DAY + 1) * NS_PER_DAY
+        """No calendar: a DAY order is of the trading day of the first bar after it."""
+        day_end = self._days.bar_day_end(ts)
         waiting: list[Order] = []
         for order in self._undated:
             if not order.is_open:
                 continue
-            if order.accepted_ns < ts:
-                self.book.schedule_expiry(order, end_of_day)
+            if order.accepted_ns < ts and day_end is not None:
+                self.book.schedule_expiry(order, day_end)
             else:
                 waiting.append(order)
         self._undated = waiting
 
     def _cancel_request(self, request: CancelOrder) -> None:
+        problem = invalid_cancel(request)
+        if problem is not None:
+            self._reject(request.order_id, request.strategy_id, "", INVALID_ORDER, problem, CANCEL)
+            return
         order = self._known_open(request.order_id, request.strategy_id, "cancel")
         if order is not None:
             self._cancel(order, self.now_ns(), "cancelled by request")
 
     def _modify(self, request: ModifyOrder) -> None:
+        problem = invalid_modify(request)
+        if problem is not None:
+            self._reject(request.order_id, request.strategy_id, "", INVALID_ORDER, problem, MODIFY)
+            return
         order = self._known_open(request.order_id, request.strategy_id, "modify")
         if order is None:
             return
-        problem = invalid_modify(request)
         kind = order.order_type
-        if problem is None and request.quantity is not None and request.quantity <= order.filled:
-            problem = (
-                f"new quantity {request.quantity:g} of {order.order_id} must exceed the "
-                f"{order.filled:g} already filled (cancel the order instead)"
-            )
-        if (
-            problem is None
-            and request.limit_price is not None
-            and kind not in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-        ):
-            problem = f"{order.order_id} is a {kind.value} order and has no limit price"
-        if (
-            problem is None
-            and request.stop_price is not None
-            and kind not in (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
-        ):
-            problem = f"{order.order_id} is a {kind.value} order and has no stop price"
+        problem = invalid_amendment(request, kind, order.filled)
         if problem is not None:
-            self._reject(order.order_id, request.strategy_id, order.symbol, INVALID_ORDER, problem)
+            self._reject(
+                order.order_id, request.strategy_id, order.symbol, INVALID_ORDER, problem, MODIFY
+            )
             return
         if request.quantity is not None:
             order.quantity = float(request.quantity)
@@ -643,6 +726,7 @@ class SimulatedBroker(Component):
         self._updated(order, self.now_ns())
 
     def _known_open(self, order_id: str, strategy_id: str, what: str) -> Order | None:
+        kind = CANCEL if what == "cancel" else MODIFY
         order = self.book.get(order_id)
         if order is None:
             self._reject(
@@ -651,15 +735,7 @@ class SimulatedBroker(Component):
                 "",
                 "unknown_order",
                 f"cannot {what} order {order_id!r}: the broker has no such order",
-            )
-            return None
-        if not order.is_open:
-            self._reject(
-                order_id,
-                strategy_id,
-                order.symbol,
-                "order_closed",
-                f"cannot {what} order {order_id!r}: it is already {order.status.value}",
+                kind,
             )
             return None
         if order.strategy_id != strategy_id:
@@ -670,6 +746,17 @@ class SimulatedBroker(Component):
                 "wrong_strategy",
                 f"cannot {what} order {order_id!r}: it belongs to strategy "
                 f"{order.strategy_id!r}, not {strategy_id!r}",
+                kind,
+            )
+            return None
+        if not order.is_open:
+            self._reject(
+                order_id,
+                strategy_id,
+                order.symbol,
+                "order_closed",
+                f"cannot {what} order {order_id!r}: it is already {order.status.value}",
+                kind,
             )
             return None
         return order
@@ -731,20 +818,42 @@ class SimulatedBroker(Component):
             ),
         )
 
-    def _reject(self, order_id: str, strategy_id: str, symbol: str, rule: str, reason: str) -> None:
+    def _reject(
+        self,
+        order_id: str,
+        strategy_id: str,
+        symbol: str,
+        rule: str,
+        reason: str,
+        request: RequestKind = SUBMIT,
+    ) -> None:
         ts = self.now_ns()
         self.publish(
             ORDER_EVENTS,
             OrderRejected(
                 ts_event=ts,
                 ts_init=ts,
-                order_id=order_id,
-                strategy_id=strategy_id,
-                symbol=symbol,
+                order_id=_text(order_id),
+                strategy_id=_text(strategy_id),
+                symbol=_text(symbol),
                 rule=rule,
                 reason=reason,
+                request=request,
             ),
         )
+
+
+def _text(value: object) -> str:
+    """An id as text for an event, whatever a malformed request carried."""
+    return value if isinstance(value, str) else repr(value)
+
+
+def _nothing_to_reduce(order: Order, held: float) -> str:
+    state = "flat" if held == 0.0 else f"{held:+g} (the same side as the order)"
+    return (
+        f"reduce-only: {order.order_id} would not reduce the position in {order.symbol}, "
+        f"which is {state}"
+    )
 
 
 def _kind(order: Order) -> str:

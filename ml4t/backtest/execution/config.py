@@ -17,7 +17,9 @@ work with its path (``$.execution.slippage``, naming ``params.volume_limit``).
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -111,9 +113,11 @@ class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
       [low, high] range.
     - ``insufficient_cash``: what the broker does with a buy whose cost (price x
       quantity + commission) exceeds the account's cash at fill time: ``allow`` (the
-      default: the ledger may go negative; the risk manager's buying-power rule is the
-      check), ``reject`` (the order is cancelled with the reason), ``resize`` (it fills
-      what the cash affords, rounded by ``share_rounding``).
+      ledger may go negative; the risk manager's buying-power rule is the check),
+      ``reject`` (the order is cancelled with the reason), ``resize`` (it fills what the
+      cash affords, rounded by ``share_rounding``). Unset, it follows the account:
+      ``resize`` for a cash account (whose cash never goes below zero; ``allow`` is
+      refused there), ``allow`` for a margin or unchecked one.
     - ``submit_cash_check``: also cost each order when it is accepted, at the bar's close
       (a limit or stop at its price) with commission, against the cash after the bar's
       fills less the orders already accepted on that bar; an order that would leave the
@@ -133,9 +137,25 @@ class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     trail_update: Literal["after_check", "before_check"] = "after_check"
     slippage_fills: Literal["all", "except_limit_price", "market"] = "all"
     slippage_cap: Literal["none", "bar"] = "none"
-    insufficient_cash: Literal["allow", "reject", "resize"] = "allow"
+    insufficient_cash: Literal["allow", "reject", "resize"] | None = None
     submit_cash_check: bool = False
     share_rounding: Literal["fractional", "integer"] = "fractional"
     fill_order: Literal["symbol", "accepted"] = "symbol"
     slippage: SlippageConfig = msgspec.field(default_factory=SlippageConfig)
     commission: CommissionConfig = msgspec.field(default_factory=CommissionConfig)
+
+    def cost_estimate(self) -> Callable[[int, float, float, float], float]:
+        """``(sign, quantity, price, volume) -> money``: the commission and slippage this
+        broker would charge on one fill at ``price`` (the risk manager reserves them in
+        a cash account). A model that needs a bar value it has not got (NaN volume, a
+        spread column) is taken at no slippage."""
+        slippage, commission = self.slippage.build(), self.commission.build()
+
+        def estimate(sign: int, quantity: float, price: float, volume: float) -> float:
+            slipped = slippage.price(sign, price, quantity, volume, math.nan)
+            if not math.isfinite(slipped):
+                slipped = price
+            slip = max((slipped - price) * sign, 0.0) * quantity
+            return commission.commission(quantity, slipped, 0.0, 0.0, 0.0) + slip
+
+        return estimate

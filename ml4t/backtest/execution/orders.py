@@ -30,11 +30,7 @@ from ml4t.backtest.events import (
     TimeInForce,
 )
 
-__all__ = ["QTY_EPSILON", "Order", "OrderBook"]
-
-QTY_EPSILON = 1e-9
-"""Relative tolerance below which a remaining quantity counts as zero (float sums of
-partial fills rarely add up exactly)."""
+__all__ = ["Order", "OrderBook"]
 
 _CLOSED = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED})
 _INF = math.inf
@@ -62,6 +58,7 @@ class Order:
         "parent_id",
         "quantity",
         "reason",
+        "reduce_only",
         "seq",
         "side",
         "sign",
@@ -97,6 +94,7 @@ class Order:
         stop_loss: float | None = None,
         take_profit: float | None = None,
         parent_id: str | None = None,
+        reduce_only: bool = False,
         reason: str = "",
     ) -> None:
         self.order_id = order_id
@@ -116,6 +114,7 @@ class Order:
         self.stop_loss = stop_loss
         self.take_profit = take_profit
         self.parent_id = parent_id
+        self.reduce_only = reduce_only
         self.reason = reason
         self.group: list[Order] | None = None  # one-cancels-other members, this one included
         self.seq = 0  # acceptance sequence number, set by the broker
@@ -149,6 +148,7 @@ class Order:
             stop_loss=request.stop_loss,
             take_profit=request.take_profit,
             parent_id=request.parent_id,
+            reduce_only=request.reduce_only,
             reason=request.reason,
         )
 

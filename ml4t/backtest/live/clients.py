@@ -66,10 +66,10 @@ class SimulatedExecution:
         self,
         config: BrokerConfig | None = None,
         *,
-        session_close: Callable[[int], int | None] | None = None,
+        calendar: Any = None,
         symbols: Sequence[str] | None = None,
     ) -> None:
-        self.broker = SimulatedBroker(config, session_close=session_close, symbols=symbols)
+        self.broker = SimulatedBroker(config, calendar=calendar, symbols=symbols)
         self._clock = SimulatedClock()
         self._bus = Bus()
         self._listener: Listener | None = None

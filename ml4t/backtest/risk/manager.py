@@ -6,6 +6,12 @@ re-published unchanged on ``ORDERS_APPROVED``; a refused one becomes an
 recorder see. Cancels always pass (they only lower risk); modifies are checked as the
 order they would become.
 
+Requests are applied in the order the strategy made them: an approved cancel releases
+its order's reservation at once, and an approved modify re-reserves the order as it will
+be, so a cancel-and-replace on one bar is judged against the account without the old
+order. Every field of a request is checked first (a plugin may publish one built by
+hand); a refused cancel or modify (``OrderRejected.request``) leaves its order as it was.
+
 Its :class:`~ml4t.backtest.risk.view.RiskView` is fed by events only, each at a phase
 before :attr:`Phase.RISK` so the view is current when orders arrive: ``FILLS``,
 ``POSITIONS`` and ``ORDER_EVENTS`` at EXECUTION, ``MARKET`` and ``PORTFOLIO`` at
@@ -20,7 +26,13 @@ from collections.abc import Iterable
 import msgspec
 
 from ml4t.backtest._universe import Universe, batch_codes
-from ml4t.backtest._validation import INVALID_ORDER, invalid_modify
+from ml4t.backtest._validation import (
+    INVALID_ORDER,
+    invalid_amendment,
+    invalid_cancel,
+    invalid_modify,
+    invalid_submit,
+)
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.events import (
@@ -36,11 +48,12 @@ from ml4t.backtest.events import (
     OrderUpdated,
     PortfolioSnapshot,
     PositionChanged,
+    RequestKind,
     SubmitOrder,
 )
 from ml4t.backtest.risk.config import RiskConfig
 from ml4t.backtest.risk.rules import RULES, Rejection, Rule, evaluate, impact
-from ml4t.backtest.risk.view import OpenOrder, RiskView
+from ml4t.backtest.risk.view import CostEstimate, OpenOrder, RiskView
 from ml4t.backtest.topics import (
     FILLS,
     MARKET,
@@ -59,6 +72,8 @@ class RiskManager(Component):
 
     ``rules`` replaces the default rule sequence (each a pure function of (request,
     view, config) returning None or a :class:`~ml4t.backtest.risk.rules.Rejection`).
+    ``costs`` estimates an order's commission and slippage in money (the engine builds
+    it from the broker's models), so a cash account's buying power covers them.
     """
 
     def __init__(
@@ -67,22 +82,26 @@ class RiskManager(Component):
         *,
         rules: Iterable[Rule] | None = None,
         symbols: Iterable[str] | None = None,
+        costs: CostEstimate | None = None,
         name: str = "risk",
     ) -> None:
         super().__init__(name)
         self.config = config if config is not None else RiskConfig()
         self.rules: tuple[Rule, ...] = tuple(rules) if rules is not None else RULES
-        self.view = RiskView(Universe(symbols) if symbols is not None else None)
+        self.view = RiskView(Universe(symbols) if symbols is not None else None, costs=costs)
         self._aligned = False  # codes follow the data's universe once a batch was seen
-        self._amending: dict[str, int] = {}  # approved cancels/modifies awaiting the broker
 
     # ------------------------------------------------------------------ requests
 
     @on(ORDER_REQUESTS, phase=Phase.RISK)
     def _on_request(self, request: SubmitOrder | CancelOrder | ModifyOrder) -> None:
+        rejection: Rejection | None
         if isinstance(request, SubmitOrder):
-            if request.order_id in self.view.orders:
-                rejection: Rejection | None = Rejection(
+            problem = invalid_submit(request)
+            if problem is not None:
+                rejection = Rejection(INVALID_ORDER, problem)
+            elif request.order_id in self.view.orders:
+                rejection = Rejection(
                     "duplicate_order_id",
                     f"order id {request.order_id!r} is already used by an open order; give "
                     "every order a new id",
@@ -92,15 +111,30 @@ class RiskManager(Component):
             if rejection is None:
                 self._reserve(request)
         elif isinstance(request, CancelOrder):
-            rejection = None
-        else:
+            rejection = self._check_cancel(request)
+        elif isinstance(request, ModifyOrder):
             rejection = self._check_modify(request)
+        else:
+            rejection = Rejection(INVALID_ORDER, f"not an order request: {type(request).__name__}")
         if rejection is not None:
             self._reject(request, rejection)
             return
-        if not isinstance(request, SubmitOrder) and request.order_id in self.view.orders:
-            self._amending[request.order_id] = self._amending.get(request.order_id, 0) + 1
         self.publish(ORDERS_APPROVED, request)
+
+    def _check_cancel(self, request: CancelOrder) -> Rejection | None:
+        """A well-formed cancel of the requester's own order passes, and releases the
+        order's reservation now: the strategy's next request is judged without it."""
+        problem = invalid_cancel(request)
+        if problem is not None:
+            return Rejection(INVALID_ORDER, problem)
+        tracked = self.view.orders.get(request.order_id)
+        if tracked is None:
+            return None  # not an order this manager approved: the broker is the judge
+        owner = _owner_problem(tracked, request)
+        if owner is not None:
+            return owner
+        self.view.release(request.order_id)
+        return None
 
     def _reserve(self, request: SubmitOrder) -> None:
         view = self.view
@@ -108,10 +142,12 @@ class RiskManager(Component):
         if code is None:
             code = view.ensure_code(request.symbol)
         imp = impact(request, view, self.config)
-        order = OpenOrder(request, code, imp.price, float(request.quantity), not imp.reducing)
+        order = view.open_order(request, code, imp.price, float(request.quantity), not imp.reducing)
         view.reserve(request.order_id, order)
 
     def _check_modify(self, request: ModifyOrder) -> Rejection | None:
+        """A modify is judged as the order it would become; once approved, that order is
+        what stays reserved."""
         problem = invalid_modify(request)
         if problem is not None:
             return Rejection(INVALID_ORDER, problem)
@@ -119,12 +155,16 @@ class RiskManager(Component):
         tracked = view.orders.get(request.order_id)
         if tracked is None:
             return None  # not an order this manager approved (a bracket child, say)
+        owner = _owner_problem(tracked, request)
+        if owner is not None:
+            return owner
         filled = tracked.request.quantity - tracked.remaining
+        problem = invalid_amendment(request, tracked.request.order_type, filled)
+        if problem is not None:
+            return Rejection(INVALID_ORDER, problem)
         remaining = tracked.remaining
         if request.quantity is not None:
             remaining = request.quantity - filled
-            if remaining <= 0:
-                return None  # the broker refuses it, naming the filled quantity
         changes: dict[str, float] = {"quantity": remaining}
         if request.limit_price is not None and tracked.request.limit_price is not None:
             changes["limit_price"] = request.limit_price
@@ -133,31 +173,46 @@ class RiskManager(Component):
         proposed = msgspec.structs.replace(tracked.request, **changes)
         saved = tracked.remaining
         view.release(request.order_id)  # judge the new order without its old self
-        try:
-            return evaluate(proposed, view, self.config, self.rules)
-        finally:
+        rejection = evaluate(proposed, view, self.config, self.rules)
+        if rejection is not None:
             tracked.remaining = saved
             view.reserve(request.order_id, tracked)
+            return rejection
+        whole = msgspec.structs.replace(proposed, quantity=filled + remaining)
+        price = view.estimate_price(whole, tracked.code, self.config.market_price_buffer)
+        if math.isnan(price):
+            price = tracked.price
+        view.reserve(
+            request.order_id,
+            view.open_order(whole, tracked.code, price, remaining, tracked.increasing),
+        )
+        return None
 
     def _reject(
         self, request: SubmitOrder | CancelOrder | ModifyOrder, rejection: Rejection
     ) -> None:
         ts = self.now_ns()
+        order_id = _text(getattr(request, "order_id", ""))
         symbol = getattr(request, "symbol", "")
         if not symbol:
-            tracked = self.view.orders.get(request.order_id)
+            tracked = self.view.orders.get(order_id)
             symbol = tracked.request.symbol if tracked is not None else ""
-        self.log.debug("order_rejected", order_id=request.order_id, rule=rejection.rule)
+        if isinstance(request, SubmitOrder):
+            kind = RequestKind.SUBMIT
+        else:
+            kind = RequestKind.CANCEL if isinstance(request, CancelOrder) else RequestKind.MODIFY
+        self.log.debug("order_rejected", order_id=order_id, rule=rejection.rule)
         self.publish(
             ORDER_EVENTS,
             OrderRejected(
                 ts_event=ts,
                 ts_init=ts,
-                order_id=request.order_id,
-                strategy_id=request.strategy_id,
-                symbol=symbol,
+                order_id=order_id,
+                strategy_id=_text(getattr(request, "strategy_id", "")),
+                symbol=_text(symbol),
                 rule=rejection.rule,
                 reason=rejection.reason,
+                request=kind,
             ),
         )
 
@@ -170,7 +225,10 @@ class RiskManager(Component):
         if not self._aligned:
             self._aligned = True
             view.align(Universe.of_frame(frame))
-        view.price[batch_codes(frame)] = frame.get_column("close").to_numpy()
+        codes = batch_codes(frame)
+        view.price[codes] = frame.get_column("close").to_numpy()
+        if view.costs is not None:
+            view.volume[codes] = frame.get_column("volume").to_numpy()
 
     @on(PORTFOLIO, phase=Phase.VALUATION)
     def _on_snapshot(self, snapshot: PortfolioSnapshot) -> None:
@@ -199,22 +257,14 @@ class RiskManager(Component):
     ) -> None:
         view = self.view
         order_id = event.order_id
-        if order_id not in view.orders:
+        if order_id not in view.orders or isinstance(event, OrderAccepted):
             return
-        if isinstance(event, OrderAccepted):
-            return
-        amending = self._amending.get(order_id, 0)
-        if amending and isinstance(event, OrderRejected | OrderUpdated | OrderCancelled):
-            # the broker's answer to an amendment this manager approved
-            if amending > 1:
-                self._amending[order_id] = amending - 1
-            else:
-                del self._amending[order_id]
-            if isinstance(event, OrderRejected):
-                return  # the original order stays open, and reserved
-        if isinstance(event, OrderRejected | OrderCancelled | OrderExpired):
+        if isinstance(event, OrderRejected):
+            if event.request is RequestKind.SUBMIT:
+                view.release(order_id)
+            return  # a refused cancel or modify leaves the order as it was
+        if isinstance(event, OrderCancelled | OrderExpired):
             view.release(order_id)
-            self._amending.pop(order_id, None)
             return
         self._update(event)
 
@@ -240,5 +290,22 @@ class RiskManager(Component):
         if math.isnan(price):
             price = tracked.price
         if remaining > 0:
-            order = OpenOrder(request, tracked.code, price, remaining, tracked.increasing)
+            order = view.open_order(request, tracked.code, price, remaining, tracked.increasing)
             view.reserve(event.order_id, order)
+
+
+def _owner_problem(tracked: OpenOrder, request: CancelOrder | ModifyOrder) -> Rejection | None:
+    owner = tracked.request.strategy_id
+    if request.strategy_id == owner:
+        return None
+    what = "cancel" if isinstance(request, CancelOrder) else "modify"
+    return Rejection(
+        "wrong_strategy",
+        f"cannot {what} order {request.order_id!r}: it belongs to strategy {owner!r}, not "
+        f"{request.strategy_id!r}",
+    )
+
+
+def _text(value: object) -> str:
+    """An id as text for an event, whatever a malformed request carried."""
+    return value if isinstance(value, str) else repr(value)

@@ -327,12 +327,14 @@ def check_buying_power(
             return _no_equity("buying_power", request)
         credit = view.pending_proceeds if config.credit_pending_sales else 0.0
         free = view.cash - view.reserved_cash + credit
-        if imp.notional <= free:
+        costs = imp.quantity * view.unit_cost(request, imp.code, imp.price)
+        if imp.notional + costs <= free:
             return None
+        extra = f" + estimated commission and slippage {costs:,.2f}" if costs else ""
         return Rejection(
             "buying_power",
-            f"insufficient cash: order costs {imp.notional:,.2f} ({imp.quantity:g} x "
-            f"{imp.price:,.4f}) but only {free:,.2f} is free (cash {view.cash:,.2f}, "
+            f"insufficient cash: order costs {imp.notional + costs:,.2f} ({imp.quantity:g} x "
+            f"{imp.price:,.4f}{extra}) but only {free:,.2f} is free (cash {view.cash:,.2f}, "
             f"reserved by open buys {view.reserved_cash:,.2f}, credited from market "
             f"sells {credit:,.2f}) ({_what(request)})",
         )

@@ -6,13 +6,15 @@ approved stay reserved (:class:`OpenOrder`) until fills, cancels, expiries or re
 release them. Per-symbol state is numpy arrays indexed by symbol code.
 
 Open orders reserve what they would add if they filled in full at their estimated price:
-their quantity (per side and symbol), cash (buys), gross and net exposure. A fill
-releases its part, since the position and snapshot now carry it.
+their quantity (per side and symbol), cash (buys, with their estimated commission and
+slippage), gross and net exposure. A fill releases its part, since the position and
+snapshot now carry it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,21 +22,32 @@ from ml4t.backtest._time import NS_PER_DAY
 from ml4t.backtest._universe import Universe, grow, moved
 from ml4t.backtest.events import OrderType, SubmitOrder
 
-__all__ = ["OpenOrder", "RiskView"]
+__all__ = ["CostEstimate", "OpenOrder", "RiskView"]
+
+CostEstimate = Callable[[int, float, float, float], float]
+"""``(sign, quantity, price, volume) -> money``: an order's estimated commission and
+slippage if it filled at ``price`` on a bar of ``volume`` (NaN volume: unknown)."""
 
 
 class OpenOrder:
     """An approved order not yet filled, cancelled, expired or rejected."""
 
-    __slots__ = ("code", "increasing", "price", "remaining", "request", "sign")
+    __slots__ = ("cash_price", "code", "increasing", "price", "remaining", "request", "sign")
 
     def __init__(
-        self, request: SubmitOrder, code: int, price: float, remaining: float, increasing: bool
+        self,
+        request: SubmitOrder,
+        code: int,
+        price: float,
+        remaining: float,
+        increasing: bool,
+        cash_price: float | None = None,
     ) -> None:
         self.request = request
         self.code = code
         self.sign = request.side.sign
         self.price = price
+        self.cash_price = price if cash_price is None else cash_price  # price + costs per unit
         self.remaining = remaining
         self.increasing = increasing
 
@@ -42,11 +55,15 @@ class OpenOrder:
 class RiskView:
     """Positions, prices, account figures and open-order reservations."""
 
-    def __init__(self, universe: Universe | None = None) -> None:
+    def __init__(
+        self, universe: Universe | None = None, *, costs: CostEstimate | None = None
+    ) -> None:
         self.universe = universe
+        self.costs = costs
         size = len(universe) if universe is not None else 0
         self.position = np.zeros(size)
         self.price = np.full(size, np.nan)
+        self.volume = np.full(size, np.nan)
         self.pending_buy = np.zeros(size)
         self.pending_sell = np.zeros(size)
         self.held: set[int] = set()
@@ -94,6 +111,7 @@ class RiskView:
         size = len(merged)
         self.position = moved(self.position, mapping, size, 0.0)
         self.price = moved(self.price, mapping, size, np.nan)
+        self.volume = moved(self.volume, mapping, size, np.nan)
         self.pending_buy = moved(self.pending_buy, mapping, size, 0.0)
         self.pending_sell = moved(self.pending_sell, mapping, size, 0.0)
         self.held = {int(mapping[c]) for c in self.held}
@@ -105,6 +123,7 @@ class RiskView:
     def resize(self, size: int) -> None:
         self.position = grow(self.position, size, 0.0)
         self.price = grow(self.price, size, np.nan)
+        self.volume = grow(self.volume, size, np.nan)
         self.pending_buy = grow(self.pending_buy, size, 0.0)
         self.pending_sell = grow(self.pending_sell, size, 0.0)
 
@@ -161,11 +180,36 @@ class RiskView:
                 del self.orders_per_code[order.code]
         return order
 
+    def open_order(
+        self, request: SubmitOrder, code: int, price: float, remaining: float, increasing: bool
+    ) -> OpenOrder:
+        """An :class:`OpenOrder` whose cash reservation includes its estimated costs."""
+        return OpenOrder(
+            request,
+            code,
+            price,
+            remaining,
+            increasing,
+            price + self.unit_cost(request, code, price),
+        )
+
+    def unit_cost(self, request: SubmitOrder, code: int | None, price: float) -> float:
+        """Estimated commission and slippage per unit of ``request`` filled at ``price``."""
+        costs = self.costs
+        qty = float(request.quantity)
+        if costs is None or not math.isfinite(price) or not qty > 0:
+            return 0.0
+        volume = math.nan
+        if code is not None and code < self.volume.shape[0]:
+            volume = float(self.volume[code])
+        cost = costs(request.side.sign, qty, price, volume)
+        return cost / qty if math.isfinite(cost) and cost > 0 else 0.0
+
     def _book(self, order: OpenOrder, qty: float) -> None:
         notional = qty * order.price if math.isfinite(order.price) else 0.0
         if order.sign > 0:
             self.pending_buy[order.code] += qty
-            self.reserved_cash += notional
+            self.reserved_cash += qty * order.cash_price if math.isfinite(order.price) else 0.0
         else:
             self.pending_sell[order.code] += qty
             if order.request.order_type is OrderType.MARKET and not order.increasing:
