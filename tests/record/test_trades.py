@@ -622,3 +622,17 @@ def test_an_unknown_fill_timing_is_refused_with_the_value() -> None:
         TradeBuilder(fill_timing="same_open")
     with pytest.raises(ConfigError, match="intrabar 'hl' is not one of ohlc, close"):
         Recorder(intrabar="hl")
+
+
+def test_a_journal_header_with_only_the_old_flag_replays_with_its_fill_timing() -> None:
+    # journals written before fill_timing was recorded carry excursion_from_entry_bar
+    old_same_close = Recorder.from_replay_params(
+        {"excursion_from_entry_bar": False}, output_dir=None
+    )
+    assert (old_same_close.fill_timing, old_same_close.intrabar) == ("same_close", "ohlc")
+    old_default = Recorder.from_replay_params({"excursion_from_entry_bar": True}, output_dir=None)
+    assert old_default.fill_timing == "next_open"
+    recorder = Recorder(fill_timing="next_close", intrabar="close")
+    params = recorder.replay_params()
+    again = Recorder.from_replay_params(params, output_dir=None)
+    assert (again.fill_timing, again.intrabar) == ("next_close", "close")
