@@ -209,6 +209,12 @@ def write_config(tmp: Path, bars: Path, *, delay: float = 0.0) -> Path:
 
 
 @pytest.fixture
+def short_config(tmp_path: Path, short_bars: Path) -> Path:
+    """A run config over ``short_bars`` with the Momentum strategy."""
+    return write_config(tmp_path, short_bars)
+
+
+@pytest.fixture
 def make_config(tmp_path: Path, bars: Path):
     """``make_config(delay=...)``: a run config over ``bars`` with the Momentum strategy."""
 

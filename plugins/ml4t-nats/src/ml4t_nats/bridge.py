@@ -43,6 +43,7 @@ from ml4t.backtest import (
     ML4TError,
     Phase,
     SubmitOrder,
+    TimerFired,
     Topic,
 )
 from ml4t.backtest import topics as std
@@ -231,8 +232,11 @@ class NatsBridge(Component):
                 if self._nc is not None and self._nc.is_connected:
                     await self._say_hello()
             elif self.lockstep and not self.finished and self._driver_silent():
-                marker = BridgeEnd(ts_event=self.clock.now_ns(), round=-1)
-                self.context.deliver(SYNC_PHASE, self._driver_lost, marker, self.name)
+                now = self.clock.now_ns()
+                fired = TimerFired(
+                    ts_event=now, ts_init=now, name="peer_timeout", component=self.name
+                )
+                self.context.deliver(SYNC_PHASE, self._driver_lost, fired, self.name)
                 return
 
     def _driver_silent(self) -> bool:
