@@ -17,8 +17,22 @@ phase), ``cash`` and ``equity`` are the portfolio marked at t's close, then the 
 arrives. Orders it submits are checked by the risk manager and can fill from the next
 bar of their symbol.
 
-Positions here are the strategy's own, built from its own fills, so two strategies
-sharing one account each see what they traded.
+Positions here are the strategy's own, built from its own fills with the portfolio's
+accounting function (:func:`~ml4t.backtest._accounting.apply_fill`), so two strategies
+sharing one account each see what they traded, and one alone sees exactly the
+portfolio's position.
+
+Order helpers check their arguments at the call: a quantity that is not a positive
+finite number, a price of the wrong type or sign, an unknown time in force or order type
+(the enum, or its name in any case, is accepted) raise :class:`~ml4t.backtest.errors.
+OrderError` (a ``ValueError``) and send nothing. A well-formed request that the account
+or the market refuses (buying power, an unknown symbol, a reduce-only order with nothing
+to reduce) arrives as an ``OrderRejected`` in :meth:`on_reject`; the run goes on.
+
+Working orders: an order counts in :meth:`pending_quantity` (and so in the target
+helpers) from the call that sends it until it fills, is cancelled, expires or is
+rejected; :meth:`cancel` takes its remainder out at once (a refused cancel puts it back);
+a modify counts once the broker confirms it (``OrderUpdated``).
 """
 
 from __future__ import annotations
@@ -33,12 +47,13 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from ml4t.backtest._accounting import apply_fill, is_dust
 from ml4t.backtest._bar import Bar, _Columns
 from ml4t.backtest._time import from_ns, parse_duration, to_ns
 from ml4t.backtest._universe import batch_codes
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
-from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.errors import ConfigError, OrderError
 from ml4t.backtest.events import (
     CancelOrder,
     MarketBatch,
@@ -49,7 +64,9 @@ from ml4t.backtest.events import (
     OrderRejected,
     OrderSide,
     OrderType,
+    OrderUpdated,
     PortfolioSnapshot,
+    RequestKind,
     SubmitOrder,
     TimeInForce,
 )
@@ -59,17 +76,26 @@ __all__ = ["BatchStrategy", "OpenOrder", "Strategy", "StrategyError"]
 
 
 class OpenOrder(msgspec.Struct, kw_only=True):
-    """One of the strategy's orders that is neither filled, cancelled, expired nor rejected."""
+    """One of the strategy's orders that is neither filled, cancelled, expired nor rejected.
+
+    ``cancelling``: a cancel was sent and not yet answered; the order no longer counts in
+    :meth:`~_StrategyBase.pending_quantity`."""
 
     order_id: str
     symbol: str
     side: OrderSide
     quantity: float
     filled: float = 0.0
+    cancelling: bool = False
 
     @property
     def remaining_signed(self) -> float:
         return (self.quantity - self.filled) * self.side.sign
+
+    @property
+    def working_signed(self) -> float:
+        """What the order adds to the pending quantity (0 while a cancel is out)."""
+        return 0.0 if self.cancelling else self.remaining_signed
 
 
 def _decode_params(cls: type, params: Any) -> Any:
@@ -201,8 +227,10 @@ class _StrategyBase(Component):
             self._dirty.discard(symbol)
 
     def _bump_pending(self, symbol: str, delta: float) -> None:
+        if delta == 0.0:
+            return
         left = self._pending.get(symbol, 0.0) + delta
-        if abs(left) < 1e-9:
+        if is_dust(left, delta):
             self._pending.pop(symbol, None)
         else:
             self._pending[symbol] = left
@@ -221,20 +249,43 @@ class _StrategyBase(Component):
         stop: float | None = None,
         trail_amount: float | None = None,
         trail_percent: float | None = None,
-        tif: TimeInForce = TimeInForce.GTC,
+        tif: TimeInForce | str = TimeInForce.GTC,
         stop_loss: float | None = None,
         take_profit: float | None = None,
+        reduce_only: bool = False,
         reason: str = "",
     ) -> str:
         """Send an order request to the risk manager; returns its order id.
 
         The type follows from the prices given (limit → limit, stop → stop, both →
-        stop-limit, a trail → trailing stop) unless ``order_type`` says otherwise. Bad
-        values (a NaN quantity, a negative price) are not raised here: the risk manager
-        rejects them with a reason, which arrives in :meth:`on_reject`.
+        stop-limit, a trail → trailing stop) unless ``order_type`` says otherwise.
+        ``tif`` and ``order_type`` take the enum or its name (any case). A
+        ``reduce_only`` order may only reduce the position (see the broker).
+
+        Raises :class:`~ml4t.backtest.errors.OrderError` at the call for an argument no
+        order can have; refusals by the account or the market arrive in
+        :meth:`on_reject`.
         """
-        if order_type is None:
-            order_type = _infer_type(limit, stop, trail_amount, trail_percent)
+        side = _enum(OrderSide, side, "side")
+        tif = _enum(TimeInForce, tif, "tif")
+        order_type = (
+            _infer_type(limit, stop, trail_amount, trail_percent)
+            if order_type is None
+            else _enum(OrderType, order_type, "order_type")
+        )
+        if not isinstance(symbol, str) or not symbol:
+            raise OrderError(f"symbol must be a non-empty string, got {symbol!r}")
+        quantity = _positive("quantity", quantity)
+        limit, stop = _price("limit", limit), _price("stop", stop)
+        trail_amount, trail_percent = (
+            _price("trail_amount", trail_amount),
+            _price("trail_percent", trail_percent),
+        )
+        stop_loss, take_profit = _price("stop_loss", stop_loss), _price("take_profit", take_profit)
+        if not isinstance(reduce_only, bool):
+            raise OrderError(f"reduce_only must be True or False, got {reduce_only!r}")
+        if not isinstance(reason, str):
+            raise OrderError(f"reason must be a string, got {reason!r}")
         self._order_seq += 1
         order_id = f"{self.name}-{self._order_seq}"
         now = self.now_ns()
@@ -247,7 +298,7 @@ class _StrategyBase(Component):
                 strategy_id=self.name,
                 symbol=symbol,
                 side=side,
-                quantity=float(quantity),
+                quantity=quantity,
                 order_type=order_type,
                 limit_price=limit,
                 stop_price=stop,
@@ -256,14 +307,14 @@ class _StrategyBase(Component):
                 time_in_force=tif,
                 stop_loss=stop_loss,
                 take_profit=take_profit,
+                reduce_only=reduce_only,
                 reason=reason,
             ),
         )
         self._open[order_id] = OpenOrder(
-            order_id=order_id, symbol=symbol, side=side, quantity=float(quantity)
+            order_id=order_id, symbol=symbol, side=side, quantity=quantity
         )
-        if math.isfinite(quantity) and quantity > 0:
-            self._bump_pending(symbol, float(quantity) * side.sign)
+        self._bump_pending(symbol, quantity * side.sign)
         return order_id
 
     def buy(self, symbol: str, quantity: float, **kwargs: Any) -> str:
@@ -280,6 +331,7 @@ class _StrategyBase(Component):
 
     def order_target_quantity(self, symbol: str, target: float, **kwargs: Any) -> str | None:
         """Order the difference between ``target`` and the position plus working orders."""
+        target = _finite("target", target)
         delta = target - self.position(symbol) - self.pending_quantity(symbol)
         if not self.fractional:
             delta = float(math.trunc(round(delta, 9)))
@@ -293,6 +345,9 @@ class _StrategyBase(Component):
     ) -> str | None:
         """Hold ``percent`` of equity (0.05 = 5 %, negative = short) in ``symbol``, sized
         at ``price`` (default: the last close seen)."""
+        percent = _finite("percent", percent)
+        if price is not None:
+            price = _positive("price", price)
         px = price if price is not None else self.last_price(symbol)
         if not (math.isfinite(px) and px > 0 and math.isfinite(self._equity)):
             return None
@@ -303,7 +358,7 @@ class _StrategyBase(Component):
 
         Sells are submitted before buys, so the proceeds are there when buys fill.
         """
-        targets = dict(weights)
+        targets = {s: _finite(f"weights[{s!r}]", w) for s, w in dict(weights).items()}
         for symbol, qty in self._qty.items():
             if qty != 0.0 and symbol not in targets:
                 targets[symbol] = 0.0
@@ -320,12 +375,22 @@ class _StrategyBase(Component):
         return [i for i in ids if i is not None]
 
     def cancel(self, order_id: str) -> None:
-        """Ask the broker to cancel ``order_id``; confirmation arrives as an event."""
+        """Ask the broker to cancel ``order_id``; confirmation arrives as an event.
+
+        The order's remainder leaves :meth:`pending_quantity` at once, so a replacement
+        sent next (``close_position``, a target helper) is sized without it; a refused
+        cancel puts it back."""
+        if not isinstance(order_id, str) or not order_id:
+            raise OrderError(f"order_id must be a non-empty string, got {order_id!r}")
         now = self.now_ns()
         self.publish(
             ORDER_REQUESTS,
             CancelOrder(ts_event=now, ts_init=now, order_id=order_id, strategy_id=self.name),
         )
+        order = self._open.get(order_id)
+        if order is not None and not order.cancelling:
+            self._bump_pending(order.symbol, -order.working_signed)
+            order.cancelling = True
 
     def modify(
         self,
@@ -335,7 +400,15 @@ class _StrategyBase(Component):
         limit: float | None = None,
         stop: float | None = None,
     ) -> None:
-        """Ask the broker to replace a working order's quantity or prices."""
+        """Ask the broker to replace a working order's quantity or prices; the change
+        counts in :meth:`pending_quantity` once the broker confirms it."""
+        if not isinstance(order_id, str) or not order_id:
+            raise OrderError(f"order_id must be a non-empty string, got {order_id!r}")
+        if quantity is None and limit is None and stop is None:
+            raise OrderError(f"modify({order_id!r}) changes nothing: give quantity, limit or stop")
+        if quantity is not None:
+            quantity = _positive("quantity", quantity)
+        limit, stop = _price("limit", limit), _price("stop", stop)
         now = self.now_ns()
         self.publish(
             ORDER_REQUESTS,
@@ -349,11 +422,6 @@ class _StrategyBase(Component):
                 stop_price=stop,
             ),
         )
-        order = self._open.get(order_id)
-        if quantity is not None and order is not None and math.isfinite(quantity):
-            before = order.remaining_signed
-            order.quantity = float(quantity)
-            self._bump_pending(order.symbol, order.remaining_signed - before)
 
     # ------------------------------------------------------------ timers
 
@@ -403,43 +471,59 @@ class _StrategyBase(Component):
     def _handle_fill(self, fill: OrderFilled) -> Any:
         if fill.strategy_id != self.name:
             return None
+        symbol = fill.symbol
         signed = fill.quantity * fill.side.sign
-        old = self._qty.get(fill.symbol, 0.0)
-        new = old + signed
-        if abs(new) < 1e-12:
-            new = 0.0
-        if old == 0.0 or (old > 0) != (signed > 0):  # opening, reducing or flipping
-            if new != 0.0 and (old == 0.0 or (old > 0) != (new > 0)):
-                self._avg[fill.symbol] = fill.price
-        else:  # adding to a position: average cost
-            self._avg[fill.symbol] = (old * self._avg[fill.symbol] + signed * fill.price) / new
-        self._qty[fill.symbol] = new
+        new, avg, _ = apply_fill(
+            self._qty.get(symbol, 0.0), self._avg.get(symbol, 0.0), signed, fill.price
+        )
         if new:
-            self._held.add(fill.symbol)
+            self._qty[symbol], self._avg[symbol] = new, avg
+            self._held.add(symbol)
         else:
-            self._held.discard(fill.symbol)
-        self._dirty.add(fill.symbol)
+            self._qty.pop(symbol, None)
+            self._avg.pop(symbol, None)
+            self._held.discard(symbol)
+        self._dirty.add(symbol)
         order = self._open.get(fill.order_id)
         if order is not None:
+            before = order.working_signed
             order.filled += fill.quantity
-            self._bump_pending(order.symbol, -signed)
-            if fill.remaining_quantity <= 0.0 or order.filled >= order.quantity - 1e-12:
+            done = fill.remaining_quantity <= 0.0 or is_dust(
+                order.quantity - order.filled, order.quantity
+            )
+            if done:
                 del self._open[fill.order_id]
-                if order.remaining_signed:
-                    self._bump_pending(order.symbol, -order.remaining_signed)
+                self._bump_pending(symbol, -before)
+            else:
+                self._bump_pending(symbol, order.working_signed - before)
         return self.on_fill(fill)
 
     @on(ORDER_EVENTS, phase=Phase.EXECUTION)
     def _handle_order_event(self, event: Any) -> Any:
         if event.strategy_id != self.name:
             return None
-        if isinstance(event, OrderRejected | OrderCancelled | OrderExpired):
-            order = self._open.pop(event.order_id, None)
-            if order is not None and order.remaining_signed:
-                self._bump_pending(order.symbol, -order.remaining_signed)
         if isinstance(event, OrderRejected):
+            order = self._open.get(event.order_id)
+            if event.request is RequestKind.SUBMIT:
+                self._forget(event.order_id)
+            elif event.request is RequestKind.CANCEL and order is not None and order.cancelling:
+                order.cancelling = False  # still working: it counts again
+                self._bump_pending(order.symbol, order.working_signed)
             return self.on_reject(event)
+        if isinstance(event, OrderCancelled | OrderExpired):
+            self._forget(event.order_id)
+        elif isinstance(event, OrderUpdated):
+            order = self._open.get(event.order_id)
+            if order is not None:
+                before = order.working_signed
+                order.quantity, order.filled = event.quantity, event.filled_quantity
+                self._bump_pending(order.symbol, order.working_signed - before)
         return None
+
+    def _forget(self, order_id: str) -> None:
+        order = self._open.pop(order_id, None)
+        if order is not None:
+            self._bump_pending(order.symbol, -order.working_signed)
 
     @on(PORTFOLIO, phase=Phase.VALUATION)
     def _handle_snapshot(self, snapshot: PortfolioSnapshot) -> None:
@@ -535,6 +619,39 @@ class StrategyError(Exception):
 
 def _bar_error(bar: Bar, exc: Exception) -> StrategyError:
     return StrategyError(f"on_bar({bar.symbol}) raised {type(exc).__name__}: {exc}")
+
+
+def _enum(kind: type[Any], value: Any, name: str) -> Any:
+    """``value`` as a member of the StrEnum ``kind``: the member itself, or its value or
+    name in any case."""
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        for member in kind:
+            if text in (member.value, member.name.lower()):
+                return member
+    raise OrderError(f"{name} must be one of {[m.value for m in kind]}, got {value!r}")
+
+
+def _finite(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise OrderError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise OrderError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def _positive(name: str, value: Any) -> float:
+    value = _finite(name, value)
+    if value <= 0.0:
+        raise OrderError(f"{name} must be positive, got {value!r}")
+    return value
+
+
+def _price(name: str, value: Any) -> float | None:
+    return None if value is None else _positive(name, value)
 
 
 def _infer_type(

@@ -8,6 +8,11 @@ orders that are still working.
 
 Orders the recorder never saw requested (bracket children ``<parent>.sl``/``.tp``, made by
 the broker) get a row from their first event, with what that event tells.
+
+A refused cancel or modify (``OrderRejected.request``) is a history row
+(``cancel_rejected``/``modify_rejected``) with the order's status unchanged: the order
+keeps working, or stays filled. A malformed request (fields of the wrong type, as a
+plugin may publish) is recorded with its fields as text, never raised on.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ml4t.backtest.events import (
     OrderStatus,
     OrderType,
     OrderUpdated,
+    RequestKind,
     SubmitOrder,
 )
 from ml4t.backtest.record.tables import TableBuffer
@@ -125,12 +131,13 @@ class _Order:
 class OrderLog:
     """Keeps working orders; writes history rows as events arrive, order rows when done."""
 
-    __slots__ = ("_open", "history", "orders", "rejected", "submitted")
+    __slots__ = ("_done", "_open", "history", "orders", "rejected", "submitted")
 
     def __init__(self, orders: TableBuffer | None, history: TableBuffer | None) -> None:
         self.orders = orders
         self.history = history
         self._open: dict[str, _Order] = {}
+        self._done: dict[str, OrderStatus] = {}  # final status of finished orders
         self.submitted = 0
         self.rejected = 0
 
@@ -174,33 +181,35 @@ class OrderLog:
 
     def _finish(self, order: _Order) -> None:
         del self._open[order.order_id]
+        self._done[order.order_id] = order.status
         if self.orders is not None:
             self.orders.append(order.row())
 
     # ------------------------------------------------------------ events
 
     def on_request(self, event: SubmitOrder | CancelOrder | ModifyOrder, *, approved: bool) -> None:
-        ts = event.ts_event
+        ts = _int(event.ts_event)
+        order_id = _text(event.order_id)
         if isinstance(event, SubmitOrder):
-            known = event.order_id in self._open
-            order = self._get(event.order_id, event.strategy_id, event.symbol, ts)
+            known = order_id in self._open
+            order = self._get(order_id, _text(event.strategy_id), _text(event.symbol), ts)
             if not known:
                 self.submitted += 1
-                order.side = event.side.value
-                order.order_type = event.order_type.value
-                order.time_in_force = event.time_in_force.value
-                order.quantity = event.quantity
-                order.limit_price = event.limit_price
-                order.stop_price = event.stop_price
-                order.trail_amount = event.trail_amount
-                order.trail_percent = event.trail_percent
-                order.stop_loss = event.stop_loss
-                order.take_profit = event.take_profit
-                order.parent_id = event.parent_id or order.parent_id
-                order.reason = event.reason
-            self._log(ts, order, "approved" if approved else "submitted", detail=event.reason)
+                order.side = _text(event.side)
+                order.order_type = _text(event.order_type)
+                order.time_in_force = _text(event.time_in_force)
+                order.quantity = _num(event.quantity)
+                order.limit_price = _num(event.limit_price)
+                order.stop_price = _num(event.stop_price)
+                order.trail_amount = _num(event.trail_amount)
+                order.trail_percent = _num(event.trail_percent)
+                order.stop_loss = _num(event.stop_loss)
+                order.take_profit = _num(event.take_profit)
+                order.parent_id = _text(event.parent_id) if event.parent_id else order.parent_id
+                order.reason = _text(event.reason)
+            self._log(ts, order, "approved" if approved else "submitted", detail=order.reason)
             return
-        order = self._open.get(event.order_id)
+        order = self._open.get(order_id)
         if order is None:  # a request about an order that is already done or unknown
             return
         what = "cancel" if isinstance(event, CancelOrder) else "modify"
@@ -209,9 +218,9 @@ class OrderLog:
             parts = [
                 f"{name}={value}"
                 for name, value in (
-                    ("quantity", event.quantity),
-                    ("limit_price", event.limit_price),
-                    ("stop_price", event.stop_price),
+                    ("quantity", _num(event.quantity)),
+                    ("limit_price", _num(event.limit_price)),
+                    ("stop_price", _num(event.stop_price)),
                 )
                 if value is not None
             ]
@@ -230,6 +239,11 @@ class OrderLog:
             if order.status is OrderStatus.SUBMITTED:
                 order.status = OrderStatus.ACCEPTED
             self._log(ts, order, "accepted")
+        elif isinstance(event, OrderRejected) and event.request is not RequestKind.SUBMIT:
+            # the order is untouched: it keeps its status, quantity and reservation
+            self._log(
+                ts, order, f"{event.request}_rejected", detail=f"{event.rule}: {event.reason}"
+            )
         elif isinstance(event, OrderRejected):
             order.status = OrderStatus.REJECTED
             order.reject_rule = event.rule
@@ -253,7 +267,12 @@ class OrderLog:
         """An event about an order that is already done (or never seen): history only."""
         if self.history is None:
             return
-        if isinstance(event, OrderRejected):
+        done = self._done.get(event.order_id)
+        if isinstance(event, OrderRejected) and event.request is not RequestKind.SUBMIT:
+            # a cancel or modify of a finished order: its status stays what it was
+            name, detail = f"{event.request}_rejected", f"{event.rule}: {event.reason}"
+            status = done if done is not None else OrderStatus.REJECTED
+        elif isinstance(event, OrderRejected):
             name, status, detail = "rejected", OrderStatus.REJECTED, f"{event.rule}: {event.reason}"
         elif isinstance(event, OrderCancelled):
             name, status, detail = "cancelled", OrderStatus.CANCELLED, event.reason
@@ -304,3 +323,22 @@ class OrderLog:
         """Write the rows of orders still working at the end (in submission order)."""
         for order in list(self._open.values()):
             self._finish(order)
+
+
+def _text(value: Any) -> str:
+    """A field as text: a string or enum as it is, anything else (a malformed request's
+    field) as its repr."""
+    if isinstance(value, str):
+        return str(value)
+    return "" if value is None else repr(value)
+
+
+def _num(value: Any) -> float | None:
+    """A numeric field as a float (None when absent or not a number)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
