@@ -3,6 +3,7 @@ backtest and survives a server restart mid-run without losing or doubling an ord
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -19,13 +20,17 @@ from ml4t.backtest import BacktestEngine
 pytestmark = pytest.mark.timeout(120)
 
 
+SECRET = "two-process-secret-0123456789abcdef"  # both sides read it from ML4T_RUN_SECRET
+
+
 def _follower(config: Path, url: str, prefix: str, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "ml4t_nats", "follower", str(config), "--server", url,
-         "--prefix", prefix, *extra],
+         "--prefix", prefix, "--secret-env", "ML4T_RUN_SECRET", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "ML4T_RUN_SECRET": SECRET},
     )  # fmt: skip
 
 
@@ -39,8 +44,12 @@ def _finish(child: subprocess.Popen[str]) -> str:
 
 
 def _driver(config: Path, url: str, prefix: str):
-    nats = NatsConfig(role="driver", servers=(url,), prefix=prefix, ack_timeout=0.2)
-    return driver_engine(config, nats)
+    nats = NatsConfig(
+        role="driver", servers=(url,), prefix=prefix, ack_timeout=0.2, secret_env="ML4T_RUN_SECRET"
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ML4T_RUN_SECRET", SECRET)
+        return driver_engine(config, nats)
 
 
 def test_two_process_graph_trades_like_the_single_process_backtest(nats_server, make_config):
@@ -61,6 +70,7 @@ def test_two_process_graph_trades_like_the_single_process_backtest(nats_server, 
     assert results.final_equity == reference.final_equity
     stats = bridge.stats
     assert stats.bad_messages == stats.duplicate_orders == stats.gaps == 0
+    assert stats.unauthenticated == 0  # every message of the follower was signed
     assert stats.rounds >= 600  # one round per timestamp at least, plus the end
     assert "follower: completed" in out
     print(f"two-process run: {elapsed:.2f} s for {stats.rounds} rounds")

@@ -6,6 +6,9 @@ nats-server that answers the handshake, runs one round and disappears."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import anyio
@@ -43,7 +46,7 @@ async def vanishing_driver(url: str, prefix: str, acked: anyio.Event) -> None:
 
     await nc.subscribe(f"{prefix}.>", cb=on_msg)
     hello = codec.encode(BridgeHello(ts_event=0, role="driver", session="gone"))
-    with anyio.fail_after(5):
+    with anyio.fail_after(15):  # a follower process takes a second or two to start
         while not greeted.is_set():
             await send(f"{prefix}._hello.driver", 0, hello)
             with anyio.move_on_after(0.05):
@@ -92,3 +95,28 @@ async def test_follower_that_never_hears_a_driver_stops_after_start_timeout(
         await runtime.run()
     assert runtime.outcome is RunOutcome.FAILED and not bridge.finished
     assert 0.5 <= time.perf_counter() - start < 2.5
+
+
+async def test_follower_process_exits_1_saying_incomplete_when_the_driver_vanishes(
+    nats_server, make_config
+):
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ml4t_nats", "follower", str(make_config()), "--server",
+         nats_server.url, "--prefix", "live3", "--secret-env", "ML4T_LIVE_SECRET",
+         "--peer-timeout", "1", "--heartbeat", "0.25"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "ML4T_LIVE_SECRET": KEY},
+    )  # fmt: skip
+    try:
+        acked = anyio.Event()
+        await vanishing_driver(nats_server.url, "live3", acked)
+        vanished = time.perf_counter()
+        while child.poll() is None and time.perf_counter() - vanished < 10:
+            await anyio.sleep(0.05)
+        out, err = child.communicate(timeout=5)
+    finally:
+        child.kill()
+    assert child.returncode == 1, err
+    assert out.startswith("follower: incomplete: component 'nats-bridge' failed")
+    assert "the driver sent nothing for 1 s (peer_timeout) after round 1" in out
+    assert time.perf_counter() - vanished < 5  # 1 s of silence, then a clean shutdown
