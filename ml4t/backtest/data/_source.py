@@ -16,7 +16,7 @@ import polars as pl
 
 from ml4t.backtest.errors import DataValidationError
 
-__all__ = ["TS", "Source", "open_source"]
+__all__ = ["TS", "Source", "open_source", "schema_differences", "source_files"]
 
 TS = "__ts"
 """Name of the normalised timestamp column (Int64 UTC ns, "known at") inside the data layer."""
@@ -121,6 +121,122 @@ class Source:
 Rescan = Callable[[str], pl.LazyFrame]
 """Scan the same files again with a column (of the given name) holding each row's file."""
 
+_MAX_LISTED = 10
+
+
+def source_files(where: str | Path, *, role: str) -> list[Path]:
+    """The parquet files a path, glob or directory stands for, each checked readable.
+
+    This is the one place a path becomes files: validation, the run and the data
+    fingerprint all read exactly this list. A directory is walked recursively; names
+    starting with ``.`` or ``_`` (``_SUCCESS``, ``.crc`` files) are skipped, any other file
+    must be parquet. A zero-byte or non-parquet file is a ``DataValidationError`` naming
+    it, as is a set of files whose schemas differ.
+    """
+    text = str(where)
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and not any(part[0] in "._" for part in p.relative_to(path).parts)
+        )
+        if not files:
+            raise DataValidationError(
+                f"rule missing_source: directory {text} ({role} data) holds no parquet files"
+            )
+        others = [p for p in files if p.suffix not in _PARQUET_SUFFIXES]
+        if others:
+            raise DataValidationError(
+                f"rule unreadable_source: directory {text} ({role} data) holds "
+                f"{len(others)} file(s) that are not parquet ({_listing(others)}); move them "
+                f"out, or point the path at a glob such as {text}/**/*.parquet"
+            )
+    elif any(ch in text for ch in "*?["):
+        files = sorted(Path(p) for p in globlib.glob(text, recursive=True) if Path(p).is_file())
+        if not files:
+            raise DataValidationError(
+                f"rule missing_source: no file matches {text!r} ({role} data)"
+            )
+    elif path.is_file():
+        files = [path]
+    else:
+        raise DataValidationError(f"rule missing_source: {role} file {text} does not exist")
+    _check_schemas(files, text, role)
+    return files
+
+
+def _listing(files: list[Path]) -> str:
+    shown = ", ".join(str(p) for p in files[:_MAX_LISTED])
+    more = len(files) - _MAX_LISTED
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _file_schema(path: Path, role: str) -> pl.Schema:
+    """The parquet schema of one file (its footer only), or an error naming the file."""
+    if path.stat().st_size == 0:
+        raise DataValidationError(
+            f"rule unreadable_source: {role} file {path} is empty (0 bytes); "
+            "remove it or write it again"
+        )
+    try:
+        return pl.Schema(pl.read_parquet_schema(path))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataValidationError(
+            f"rule unreadable_source: {role} file {path} is not a readable parquet file "
+            f"({exc}); remove it or write it again"
+        ) from exc
+
+
+def _check_schemas(files: list[Path], name: str, role: str) -> None:
+    """Every file readable and with the first file's schema, else one error naming each."""
+    first = _file_schema(files[0], role)
+    lines = []
+    for path in files[1:]:
+        lines.extend(
+            f"    {path}: {d}" for d in schema_differences(_file_schema(path, role), first)
+        )
+    if not lines:
+        return
+    shown = lines[: _MAX_LISTED * 2]
+    if len(lines) > len(shown):
+        shown.append(f"    ... and {len(lines) - len(shown)} more difference(s)")
+    body = "\n".join(shown)
+    raise DataValidationError(
+        f"rule schema_mismatch: the files of {name} ({role} data) do not share one schema; "
+        f"compared with {files[0]}:\n{body}\n"
+        "    fix: write every file with the same columns and types (timestamps all "
+        "timezone-aware, or all naive with timezone: set; symbol all String or all Categorical)"
+    )
+
+
+def schema_differences(schema: pl.Schema, reference: pl.Schema) -> list[str]:
+    """How ``schema`` differs from ``reference``: missing, extra and retyped columns.
+
+    >>> utc = pl.Schema({"ts": pl.Datetime("us", "UTC"), "v": pl.Float64})
+    >>> for line in schema_differences(pl.Schema({"ts": pl.Datetime("us"), "x": pl.Int8}), utc):
+    ...     print(line)
+    missing column 'v'
+    column 'ts' is Datetime(time_unit='us', time_zone=None) (naive), but \
+Datetime(time_unit='us', time_zone='UTC') (timezone-aware) there
+    extra column 'x' (Int8)
+    """
+    out = [f"missing column {c!r}" for c in reference if c not in schema]
+    for col, dtype in schema.items():
+        if col not in reference:
+            out.append(f"extra column {col!r} ({dtype})")
+        elif dtype != reference[col]:
+            out.append(
+                f"column {col!r} is {_describe(dtype)}, but {_describe(reference[col])} there"
+            )
+    return out
+
+
+def _describe(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Datetime):
+        return f"{dtype} ({'naive' if dtype.time_zone is None else 'timezone-aware'})"
+    return str(dtype)
+
 
 def open_source(
     where: str | Path | pl.LazyFrame | pl.DataFrame | None, *, role: str
@@ -128,7 +244,8 @@ def open_source(
     """A lazy scan of ``where``, a name for messages, and a rescan that names files.
 
     ``where`` is a parquet file, a glob, a directory (scanned recursively; hive
-    partitions ``key=value`` become columns), a LazyFrame or a DataFrame.
+    partitions ``key=value`` below it become columns), a LazyFrame or a DataFrame. The
+    files scanned are exactly :func:`source_files`.
     """
     if where is None:
         raise DataValidationError(
@@ -139,27 +256,26 @@ def open_source(
         return where.lazy(), f"<{role} DataFrame>", None
     if isinstance(where, pl.LazyFrame):
         return where, f"<{role} LazyFrame>", None
-    text = str(where)
-    path = Path(text)
-    if path.is_dir():
-        files = [p for p in path.rglob("*") if p.suffix in _PARQUET_SUFFIXES and p.is_file()]
-        if not files:
-            raise DataValidationError(
-                f"rule missing_source: directory {text} ({role} data) holds no parquet files"
-            )
-        return _scan(path, hive=True), text, lambda col: _scan(path, hive=True, file_col=col)
-    if any(ch in text for ch in "*?["):
-        if not globlib.glob(text, recursive=True):
-            raise DataValidationError(
-                f"rule missing_source: no file matches {text!r} ({role} data)"
-            )
-        return _scan(text), text, lambda col: _scan(text, file_col=col)
-    if not path.is_file():
-        raise DataValidationError(f"rule missing_source: {role} file {text} does not exist")
-    return _scan(path), text, None
+    files = source_files(where, role=role)
+    root = Path(str(where))
+    keys = _hive_keys(files, root) if root.is_dir() else set()
+
+    def scan(file_col: str | None = None) -> pl.LazyFrame:
+        if not keys:
+            return pl.scan_parquet(files, hive_partitioning=False, include_file_paths=file_col)
+        lf = pl.scan_parquet(files, hive_partitioning=True, include_file_paths=file_col)
+        # polars reads key=value from every directory of a path: keep the ones below root
+        above = {p.split("=", 1)[0] for p in root.parts if "=" in p} - keys
+        return lf.drop(above, strict=False)
+
+    return scan(), str(where), scan
 
 
-def _scan(where: str | Path, *, hive: bool = False, file_col: str | None = None) -> pl.LazyFrame:
-    return pl.scan_parquet(
-        where, hive_partitioning=True if hive else None, include_file_paths=file_col
-    )
+def _hive_keys(files: list[Path], root: Path) -> set[str]:
+    """Hive partition keys (``key=value`` directories) between ``root`` and its files."""
+    return {
+        part.split("=", 1)[0]
+        for f in files
+        for part in f.relative_to(root).parts[:-1]
+        if "=" in part
+    }
