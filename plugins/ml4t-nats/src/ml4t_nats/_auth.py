@@ -17,10 +17,10 @@ of the message; what fails is dropped without consuming a sequence number.
 >>> headers = driver.headers("p.market", 1, 0, 5, b"payload")
 >>> follower.check("p.market", headers, b"payload") is None
 True
->>> follower.check("p.market", headers, b"other payload")
-'bad ml4t-mac (not signed with this run\\'s secret, or altered on the way)'
->>> driver.check("p.market", headers, b"payload")  # its own message, reflected
-'bad ml4t-mac (not signed with this run\\'s secret, or altered on the way)'
+>>> print(follower.check("p.market", headers, b"other payload"))
+bad ml4t-mac (not signed with this run's secret, or altered on the way)
+>>> print(driver.check("p.market", headers, b"payload"))  # its own message, reflected
+bad ml4t-mac (not signed with this run's secret, or altered on the way)
 """
 
 from __future__ import annotations
