@@ -28,7 +28,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ml4t.backtest._time import from_ns
 from ml4t.backtest.errors import ComponentError
 
-__all__ = ["ConcurrentDispatcher", "Dispatcher", "SequencedDispatcher", "handler_failure"]
+__all__ = [
+    "ConcurrentDispatcher",
+    "Dispatcher",
+    "SequencedDispatcher",
+    "describe_failure",
+    "handler_failure",
+]
 
 
 class Dispatcher(Protocol):
@@ -49,6 +55,20 @@ class Dispatcher(Protocol):
     async def drain(self) -> None: ...
 
 
+def describe_failure(exc: BaseException) -> str:
+    """``Type: message``; a ``sys.exit()`` is named as what it is.
+
+    A component cannot end the process: ``SystemExit`` from a handler or hook fails the
+    run like any other exception, with this message.
+    """
+    if isinstance(exc, SystemExit):
+        return (
+            f"it called sys.exit({exc.code!r}); a component cannot end the process, so the "
+            "run stopped as a failure (raise an exception to fail a run)"
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
 def handler_failure(
     subscriber: str, event: Any, exc: BaseException, now_ns: int | None
 ) -> ComponentError:
@@ -59,7 +79,7 @@ def handler_failure(
     where = f" for {symbol}" if isinstance(symbol, str) else ""
     err = ComponentError(
         f"component {subscriber!r} failed handling {event_type}{where}{when}: "
-        f"{type(exc).__name__}: {exc}",
+        f"{describe_failure(exc)}",
         component=subscriber,
         event_type=event_type,
         time_ns=now_ns,
@@ -109,7 +129,7 @@ class SequencedDispatcher:
                 result = handler(event)
                 if result is not None:
                     await result
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit() in a handler fails the run
                 self._disabled.add(subscriber)
                 now = self.now_ns() if self.now_ns is not None else getattr(event, "ts_event", None)
                 raise handler_failure(subscriber, event, exc, now) from exc
@@ -195,7 +215,7 @@ class ConcurrentDispatcher:
                     result = handler(event)
                     if result is not None:
                         await result
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:  # sys.exit() in a handler fails the run
                     self._disabled.add(subscriber)
                     now = self.now_ns() if self.now_ns is not None else None
                     raise handler_failure(subscriber, event, exc, now) from exc

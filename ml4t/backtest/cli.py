@@ -1,7 +1,9 @@
 """The ``ml4t`` command: run, validate, demo (and the results tools).
 
 Errors a user can fix (a bad config key, bad data) print one clear message and exit 2;
-a run that fails exits 1 after its partial results are flushed and marked incomplete.
+a run that fails exits 1 after its partial results are flushed and marked failed. Ctrl-C
+(SIGINT) exits 130 and SIGTERM 143, each after the results are flushed and marked
+incomplete.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rich.table import Table
 from ml4t.backtest import __version__
 from ml4t.backtest.errors import ComponentError, ConfigError, DataValidationError, ML4TError
 from ml4t.backtest.logging import configure_logging
+from ml4t.backtest.runtime import RunTerminated
 
 __all__ = ["main"]
 
@@ -199,6 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ml4t: interrupted; partial results were flushed and marked incomplete", file=sys.stderr
         )
         return 130
+    except RunTerminated as exc:
+        print(
+            "ml4t: terminated (SIGTERM); partial results were flushed and marked incomplete",
+            file=sys.stderr,
+        )
+        return int(exc.code)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

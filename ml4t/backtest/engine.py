@@ -41,7 +41,7 @@ from ml4t.backtest.progress import ProgressBar, RunProgress
 from ml4t.backtest.record.recorder import Recorder
 from ml4t.backtest.risk.manager import RiskManager
 from ml4t.backtest.risk.rules import RULES
-from ml4t.backtest.runtime import RunOutcome, Runtime, unwrap_group
+from ml4t.backtest.runtime import RunOutcome, Runtime, run_terminable, unwrap_group
 from ml4t.backtest.strategy import _StrategyBase
 
 __all__ = ["BacktestEngine", "BacktestResults"]
@@ -254,7 +254,9 @@ class BacktestEngine:
             self.progress_counter,
             self.feed,
         ):
-            runtime.add(component)
+            # the recorder observes: it starts even when a component before it failed to
+            # start, so that its manifest records the failure
+            runtime.add(component, observer=component is self.recorder)
         self.runtime = runtime
         return runtime
 
@@ -263,9 +265,15 @@ class BacktestEngine:
 
         A failing component stops the run: the error (naming the component, the event,
         the symbol and the simulated time) is raised after the results written so far are
-        flushed and marked incomplete.
+        flushed and marked failed. SIGTERM ends the run as Ctrl-C does (results flushed and
+        marked incomplete), then raises :class:`~ml4t.backtest.runtime.RunTerminated`, a
+        ``SystemExit`` with status 143.
         """
-        return anyio.run(self.run_async)
+
+        async def main() -> BacktestResults:
+            return await run_terminable(self.run_async, lambda: self.runtime)
+
+        return anyio.run(main)
 
     async def run_async(self) -> BacktestResults:
         runtime = self.build()
@@ -327,7 +335,8 @@ async def _run_with_progress(runtime: Runtime, bar: ProgressBar) -> None:
             finally:
                 tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        raise unwrap_group(group) from None
+        error = unwrap_group(group)
+        raise error from error.__cause__  # keep the failure's own cause
 
 
 def _fingerprint(data: FeedConfig) -> str:

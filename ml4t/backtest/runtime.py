@@ -10,24 +10,31 @@ Two choices make a run:
   gives each component an inbox and a task (live components that wait on I/O).
 
 A run ends when no alarm is left and the graph is quiescent (``exit_when_idle``), when
-:meth:`Runtime.stop` is called, when a component fails, or when it is cancelled (Ctrl-C).
-In every case each started component's ``on_stop`` runs, no task is left behind, and a
-failure is raised as :class:`~ml4t.backtest.errors.ComponentError` naming the component,
-the event it was handling and the clock time.
+:meth:`Runtime.stop` is called, when a component fails, when it is cancelled (Ctrl-C), or
+when it is terminated (:meth:`Runtime.terminate`, which SIGTERM calls under
+:meth:`Runtime.run_sync` and :func:`run_terminable`). In every case each started
+component's ``on_stop`` runs, no task is left behind, and a failure is raised as
+:class:`~ml4t.backtest.errors.ComponentError` naming the component, the event it was
+handling and the clock time. A component that raises, in a handler, a hook or an alarm,
+fails the run; so does one that calls ``sys.exit()``: a component cannot end the
+process. A termination is raised as :class:`RunTerminated` (a ``SystemExit`` with status
+143) once every ``on_stop`` has run.
 """
 
 from __future__ import annotations
 
 import enum
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.lowlevel
 
-from ml4t.backtest._dispatch import ConcurrentDispatcher, SequencedDispatcher
+from ml4t.backtest._dispatch import ConcurrentDispatcher, SequencedDispatcher, describe_failure
 from ml4t.backtest._time import from_ns
 from ml4t.backtest.bus import Bus
 from ml4t.backtest.clock import Alarm, Clock, SimulatedClock, WallClock
@@ -37,9 +44,10 @@ from ml4t.backtest.errors import ComponentError
 from ml4t.backtest.events import ComponentFailed, ComponentState, ComponentStateChanged
 from ml4t.backtest.topics import ERRORS, LIFECYCLE
 
-__all__ = ["RunOutcome", "Runtime", "unwrap_group"]
+__all__ = ["RunOutcome", "RunTerminated", "Runtime", "run_terminable", "unwrap_group"]
 
 C = TypeVar("C", bound=Component)
+T = TypeVar("T")
 
 _CHECKPOINT_EVERY = 256  # alarms between two yields to the event loop (lets Ctrl-C in)
 _YIELD_AFTER_S = 0.05  # ...or this much wall time, whichever comes first
@@ -52,6 +60,21 @@ class RunOutcome(enum.StrEnum):
     STOPPED = "stopped"  # stop() was called
     FAILED = "failed"  # a component raised
     CANCELLED = "cancelled"  # the run was cancelled (Ctrl-C, a cancel scope)
+    TERMINATED = "terminated"  # terminate() was called (SIGTERM)
+
+
+class RunTerminated(SystemExit):
+    """A run was terminated (SIGTERM) and every ``on_stop`` has run: its results are flushed.
+
+    A ``SystemExit`` whose code is ``128 + signal`` (143 for SIGTERM), the status a shell
+    reports for a process a signal ended, so that uncaught it ends the process as the
+    signal would have, only after the results are written; ``except Exception`` does not
+    swallow it.
+    """
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
 
 
 class Runtime:
@@ -78,8 +101,11 @@ class Runtime:
         self.error: BaseException | None = None
         self.alarms_fired = 0
         self._components: list[Component] = []
+        self._observers: set[str] = set()
         self._started: list[Component] = []
         self._stop_requested = False
+        self._terminated: int | None = None  # the signal terminate() was called for
+        self._scope: anyio.CancelScope | None = None
         self._wake: anyio.Event | None = None
         self.log = default_logger(name)
         if dispatch == "concurrent":
@@ -92,8 +118,13 @@ class Runtime:
     def components(self) -> Sequence[Component]:
         return tuple(self._components)
 
-    def add(self, component: C) -> C:
-        """Add ``component`` to the graph; it starts in the order it was added."""
+    def add(self, component: C, *, observer: bool = False) -> C:
+        """Add ``component`` to the graph; it starts in the order it was added.
+
+        An ``observer`` (a recorder) is started even when a component before it fails to
+        start, so that it sees the failure (``ComponentFailed`` on ``errors``) and its
+        ``on_stop`` can record it.
+        """
         if self.outcome is not RunOutcome.NOT_RUN:
             raise ComponentError(
                 f"cannot add {component.name!r}: the graph has already run",
@@ -108,6 +139,8 @@ class Runtime:
         bus = self.bus
         component._attach(Context(bus, self.clock, default_logger(component.name), bus.deliver))
         self._components.append(component)
+        if observer:
+            self._observers.add(component.name)
         return component
 
     def stop(self) -> None:
@@ -115,9 +148,26 @@ class Runtime:
         self._stop_requested = True
         self._poke()
 
+    def terminate(self, signum: int = signal.SIGTERM) -> None:
+        """End the run as Ctrl-C would (every ``on_stop`` runs, results are flushed and
+        marked incomplete), then raise :class:`RunTerminated` from :meth:`run`.
+
+        Safe from a handler or another task of the run's event loop; before the run
+        starts, the run ends as soon as it starts.
+        """
+        if self._terminated is None:
+            self._terminated = signum
+        if self._scope is not None:
+            self._scope.cancel()
+
     def run_sync(self, backend: str = "asyncio") -> None:
-        """Run the graph to the end in a fresh event loop."""
-        anyio.run(self.run, backend=backend)
+        """Run the graph to the end in a fresh event loop; SIGTERM terminates it (see
+        :func:`run_terminable`)."""
+
+        async def main() -> None:
+            await run_terminable(self.run, lambda: self)
+
+        anyio.run(main, backend=backend)
 
     # ------------------------------------------------------------ running
 
@@ -130,19 +180,12 @@ class Runtime:
         if not self.clock.is_simulated:
             self.clock.on_schedule = self._poke
             dispatcher.waker = self._poke
+        self._scope = scope = anyio.CancelScope()
+        if self._terminated is not None:
+            scope.cancel()
         try:
-            if isinstance(dispatcher, ConcurrentDispatcher):
-                try:
-                    async with anyio.create_task_group() as tg:
-                        dispatcher.start(tg)
-                        try:
-                            await self._run_body()
-                        finally:
-                            dispatcher.close()
-                except BaseExceptionGroup as group:
-                    raise unwrap_group(group) from None
-            else:
-                await self._run_body()
+            with scope:
+                await self._run_graph(dispatcher)
         except ComponentError as exc:
             self.outcome = RunOutcome.FAILED
             self.error = exc
@@ -153,14 +196,33 @@ class Runtime:
         except anyio.get_cancelled_exc_class():
             self.outcome = RunOutcome.CANCELLED
             raise
-        except BaseException as exc:  # KeyboardInterrupt, SystemExit, a bug in the runtime
+        except BaseException as exc:  # KeyboardInterrupt, a bug in the runtime
             self.outcome = RunOutcome.CANCELLED
             self.error = exc
             raise
         finally:
+            self._scope = None
             self.clock.on_schedule = None
             dispatcher.waker = None
+        if self._terminated is not None:
+            self.outcome = RunOutcome.TERMINATED
+            raise RunTerminated(self._terminated)
         self.outcome = RunOutcome.STOPPED if self._stop_requested else RunOutcome.COMPLETED
+
+    async def _run_graph(self, dispatcher: Any) -> None:
+        if isinstance(dispatcher, ConcurrentDispatcher):
+            try:
+                async with anyio.create_task_group() as tg:
+                    dispatcher.start(tg)
+                    try:
+                        await self._run_body()
+                    finally:
+                        dispatcher.close()
+            except BaseExceptionGroup as group:
+                error = unwrap_group(group)
+                raise error from error.__cause__  # keep the failure's own cause
+        else:
+            await self._run_body()
 
     async def _run_body(self) -> None:
         failure: ComponentError | None = None
@@ -176,12 +238,13 @@ class Runtime:
         except ComponentError as exc:
             failure = exc
             reason = "failed"
+            await self._start_observers()
             await self._report_failure(exc)
             raise
         finally:
-            for component in self._components:
-                if component._ctx is not None:
-                    component._ctx.stop_reason = reason
+            if reason == "cancelled" and self._terminated is not None:
+                reason = "terminated"
+            self._set_stop_reason(reason)
             with anyio.CancelScope(shield=True):
                 stop_error = await self._stop_all(drain=failure is None)
         if stop_error is not None:
@@ -192,11 +255,11 @@ class Runtime:
         try:
             component._subscribe_handlers()
             await call_hook(component.on_start)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             self._set_state(component, ComponentState.FAILED)
             self._started.append(component)  # so that its on_stop still runs
             err = ComponentError(
-                f"component {component.name!r} failed in on_start: {type(exc).__name__}: {exc}",
+                f"component {component.name!r} failed in on_start: {describe_failure(exc)}",
                 component=component.name,
                 time_ns=self.clock.now_ns(),
             )
@@ -204,6 +267,15 @@ class Runtime:
         self._started.append(component)
         self._set_state(component, ComponentState.RUNNING)
         await self.bus.drain()
+
+    async def _start_observers(self) -> None:
+        """Start the observers a start failure came before (a further failure is logged)."""
+        for component in self._components:
+            if component.name in self._observers and component not in self._started:
+                try:
+                    await self._start(component)
+                except ComponentError as exc:
+                    self.log.error("observer_failed_to_start", error=str(exc))
 
     async def _loop_simulated(self) -> None:
         clock = self.clock
@@ -302,24 +374,34 @@ class Runtime:
             except ComponentError as exc:
                 self.log.error("component_failed_during_shutdown", error=str(exc))
 
+    def _set_stop_reason(self, reason: str) -> None:
+        for component in self._components:
+            if component._ctx is not None:
+                component._ctx.stop_reason = reason
+
     async def _stop_all(self, *, drain: bool) -> ComponentError | None:
+        """Call every started component's ``on_stop``, last started first.
+
+        An ``on_stop`` that raises fails the run: the failure is published on ``errors``
+        (so a recorder that stops later marks its results failed) and raised at the end.
+        """
         first_error: ComponentError | None = None
         for component in reversed(self._started):
             if component.state is not ComponentState.FAILED:
                 self._set_state(component, ComponentState.STOPPING)
             try:
                 await call_hook(component.on_stop)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 self.log.error("on_stop_failed", failed=component.name, error=repr(exc))
-                self._set_state(component, ComponentState.FAILED)
-                if first_error is None:
-                    first_error = ComponentError(
-                        f"component {component.name!r} failed in on_stop: "
-                        f"{type(exc).__name__}: {exc}",
-                        component=component.name,
-                        time_ns=self.clock.now_ns(),
-                    )
-                    first_error.__cause__ = exc
+                error = ComponentError(
+                    f"component {component.name!r} failed in on_stop: {describe_failure(exc)}",
+                    component=component.name,
+                    time_ns=self.clock.now_ns(),
+                )
+                error.__cause__ = exc
+                first_error = first_error or error
+                self._set_stop_reason("failed")
+                await self._report_failure(error)
             if drain and isinstance(self.bus.dispatcher, SequencedDispatcher):
                 await self._drain_quietly()
         for component in reversed(self._started):
@@ -347,11 +429,11 @@ def _fire(alarm: Alarm, now_ns: int) -> None:
         alarm.callback()
     except ComponentError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         owner = alarm.owner or "clock"
         err = ComponentError(
             f"component {owner!r} failed in a clock alarm at {from_ns(now_ns).isoformat()}: "
-            f"{type(exc).__name__}: {exc}",
+            f"{describe_failure(exc)}",
             component=owner,
             event_type="alarm",
             time_ns=now_ns,
@@ -373,3 +455,46 @@ def unwrap_group(group: BaseExceptionGroup[Any]) -> BaseException:
         if isinstance(exc, ComponentError):
             return exc
     return leaves[0] if leaves else group
+
+
+async def run_terminable(
+    main: Callable[[], Awaitable[T]], runtime: Callable[[], Runtime | None]
+) -> T:
+    """Await ``main()``, which runs the graph ``runtime()`` returns; SIGTERM terminates it.
+
+    What ``asyncio.run`` does for Ctrl-C, for SIGTERM: the signal calls
+    :meth:`Runtime.terminate`, so every ``on_stop`` runs and the results are flushed and
+    marked incomplete before :class:`RunTerminated` (exit status 143) is raised. A signal
+    before the graph exists ends ``main`` at once with :class:`RunTerminated`. Installed
+    only in the main thread and only while SIGTERM has its default action: a handler of
+    the caller's own is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return await main()
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return await main()
+    early: list[int] = []
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM) as signals:
+            async for signum in signals:
+                graph = runtime()
+                if graph is not None and graph.outcome is not RunOutcome.NOT_RUN:
+                    graph.terminate(signum)
+                else:
+                    early.append(signum)
+                    scope.cancel()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch, tg.cancel_scope)
+            try:
+                result = await main()
+            finally:
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        error = unwrap_group(group)
+        raise error from error.__cause__  # keep the failure's own cause
+    if early:
+        raise RunTerminated(early[0])
+    return result

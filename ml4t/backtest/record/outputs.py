@@ -1,10 +1,16 @@
 """Atomic result files: a reader never sees a half-written file under its final name.
 
-Every file is written to a temporary name in the same directory (``.<name>.<pid>.tmp``),
-flushed and fsynced, then renamed over the final name with ``os.replace`` (atomic on
-POSIX), and the directory is fsynced so the rename survives a power cut. A write that is
-interrupted (an exception, a second Ctrl-C, a kill) leaves at most a ``*.tmp`` file, which
-never looks like a result and is removed by the next run in that directory.
+Every file is written to a temporary name in the same directory, flushed and fsynced,
+then renamed over the final name with ``os.replace`` (atomic on POSIX), and the directory
+is fsynced so the rename survives a power cut. A write that is interrupted (an exception,
+a second Ctrl-C, a kill) leaves at most a temporary file, which never looks like a result.
+
+A run's temporary names carry its run id (:func:`new_run_id`):
+``.<name>.ml4t-<run id>.tmp``, e.g. ``.trades.parquet.ml4t-20240102T030405Z-1a2b3c4d.tmp``.
+:func:`remove_stale_temps` deletes only names of that exact shape, for the result files
+it is told about, and never those of the current run, so a user's own hidden files and a
+killed run's partial journal are left alone. Written without a run id (``temp_path(path)``)
+a file's temporary name is ``.<name>.<pid>.tmp``, which no cleanup ever matches.
 
 Parquet tables stream into their temporary file one row group at a time
 (:class:`ParquetStream`) and are renamed only when the writer is closed.
@@ -13,14 +19,18 @@ Parquet tables stream into their temporary file one row group at a time
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import platform
+import re
 import resource
+import secrets
+import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -32,24 +42,35 @@ import pyarrow.parquet as pq
 import yaml
 
 __all__ = [
+    "MANIFEST_FILE",
+    "RUN_ID_PATTERN",
     "TMP_SUFFIX",
+    "DirectoryLock",
     "ParquetStream",
     "Stopwatch",
     "atomic_open",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_yaml",
+    "clear_previous_outputs",
     "config_hash",
     "dependency_versions",
     "file_digest",
     "json_safe",
+    "new_run_id",
     "peak_memory_mb",
+    "remove_cleared_outputs",
     "remove_stale_temps",
+    "run_temp_name",
     "temp_path",
     "to_builtins",
 ]
 
 TMP_SUFFIX = ".tmp"
+MANIFEST_FILE = "manifest.json"
+RUN_ID_PATTERN = r"\d{8}T\d{6}Z-[0-9a-f]{8}"
+_RUN_TAG = "ml4t-"
+_CLEARED_SUFFIX = ".old"
 _DEPENDENCIES = (
     "ml4t-backtest",
     "anyio",
@@ -63,26 +84,24 @@ _DEPENDENCIES = (
 )
 
 
-def temp_path(path: Path) -> Path:
-    """The temporary name ``path`` is written under: ``.<name>.<pid>.tmp`` beside it."""
-    return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+def new_run_id() -> str:
+    """A fresh run id: the UTC start time and 32 random bits, ``20240102T030405Z-1a2b3c4d``."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
-def _writer_alive(tmp: Path) -> bool:
-    """Whether the process that named ``tmp`` (``.<name>.<pid>.tmp``) is still running."""
-    try:
-        pid = int(tmp.name[: -len(TMP_SUFFIX)].rsplit(".", 1)[1])
-    except (IndexError, ValueError):
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
+def temp_path(path: Path, run_id: str | None = None) -> Path:
+    """The temporary name ``path`` is written under, beside it.
+
+    ``.<name>.ml4t-<run id>.tmp`` for a run's files; ``.<name>.<pid>.tmp`` without one.
+    """
+    tag = f"{_RUN_TAG}{run_id}" if run_id is not None else str(os.getpid())
+    return path.with_name(f".{path.name}.{tag}{TMP_SUFFIX}")
+
+
+def run_temp_name(name: str) -> re.Pattern[str]:
+    """The pattern of a run's temporary names for the result file ``name``."""
+    run_id = rf"(?P<run_id>{RUN_ID_PATTERN})"
+    return re.compile(rf"\.{re.escape(name)}\.{_RUN_TAG}{run_id}{re.escape(TMP_SUFFIX)}")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -102,11 +121,11 @@ def _commit(tmp: Path, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+def atomic_open(path: str | os.PathLike[str], *, run_id: str | None = None) -> Iterator[BinaryIO]:
     """Open a binary file that appears at ``path`` only if the block ends normally."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(final)
+    tmp = temp_path(final, run_id)
     try:
         with open(tmp, "wb") as handle:
             yield handle
@@ -118,33 +137,108 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    with atomic_open(path) as handle:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, run_id: str | None = None
+) -> Path:
+    with atomic_open(path, run_id=run_id) as handle:
         handle.write(data)
     return Path(path)
 
 
-def atomic_write_json(path: str | os.PathLike[str], value: Any) -> Path:
+def atomic_write_json(
+    path: str | os.PathLike[str], value: Any, *, run_id: str | None = None
+) -> Path:
     """Write ``value`` as indented JSON (non-finite floats become ``null``)."""
     text = json.dumps(json_safe(value), indent=2, sort_keys=False, allow_nan=False)
-    return atomic_write_bytes(path, (text + "\n").encode())
+    return atomic_write_bytes(path, (text + "\n").encode(), run_id=run_id)
 
 
-def atomic_write_yaml(path: str | os.PathLike[str], value: Any) -> Path:
+def atomic_write_yaml(
+    path: str | os.PathLike[str], value: Any, *, run_id: str | None = None
+) -> Path:
     text = yaml.safe_dump(json_safe(value), sort_keys=False, allow_unicode=True)
-    return atomic_write_bytes(path, text.encode())
+    return atomic_write_bytes(path, text.encode(), run_id=run_id)
 
 
-def remove_stale_temps(directory: Path) -> list[Path]:
-    """Delete the temporary files an interrupted earlier run left in ``directory`` (those
-    whose writing process is gone; a live writer's files are left alone)."""
+def remove_stale_temps(directory: Path, names: Iterable[str], *, run_id: str) -> list[Path]:
+    """Delete the temporary files earlier runs left for the result files ``names``.
+
+    Only names of the exact shape ``.<name>.ml4t-<run id>.tmp`` with another run's id are
+    removed: a user's hidden files, a pid-named temporary file and the current run's own
+    files are never touched. Leave the journal out of ``names``: a killed run's partial
+    journal may be the only copy of what it did.
+    """
+    patterns = [run_temp_name(name) for name in names]
     removed = []
     if directory.is_dir():
         for tmp in directory.glob(f".*{TMP_SUFFIX}"):
-            if not _writer_alive(tmp):
-                tmp.unlink(missing_ok=True)
-                removed.append(tmp)
+            for pattern in patterns:
+                found = pattern.fullmatch(tmp.name)
+                if found is not None and found["run_id"] != run_id:
+                    tmp.unlink(missing_ok=True)
+                    removed.append(tmp)
+                    break
     return removed
+
+
+def clear_previous_outputs(directory: Path, names: Iterable[str], *, run_id: str) -> list[str]:
+    """Move the result files ``names`` an earlier run left in ``directory`` out of the way.
+
+    They go into ``.ml4t-<run id>.old/`` (``manifest.json`` first, so no manifest ever
+    describes files that are gone), to be deleted by :func:`remove_cleared_outputs` once
+    the new run's own manifest is in place. A crash in between leaves a hidden directory
+    of that name, which the next run deletes. Returns the names moved.
+    """
+    present = sorted(
+        (name for name in names if (directory / name).is_file()),
+        key=lambda name: name != MANIFEST_FILE,
+    )
+    if not present:
+        return []
+    holding = directory / f".{_RUN_TAG}{run_id}{_CLEARED_SUFFIX}"
+    holding.mkdir()
+    for name in present:
+        os.replace(directory / name, holding / name)
+    _fsync_dir(directory)
+    return present
+
+
+def remove_cleared_outputs(directory: Path) -> None:
+    """Delete every ``.ml4t-<run id>.old/`` directory :func:`clear_previous_outputs` made."""
+    pattern = re.compile(rf"\.{_RUN_TAG}{RUN_ID_PATTERN}{re.escape(_CLEARED_SUFFIX)}")
+    for holding in directory.glob(f".{_RUN_TAG}*{_CLEARED_SUFFIX}"):
+        if pattern.fullmatch(holding.name) and holding.is_dir() and not holding.is_symlink():
+            shutil.rmtree(holding)
+
+
+class DirectoryLock:
+    """An exclusive, advisory lock on a results directory, held while a run writes to it.
+
+    ``flock`` on the directory itself: no lock file is left behind, and the kernel
+    releases the lock when the process dies, however it dies.
+    """
+
+    __slots__ = ("_fd", "directory")
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock; False if another run (in any process) holds it."""
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the lock
 
 
 class ParquetStream:
@@ -155,13 +249,20 @@ class ParquetStream:
 
     __slots__ = ("_tmp", "_writer", "compression", "path", "rows", "schema")
 
-    def __init__(self, path: Path, schema: pa.Schema, *, compression: str = "zstd") -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: pa.Schema,
+        *,
+        compression: str = "zstd",
+        run_id: str | None = None,
+    ) -> None:
         self.path = path
         self.schema = schema
         self.compression = compression
         self.rows = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = temp_path(path)
+        self._tmp = temp_path(path, run_id)
         self._writer: pq.ParquetWriter | None = None
 
     def _open(self) -> pq.ParquetWriter:

@@ -6,15 +6,20 @@ phase, so it sees all its events in publish order. Handlers only append to colum
 buffers and update O(1) running state; per-bar work is numpy over the open lots, and
 nothing at all when no position is open.
 
-``on_stop`` finalises: open trades closed as ``end_of_backtest`` (or left open), every
-table renamed into place, ``metrics.json``, ``config.yaml``, the optional
-``report.html``, and ``manifest.json`` last. If the run failed, was cancelled, or stopped
-before the end of its data, every file is still complete and the manifest says
-``"complete": false`` with the reason.
+``on_start`` claims the output directory: it takes a lock on it (a second run into a
+directory in use is an error), moves the result files an earlier run left there out of
+the way, deletes that run's temporary files (never a partial journal), and writes a
+``"running"`` manifest with the new run's id. ``on_stop`` finalises: open trades closed
+as ``end_of_backtest`` (or left open), every table renamed into place, ``metrics.json``,
+``config.yaml``, the optional ``report.html``, and ``manifest.json`` last, listing only
+the files this run wrote, with their sha256. If the run failed, was cancelled or
+terminated, or stopped before the end of its data, every file is still complete and the
+manifest says ``"complete": false``, ``"status": "failed"`` or ``"incomplete"``, and why.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,7 +33,7 @@ import pyarrow as pa
 from ml4t.backtest._time import from_ns
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
-from ml4t.backtest.errors import ComponentError
+from ml4t.backtest.errors import ComponentError, ConfigError
 from ml4t.backtest.events import (
     CancelOrder,
     ComponentFailed,
@@ -66,6 +71,15 @@ from ml4t.backtest.topics import (
 __all__ = ["JOURNAL_FILE", "Recorder", "RecorderResults", "fill_params"]
 
 JOURNAL_FILE = "journal.ml4tj"
+# every file a recorder may write: what a new run clears from its output directory
+RESULT_FILES = (
+    *(f"{name}.parquet" for name in RecorderResults.TABLES),
+    "metrics.json",
+    "config.yaml",
+    "report.html",
+    JOURNAL_FILE,
+    outputs.MANIFEST_FILE,
+)
 
 
 def fill_params(params: Mapping[str, Any]) -> dict[str, str]:
@@ -118,7 +132,12 @@ class Recorder(Component):
         self.events = 0
         self.bar_events = 0
         self.batches = 0
+        self.run_id: str | None = None
         self._incomplete: str | None = None
+        self._failed = False
+        self._stopped = False  # on_stop has written the final manifest
+        self._lock: outputs.DirectoryLock | None = None
+        self._written: dict[str, Path] = {}  # the files this run committed, by name
         self._first_ns: int | None = None
         self._last_ns: int | None = None
         self._tables: dict[str, TableBuffer] = {}
@@ -179,17 +198,17 @@ class Recorder(Component):
             output_dir=self.output_dir if written else None,
             row_group_size=config.row_group_size,
             compression=config.compression,
+            run_id=self.run_id,
         )
         self._tables[name] = table
         return table
 
     def on_start(self) -> None:
         self._watch = outputs.Stopwatch()
+        self.run_id = outputs.new_run_id()
         config = self.config
         if self.output_dir is not None:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            outputs.remove_stale_temps(self.output_dir)
-            self._write_manifest(status="running", files={})
+            self._claim(self.output_dir)
         wanted = set(config.tables)
         self._fills = self._table("fills", FILLS_SCHEMA) if "fills" in wanted else None
         self._orders = OrderLog(
@@ -214,6 +233,31 @@ class Recorder(Component):
         if config.journal and self.output_dir is not None:
             self._open_journal()
 
+    def _claim(self, out: Path) -> None:
+        """Make ``out`` this run's: lock it, clear an earlier run's results, write the
+        ``running`` manifest."""
+        assert self.run_id is not None
+        out.mkdir(parents=True, exist_ok=True)
+        lock = outputs.DirectoryLock(out)
+        if not lock.acquire():
+            raise ConfigError(
+                f"$.reporting.output_dir: {str(out)!r} is in use by another run "
+                f"({_describe_run(out)}); give each run its own output_dir"
+            )
+        self._lock = lock
+        if self.config.journal:
+            _keep_partial_journal(out)
+        outputs.clear_previous_outputs(out, RESULT_FILES, run_id=self.run_id)
+        temps = [name for name in RESULT_FILES if name != JOURNAL_FILE]
+        outputs.remove_stale_temps(out, temps, run_id=self.run_id)
+        self._write_manifest(status="running", reason=None)
+        outputs.remove_cleared_outputs(out)
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
     # ------------------------------------------------------------ journal
 
     def subscriptions(self) -> Iterable[tuple[Any, Any, int]]:
@@ -237,7 +281,11 @@ class Recorder(Component):
         self._journal = JournalWriter(
             self.output_dir / JOURNAL_FILE,
             [topic.name for topic in STANDARD_TOPICS],
-            header={"config": self.run_config, "recorder": self.replay_params()},
+            header={
+                "config": self.run_config,
+                "recorder": self.replay_params(),
+                "run_id": self.run_id,
+            },
             codec=self.bus.codec,
         )
 
@@ -309,54 +357,77 @@ class Recorder(Component):
     @on(ERRORS, phase=Phase.RECORD)
     def _on_error(self, event: ComponentFailed) -> None:
         self.events += 1
+        self._failed = True
         self.mark_incomplete(f"component {event.component!r} failed: {event.message}")
+        if self._stopped:  # a component that stops after the recorder failed in on_stop
+            self._amend_failed()
 
     # ------------------------------------------------------------ finalising
 
-    def _detect_incomplete(self) -> str | None:
+    def _outcome(self) -> tuple[str, str | None]:
+        """The manifest's status (``complete``, ``incomplete`` or ``failed``) and why."""
+        failed = self._failed or self.state is ComponentState.FAILED
         if self._incomplete is not None:
-            return self._incomplete
+            return ("failed" if failed else "incomplete"), self._incomplete
         if self.state is ComponentState.FAILED:
-            return f"the recorder {self.name!r} failed"
+            return "failed", f"the recorder {self.name!r} failed"
         stop_reason = self.context.stop_reason  # set by the runtime before on_stop
+        if stop_reason == "terminated":
+            return "incomplete", "the run was terminated (SIGTERM) before it finished"
         if stop_reason == "cancelled":
-            return "the run was cancelled (interrupted, e.g. by Ctrl-C) before it finished"
+            return "incomplete", _CANCELLED
         if stop_reason == "failed":
-            return "a component failed and the run stopped before the end of its data"
+            return "failed", "a component failed and the run stopped before the end of its data"
         in_flight = sys.exc_info()[1]
         if in_flight is not None:
             if isinstance(in_flight, anyio.get_cancelled_exc_class() | KeyboardInterrupt):
-                return "the run was cancelled (interrupted, e.g. by Ctrl-C) before it finished"
+                return "incomplete", _CANCELLED
             if isinstance(in_flight, ComponentError):
-                return str(in_flight)
-            return f"the run stopped on {type(in_flight).__name__}: {in_flight}"
+                return "failed", str(in_flight)
+            return "failed", f"the run stopped on {type(in_flight).__name__}: {in_flight}"
         clock = self.clock
         if clock.is_simulated and clock.next_alarm_ns() is not None:
-            return "the run was stopped before the end of its data"
-        return None
+            return "incomplete", "the run was stopped before the end of its data"
+        return "complete", None
 
     def on_stop(self) -> None:
-        reason = self._detect_incomplete()
+        if self.output_dir is not None and self._lock is None:
+            return  # the directory was never this run's (in use by another): touch nothing
+        status, reason = self._outcome()
         journal, self._journal = self._journal, None
         try:
             if journal is not None:
-                journal.close(complete=reason is None, reason=reason)
-            files = self._finalise(reason)
+                self._written[JOURNAL_FILE] = journal.close(complete=reason is None, reason=reason)
+            self._finalise(reason)
         except BaseException as exc:
-            if journal is not None:
-                journal.abort()
             for table in self._tables.values():
                 table.abort()
             reason = reason or f"writing the results failed: {type(exc).__name__}: {exc}"
             if self.output_dir is not None:
-                self._write_manifest(status="incomplete", files={}, reason=reason)
+                self._write_manifest(status="failed", reason=reason)
+            self._release()
             raise
-        status = "complete" if reason is None else "incomplete"
-        manifest = self._write_manifest(status=status, files=files, reason=reason)
+        manifest = self._write_manifest(status=status, reason=reason)
+        self._release()
+        self._stopped = True
         assert self.results is not None
         self.results.manifest = manifest
 
-    def _finalise(self, reason: str | None) -> dict[str, Path]:
+    def _amend_failed(self) -> None:
+        """Rewrite the final manifest as failed: a component stopped after the recorder
+        and failed in its ``on_stop`` (the files stay as written; only their status
+        changes)."""
+        assert self.results is not None
+        if self.output_dir is not None:
+            lock = outputs.DirectoryLock(self.output_dir)
+            if not lock.acquire():  # another run has the directory now: leave it alone
+                self.log.warning("manifest_not_amended", reason=self._incomplete)
+                return
+            self._lock = lock
+        self.results.manifest = self._write_manifest(status="failed", reason=self._incomplete)
+        self._release()
+
+    def _finalise(self, reason: str | None) -> None:
         builder, orders, states = self._builder, self._orders, self._states
         if builder is None or orders is None or states is None:  # never started
             builder = TradeBuilder()
@@ -364,7 +435,7 @@ class Recorder(Component):
         trades_table = builder.finish(close_open=self.config.end_of_backtest == "close")
         orders.finish()
         states.finish()
-        files: dict[str, Path] = {}
+        files = self._written
         frames: dict[str, pl.DataFrame] = {}
         for name, table in self._tables.items():
             path = table.close()
@@ -395,12 +466,16 @@ class Recorder(Component):
             frames=frames,
             schemas={name: table.schema for name, table in self._tables.items()},
         )
-        if self.output_dir is None:
-            return files
-        files["metrics.json"] = outputs.atomic_write_json(self.output_dir / "metrics.json", metrics)
+        out, run_id = self.output_dir, self.run_id
+        if out is None:
+            return
+        files["metrics.json"] = outputs.atomic_write_json(
+            out / "metrics.json", metrics, run_id=run_id
+        )
         if self.run_config is not None:
+            config = outputs.to_builtins(self.run_config)
             files["config.yaml"] = outputs.atomic_write_yaml(
-                self.output_dir / "config.yaml", outputs.to_builtins(self.run_config)
+                out / "config.yaml", config, run_id=run_id
             )
         if self.config.html_report:
             from ml4t.backtest.report import write_report  # report sits beside record
@@ -411,24 +486,24 @@ class Recorder(Component):
                 "ml4t_version": outputs.dependency_versions()["ml4t-backtest"],
                 "config_hash": self._config_hash(),
             }
-            files["report.html"] = write_report(self.output_dir, metrics=metrics, manifest=summary)
-        return files
+            files["report.html"] = write_report(out, metrics=metrics, manifest=summary)
 
     def _config_hash(self) -> str:
         return outputs.config_hash(self.run_config if self.run_config is not None else self.config)
 
-    def _write_manifest(
-        self, *, status: str, files: Mapping[str, Path], reason: str | None = None
-    ) -> dict[str, Any]:
+    def _write_manifest(self, *, status: str, reason: str | None) -> dict[str, Any]:
+        """Write ``manifest.json``, listing only the files this run committed."""
         watch = self._watch or outputs.Stopwatch()
         complete = status == "complete"
-        listed = dict(files)
-        journal = self.output_dir / JOURNAL_FILE if self.output_dir is not None else None
-        if journal is not None and journal.exists() and status != "running":
-            listed[JOURNAL_FILE] = journal
+        out = self.output_dir
+        if out is not None and status != "running" and (out / JOURNAL_FILE).is_file():
+            # the directory was cleared when this run started: a journal there now was
+            # written during this run (by a JournalRecorder beside this recorder)
+            self._written.setdefault(JOURNAL_FILE, out / JOURNAL_FILE)
         manifest: dict[str, Any] = {
             "complete": complete,
             "status": status,
+            "run_id": self.run_id,
             "incomplete_reason": None if complete else (reason or "the run has not finished"),
             "ml4t_version": outputs.dependency_versions()["ml4t-backtest"],
             "versions": outputs.dependency_versions(),
@@ -449,10 +524,49 @@ class Recorder(Component):
                     "sha256": outputs.file_digest(path),
                     **({"rows": self._tables[name[:-8]].rows} if name.endswith(".parquet") else {}),
                 }
-                for name, path in sorted(listed.items())
+                for name, path in sorted(self._written.items())
             },
             **self.manifest_extra,
         }
         if self.output_dir is not None:
-            outputs.atomic_write_json(self.output_dir / "manifest.json", manifest)
+            target = self.output_dir / outputs.MANIFEST_FILE
+            outputs.atomic_write_json(target, manifest, run_id=self.run_id)
         return outputs.json_safe(manifest)  # type: ignore[no-any-return]
+
+
+_CANCELLED = "the run was cancelled (interrupted, e.g. by Ctrl-C) before it finished"
+
+
+def _describe_run(out: Path) -> str:
+    """Who holds ``out``, from its manifest: run id, start time, status."""
+    try:
+        manifest = msgspec.json.decode((out / outputs.MANIFEST_FILE).read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return "its manifest is not readable yet"
+    if not isinstance(manifest, dict):
+        return "its manifest is not a JSON object"
+    return (
+        f"run {manifest.get('run_id')}, started at {manifest.get('started_at')}, "
+        f"status {manifest.get('status')!r}"
+    )
+
+
+def _keep_partial_journal(out: Path) -> None:
+    """Give a killed run's partial journal a name no writer in this process will reuse.
+
+    A journal is written under a name that carries its writer's pid (``journal.ml4tj.
+    <pid>.partial``; ``.journal.ml4tj.<pid>.tmp`` before that). A killed run whose pid
+    this process now has (pids are reused; in a container every run may be pid 1) would
+    have its partial journal truncated when this run opens its own, so it gets a fresh
+    run id in its name, keeping its suffix, and stays where it is for
+    ``ml4t journal recover``.
+    """
+    pid = os.getpid()
+    for name, suffix in (
+        (f"{JOURNAL_FILE}.{pid}.partial", ".partial"),
+        (f".{JOURNAL_FILE}.{pid}{outputs.TMP_SUFFIX}", outputs.TMP_SUFFIX),
+    ):
+        partial = out / name
+        if partial.exists():
+            kept = name.removesuffix(suffix) + f".{outputs.new_run_id()}{suffix}"
+            os.replace(partial, out / kept)

@@ -1,4 +1,8 @@
-"""A run's results in memory: the tables as polars frames, the metrics and the manifest."""
+"""A run's results in memory: the tables as polars frames, the metrics and the manifest.
+
+Loaded from a directory, a table is read only if the run's manifest lists it: a file the
+manifest does not list is not this run's (see ``docs/results.md``).
+"""
 
 from __future__ import annotations
 
@@ -52,13 +56,25 @@ class RecorderResults:
         """The results a run wrote to ``results_dir``."""
         path = Path(results_dir)
         manifest = msgspec.json.decode((path / "manifest.json").read_bytes())
+        results = cls(output_dir=path, metrics={}, manifest=manifest)
         metrics_file = path / "metrics.json"
-        metrics = msgspec.json.decode(metrics_file.read_bytes()) if metrics_file.exists() else {}
-        return cls(output_dir=path, metrics=metrics, manifest=manifest)
+        if metrics_file.exists() and results._listed(metrics_file.name):
+            results.metrics = msgspec.json.decode(metrics_file.read_bytes())
+        return results
 
     @property
     def complete(self) -> bool:
         return bool(self.manifest.get("complete"))
+
+    @property
+    def run_id(self) -> str | None:
+        """The id of the run that wrote these results (``None`` before they were written)."""
+        return self.manifest.get("run_id")
+
+    def _listed(self, file: str) -> bool:
+        """Whether ``file`` is this run's: listed in its manifest, once there is one."""
+        files = self.manifest.get("files")
+        return not isinstance(files, Mapping) or file in files
 
     def table(self, name: str) -> pl.DataFrame:
         """One table by name (an empty frame if it was not recorded)."""
@@ -66,8 +82,9 @@ class RecorderResults:
             raise KeyError(f"no table {name!r}; tables are {', '.join(self.TABLES)}")
         frame = self._frames.get(name)
         if frame is None:
-            path = self.output_dir / f"{name}.parquet" if self.output_dir is not None else None
-            if path is not None and path.exists():
+            file = f"{name}.parquet"
+            path = self.output_dir / file if self.output_dir is not None else None
+            if path is not None and path.exists() and self._listed(file):
                 frame = pl.read_parquet(path)
             else:
                 schema = self._schemas.get(name) or _SCHEMAS.get(name)

@@ -213,6 +213,7 @@ class TableBuffer:
         output_dir: Path | None,
         row_group_size: int,
         compression: str = "zstd",
+        run_id: str | None = None,
     ) -> None:
         self.name = name
         self.schema = schema
@@ -223,7 +224,7 @@ class TableBuffer:
         self.sink: ParquetStream | MemorySink
         if self.path is not None:
             codec = "none" if compression == "none" else compression
-            self.sink = ParquetStream(self.path, schema, compression=codec)
+            self.sink = ParquetStream(self.path, schema, compression=codec, run_id=run_id)
         else:
             self.sink = MemorySink(schema)
         self._columns: list[list[object]] = [[] for _ in schema.names]
