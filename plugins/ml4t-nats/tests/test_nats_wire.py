@@ -5,9 +5,11 @@ numbers, outbox, signatures) on its own."""
 
 from __future__ import annotations
 
+import doctest
 import time
 
 import anyio
+import ml4t_nats._auth
 import nats
 import pytest
 from ml4t_nats import BridgeAck, BridgeBarrier, BridgeEnd, BridgeHello, NatsConfig, driver_engine
@@ -305,3 +307,8 @@ def test_publish_subjects_name_each_sides_own_subjects_only():
     )  # fmt: skip
     assert NatsConfig(role="driver", prefix="s1").run == "s1"
     assert NatsConfig(role="driver", prefix="s1", run_id="2024-q1.a").run == "2024-q1.a"
+
+
+def test_auth_module_examples_hold():
+    results = doctest.testmod(ml4t_nats._auth)
+    assert results.attempted == 6 and results.failed == 0
