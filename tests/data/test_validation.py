@@ -25,6 +25,7 @@ from ml4t.backtest.data.synthetic import SyntheticFrames
 from tests.data._feeds import run_feed, write
 
 ROWS = [7, 1203, 4000]  # the rows each test breaks
+TS_COL = "timestamp"
 
 
 def broken(frames: SyntheticFrames, tmp_path: Path, **changes: pl.Expr) -> tuple[str, pl.DataFrame]:
@@ -236,3 +237,65 @@ def test_drop_outside_session_counts_dropped_rows(frames: SyntheticFrames) -> No
     report = feed.prepare()
     assert report.dropped_outside_session == both.height - frames.asset.height
     assert report.rows == frames.asset.height
+
+
+def test_inf_high_is_rejected_as_non_finite(frames: SyntheticFrames, tmp_path: Path) -> None:
+    path, df = broken(frames, tmp_path, high=pl.lit(float("inf")))
+    assert_names(fails(path), "non_finite", "high", 3, first_bad(df), "high=inf", path)
+
+
+def test_inf_volume_is_rejected_as_non_finite(frames: SyntheticFrames, tmp_path: Path) -> None:
+    path, df = broken(frames, tmp_path, volume=pl.lit(float("inf")))
+    msg = fails(path)
+    assert_names(msg, "non_finite", "volume", 3, first_bad(df), "volume=inf", "drop_non_finite")
+
+
+def test_zero_price_is_rejected(frames: SyntheticFrames, tmp_path: Path) -> None:
+    path, df = broken(frames, tmp_path, low=pl.lit(0.0))
+    msg = fails(path)
+    assert_names(msg, "zero_price", "low", 3, first_bad(df), "low=0.0", "drop_zero_price")
+    assert "[negative]" not in msg  # zero is not negative: one rule per problem
+
+
+def test_drop_non_finite_repair_drops_the_rows(frames: SyntheticFrames, tmp_path: Path) -> None:
+    path, _ = broken(frames, tmp_path, high=pl.lit(float("inf")))
+    feed = ParquetFeed(FeedConfig(repair=[Repair.DROP_NON_FINITE]), asset=path)
+    report = feed.prepare()
+    assert feed.repairs == {"drop_non_finite": 3}
+    assert report.rows == frames.asset.height - 3
+    frame = pl.concat([b.frame for b in run_feed(feed).batches])
+    assert frame.height == frames.asset.height - 3
+    assert frame["high"].is_infinite().sum() == 0
+
+
+def test_drop_zero_price_repair_drops_the_rows(frames: SyntheticFrames, tmp_path: Path) -> None:
+    path, _ = broken(frames, tmp_path, low=pl.lit(0.0))
+    feed = ParquetFeed(FeedConfig(repair=[Repair.DROP_ZERO_PRICE]), asset=path)
+    assert feed.prepare().rows == frames.asset.height - 3
+    assert feed.repairs == {"drop_zero_price": 3}
+
+
+def test_overlapping_files_are_duplicates_naming_both_files(
+    frames: SyntheticFrames, tmp_path: Path
+) -> None:
+    # 5 symbols x 390 bars a day; a.parquet holds days 1-2, b.parquet days 2-3
+    df = frames.asset
+    day = pl.col("timestamp").dt.date()
+    days = df[TS_COL].dt.date().unique().sort()
+    a = write(df.filter(day <= days[1]), tmp_path / "d" / "a.parquet")
+    b = write(df.filter(day >= days[1]), tmp_path / "d" / "b.parquet")
+    msg = fails(str(tmp_path / "d"))
+    assert_names(msg, "duplicate", "symbol", 5 * 390, f"in {a} and {b}:")
+    assert "[unsorted]" not in msg, msg
+
+
+def test_overlap_and_disorder_are_both_reported(frames: SyntheticFrames, tmp_path: Path) -> None:
+    # two bars of the first minute swapped, then the second day's 1950 rows again
+    df = frames.asset
+    day = pl.col("timestamp").dt.date()
+    second = df.filter(day == df[TS_COL].dt.date().unique().sort()[1])
+    swapped = pl.concat([df[:10], df[11:12], df[10:11], df[12:]])
+    path = write(pl.concat([swapped, second]), tmp_path / "bars.parquet")
+    msg = fails(path)
+    assert_names(msg, "duplicate", "symbol", 5 * 390)
+    assert f"[unsorted] column 'timestamp' in {path}: 1 row(s)" in msg, msg

@@ -16,7 +16,7 @@ import polars as pl
 import structlog
 
 from ml4t.backtest.data._chunks import ChunkPlan, ChunkReader, bytes_per_row, plan_chunks
-from ml4t.backtest.data._repair import OHLCV, chunk_order_masks, repair_chunk
+from ml4t.backtest.data._repair import OHLCV, order_problems, repair_chunk
 from ml4t.backtest.data._source import TS, Source
 from ml4t.backtest.data.calendar import SessionCalendar
 from ml4t.backtest.data.config import FeedConfig, OutsideSession, duration_ns, time_ns
@@ -255,7 +255,7 @@ class AssetData:
         Raises if the chunk is out of order or has bars to reject: never misorders.
         """
         df, counts, mask = self.read(lo, hi)
-        unsorted, dup = chunk_order_masks(df)
+        unsorted, dup = order_problems(df)
         if unsorted.any() or dup.any() or (mask is not None and mask.any()):
             checker = RowChecker(self.source)
             checker.check(df, mask)

@@ -15,7 +15,7 @@ import polars as pl
 from ml4t.backtest.data._source import TS
 from ml4t.backtest.data.config import Repair
 
-__all__ = ["OHLCV", "PRICES", "order_masks", "repair_chunk"]
+__all__ = ["OHLCV", "PRICES", "chunk_order_masks", "order_masks", "order_problems", "repair_chunk"]
 
 OHLCV = ("open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
@@ -46,12 +46,31 @@ def chunk_order_masks(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return order_masks(ts, codes)
 
 
+def order_problems(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Rows out of order, and rows repeating an earlier (timestamp, symbol) of the chunk.
+
+    In an ordered chunk every repeat is adjacent, so the cheap adjacent test is exact.
+    Otherwise (two files holding the same bars, say) repeats are found by hash and the
+    order is judged without them: overlapping files are duplicates, not disorder.
+    """
+    unsorted, dup = chunk_order_masks(df)
+    if not unsorted.any():
+        return unsorted, dup
+    dup = ~df.select(pl.struct(TS, "symbol").is_first_distinct()).to_series().to_numpy()
+    kept = np.flatnonzero(~dup)
+    unsorted_kept, _ = chunk_order_masks(df[kept])
+    unsorted = np.zeros(df.height, dtype=bool)
+    unsorted[kept] = unsorted_kept
+    return unsorted, dup
+
+
 def repair_chunk(
     df: pl.DataFrame, repairs: Iterable[Repair]
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """Apply the chosen repairs in a fixed order; return the frame and per-repair counts.
 
-    Order: sort, drop_null_ohlcv, drop_duplicates, drop_negative, clip_ohlc.
+    Order: sort, drop_null_ohlcv, drop_non_finite, drop_duplicates, drop_negative,
+    drop_zero_price, clip_ohlc.
     """
     chosen = set(repairs)
     counts: dict[str, int] = {}
@@ -64,6 +83,10 @@ def repair_chunk(
     if Repair.DROP_NULL_OHLCV in chosen:
         bad = pl.any_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() for c in OHLCV])
         df, counts[Repair.DROP_NULL_OHLCV.value] = _drop(df, bad)
+    if Repair.DROP_NON_FINITE in chosen:
+        df, counts[Repair.DROP_NON_FINITE.value] = _drop(
+            df, pl.any_horizontal([pl.col(c).is_infinite() for c in OHLCV])
+        )
     if Repair.DROP_DUPLICATES in chosen:
         df, counts[Repair.DROP_DUPLICATES.value] = _drop(
             df, ~pl.struct(TS, "symbol").is_first_distinct()
@@ -71,6 +94,10 @@ def repair_chunk(
     if Repair.DROP_NEGATIVE in chosen:
         df, counts[Repair.DROP_NEGATIVE.value] = _drop(
             df, pl.any_horizontal([pl.col(c) < 0 for c in OHLCV])
+        )
+    if Repair.DROP_ZERO_PRICE in chosen:
+        df, counts[Repair.DROP_ZERO_PRICE.value] = _drop(
+            df, pl.any_horizontal([pl.col(c) == 0 for c in PRICES])
         )
     if Repair.CLIP_OHLC in chosen:
         df, counts[Repair.CLIP_OHLC.value] = _clip_ohlc(df)

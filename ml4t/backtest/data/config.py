@@ -41,8 +41,10 @@ class Repair(enum.StrEnum):
 
     SORT = "sort"  # sort each time chunk by (timestamp, symbol) instead of rejecting
     DROP_NULL_OHLCV = "drop_null_ohlcv"  # drop rows with a null in open/high/low/close/volume
+    DROP_NON_FINITE = "drop_non_finite"  # drop rows with inf or -inf in open/high/low/close/volume
     DROP_DUPLICATES = "drop_duplicates"  # keep the first row of each (timestamp, symbol)
     DROP_NEGATIVE = "drop_negative"  # drop rows with a negative price or volume
+    DROP_ZERO_PRICE = "drop_zero_price"  # drop rows with a price of zero
     CLIP_OHLC = "clip_ohlc"  # swap high/low when high < low, clip open/close into [low, high]
 
 

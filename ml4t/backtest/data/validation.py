@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from ml4t.backtest._time import from_ns
-from ml4t.backtest.data._repair import OHLCV, PRICES, chunk_order_masks
+from ml4t.backtest.data._repair import OHLCV, PRICES, order_problems
 from ml4t.backtest.data._source import TS, Source
 from ml4t.backtest.errors import DataValidationError
 
@@ -45,7 +45,9 @@ HINTS = {
     "unsorted": "sort the data by (timestamp, symbol), or add 'sort' to repair:",
     "high_below_low": "correct the bars, or add 'clip_ohlc' to repair:",
     "outside_range": "correct the bars, or add 'clip_ohlc' to repair:",
+    "non_finite": "correct the bars, or add 'drop_non_finite' to repair:",
     "negative": "correct the bars, or add 'drop_negative' to repair:",
+    "zero_price": "a price must be positive: correct the bars, or add 'drop_zero_price' to repair:",
     "symbol_without_rows": "remove the symbol from asset.symbols, or check the time range",
     "outside_session": "set outside_session: drop (or keep), or fix the timestamps",
 }
@@ -227,7 +229,11 @@ def _row_rules() -> list[tuple[str, str, pl.Expr, str, tuple[str, ...]]]:
             ("null_ohlcv", c, pl.col(c).is_null() | pl.col(c).is_nan(), "are null or NaN", OHLCV)
         )
     for c in OHLCV:
+        rules.append(("non_finite", c, pl.col(c).is_infinite(), "are inf or -inf", OHLCV))
+    for c in OHLCV:
         rules.append(("negative", c, pl.col(c) < 0, "are negative", (c,)))
+    for c in PRICES:
+        rules.append(("zero_price", c, pl.col(c) == 0, "are zero", (c,)))
     rules.append(
         ("high_below_low", "high", pl.col("high") < pl.col("low"), "have high < low", PRICES)
     )
@@ -263,7 +269,7 @@ class RowChecker:
                 self._add(
                     rule, col, detail, int(n), lambda m=mask: df.filter(m.fill_null(False)), show
                 )
-        unsorted, dup = chunk_order_masks(df)
+        unsorted, dup = order_problems(df)
         self._add_mask("unsorted", TS, "are out of (timestamp, symbol) order", df, unsorted, ())
         self._add_mask("duplicate", "symbol", "repeat a (timestamp, symbol) pair", df, dup, OHLCV)
         if outside_session is not None:
@@ -322,14 +328,20 @@ class RowChecker:
                     count=n,
                     detail=self._details[key],
                     examples=self._examples[key],
-                    file=locate_file(self.source, *first) if first else None,
+                    file=locate_file(self.source, *first, every=rule == "duplicate")
+                    if first
+                    else None,
                 )
             )
         return out
 
 
-def locate_file(source: Source, ts_ns: int, symbol: str) -> str | None:
-    """The file holding the row (``ts_ns``, ``symbol``), if the source is made of files."""
+def locate_file(source: Source, ts_ns: int, symbol: str, *, every: bool = False) -> str | None:
+    """The file holding the row (``ts_ns``, ``symbol``), if the source is made of files.
+
+    With ``every``, all the files holding that row, joined by "and" (a duplicate that
+    comes from two overlapping files names both).
+    """
     if source.rescan is None:
         return None
     try:
@@ -338,13 +350,15 @@ def locate_file(source: Source, ts_ns: int, symbol: str) -> str | None:
             .filter(
                 source.ts_expr() == ts_ns, pl.col(source.symbol_column).cast(pl.String) == symbol
             )
-            .select("__ml4t_file")
-            .head(1)
+            .select(pl.col("__ml4t_file").unique(maintain_order=True))
             .collect()
         )
     except pl.exceptions.PolarsError as exc:  # the message still names the source
         return f"{source.name} (file lookup failed: {exc})"
-    return str(found.item()) if found.height else None
+    files = [str(f) for f in found["__ml4t_file"]]
+    if not files:
+        return None
+    return " and ".join(files) if every else files[0]
 
 
 def session_mask(ts: np.ndarray, opens: np.ndarray, closes: np.ndarray) -> np.ndarray:
