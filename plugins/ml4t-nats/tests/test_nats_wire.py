@@ -12,9 +12,11 @@ import anyio
 import ml4t_nats._auth
 import nats
 import pytest
+import structlog
 from ml4t_nats import BridgeAck, BridgeBarrier, BridgeEnd, BridgeHello, NatsConfig, driver_engine
 from ml4t_nats._auth import Signer
 from ml4t_nats._link import Inbound, OrderIds, Outbox
+from ml4t_nats.bridge import _log_drop
 from structlog.testing import capture_logs
 
 from ml4t.backtest import (
@@ -312,3 +314,11 @@ def test_publish_subjects_name_each_sides_own_subjects_only():
 def test_auth_module_examples_hold():
     results = doctest.testmod(ml4t_nats._auth)
     assert results.attempted == 6 and results.failed == 0
+
+
+def test_a_flood_of_dropped_messages_logs_the_first_ten_then_powers_of_two():
+    log = structlog.get_logger("test")
+    with capture_logs() as logs:
+        for count in range(1, 101):
+            _log_drop(log, "unauthenticated_message", count, "p.market", "bad ml4t-mac")
+    assert [e["count"] for e in logs] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 16, 32, 64]
