@@ -1,5 +1,6 @@
-"""Ctrl-C (SIGINT) on a running graph: every component's on_stop runs, then the process
-ends with KeyboardInterrupt. Run in a child process so the signal is real."""
+"""Ctrl-C (SIGINT) or SIGTERM on a running graph: every component's on_stop runs, then
+the process ends with KeyboardInterrupt (SIGINT) or exit status 143 (SIGTERM). Run in a
+child process so the signal is real."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ CHILD = textwrap.dedent(
 )
 
 
-def _interrupt(dispatch: str) -> tuple[int, str, str]:
+def _interrupt(dispatch: str, signum: int = signal.SIGINT) -> tuple[int, str, str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, dispatch],
         stdout=subprocess.PIPE,
@@ -62,7 +63,7 @@ def _interrupt(dispatch: str) -> tuple[int, str, str]:
     line = proc.stdout.readline()
     assert line.strip() == "running", line
     time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     return proc.returncode, line + out, err
 
@@ -77,3 +78,16 @@ def test_sigint_stops_a_concurrent_graph_cleanly() -> None:
     code, out, err = _interrupt("concurrent")
     assert code != 0 and "KeyboardInterrupt" in err
     assert out.splitlines()[1:] == ["stopped:consumer", "stopped:producer", "outcome:cancelled"]
+
+
+def test_sigterm_terminates_a_graph_cleanly_with_exit_status_143() -> None:
+    code, out, err = _interrupt("sequenced", signal.SIGTERM)
+    assert code == 143, err
+    assert "Traceback" not in err
+    assert out.splitlines()[1:] == ["stopped:consumer", "stopped:producer", "outcome:terminated"]
+
+
+def test_sigterm_terminates_a_concurrent_graph_cleanly_with_exit_status_143() -> None:
+    code, out, err = _interrupt("concurrent", signal.SIGTERM)
+    assert code == 143, err
+    assert out.splitlines()[1:] == ["stopped:consumer", "stopped:producer", "outcome:terminated"]

@@ -73,3 +73,60 @@ def test_config_hash_ignores_key_order_and_sees_values() -> None:
     a = outputs.config_hash({"x": 1, "y": {"z": [1, 2]}})
     assert a == outputs.config_hash({"y": {"z": [1, 2]}, "x": 1})
     assert a != outputs.config_hash({"x": 2, "y": {"z": [1, 2]}})
+
+
+# ------------------------------------------------------------------ run ownership
+
+OTHER_RUN = "20240102T030405Z-1a2b3c4d"
+
+
+def test_stale_temp_cleanup_removes_only_other_runs_temps_named_with_their_run_id(
+    tmp_path: Path,
+) -> None:
+    own = outputs.new_run_id()
+    stale = outputs.temp_path(tmp_path / "trades.parquet", OTHER_RUN)
+    keep = {
+        "own": outputs.temp_path(tmp_path / "trades.parquet", own),  # this run is writing it
+        "journal": outputs.temp_path(tmp_path / "journal.ml4tj", OTHER_RUN),  # a killed run's
+        "pid-named": tmp_path / ".trades.parquet.4711.tmp",  # no run id: not provably ours
+        "user": tmp_path / ".notes.tmp",  # the user's own hidden file
+        "unknown name": outputs.temp_path(tmp_path / "mine.parquet", OTHER_RUN),
+        "not a run id": tmp_path / ".trades.parquet.ml4t-yesterday.tmp",
+    }
+    for path in (stale, *keep.values()):
+        path.write_bytes(b"x")
+    assert stale.name == f".trades.parquet.ml4t-{OTHER_RUN}.tmp"
+
+    removed = outputs.remove_stale_temps(tmp_path, ["trades.parquet", "metrics.json"], run_id=own)
+
+    assert removed == [stale] and not stale.exists()
+    assert {name: path.exists() for name, path in keep.items()} == dict.fromkeys(keep, True)
+
+
+def test_clearing_moves_the_previous_runs_results_away_and_leaves_other_files(
+    tmp_path: Path,
+) -> None:
+    for name in ("trades.parquet", "metrics.json", "manifest.json", "notes.txt"):
+        (tmp_path / name).write_text(name)
+    run_id = outputs.new_run_id()
+    names = ["trades.parquet", "fills.parquet", "metrics.json", "manifest.json"]
+
+    moved = outputs.clear_previous_outputs(tmp_path, names, run_id=run_id)
+
+    assert moved == ["manifest.json", "trades.parquet", "metrics.json"]  # the manifest first
+    holding = tmp_path / f".ml4t-{run_id}.old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [holding.name, "notes.txt"]
+    assert (holding / "trades.parquet").read_text() == "trades.parquet"
+    (tmp_path / ".ml4t-holiday.old").mkdir()  # not a run id: not ours
+    outputs.remove_cleared_outputs(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ml4t-holiday.old", "notes.txt"]
+
+
+def test_a_directory_lock_is_refused_to_a_second_holder_until_released(tmp_path: Path) -> None:
+    first, second = outputs.DirectoryLock(tmp_path), outputs.DirectoryLock(tmp_path)
+    assert first.acquire()
+    assert not second.acquire()
+    first.release()
+    assert second.acquire()
+    second.release()
+    assert list(tmp_path.iterdir()) == []  # no lock file is left behind
