@@ -230,7 +230,10 @@ class NatsBridge(Component):
             await anyio.sleep(cfg.heartbeat)
             if self.driver:
                 if self._nc is not None and self._nc.is_connected:
-                    await self._say_hello()
+                    try:
+                        await self._say_hello()
+                    except nats.errors.Error as exc:  # reconnecting: the next beat will do
+                        self.log.warning("heartbeat_not_sent", error=f"{type(exc).__name__}")
             elif self.lockstep and not self.finished and self._driver_silent():
                 now = self.clock.now_ns()
                 fired = TimerFired(
