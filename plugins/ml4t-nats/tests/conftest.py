@@ -114,8 +114,8 @@ AUTH_PREFIX = "run1"
 PASSWORDS = {"driver": "pw-driver", "follower": "pw-follower", "intruder": "pw-x", "guest": "pw-g"}
 
 
-def _user(name: str, publish: list[str]) -> dict:
-    allow = {"publish": {"allow": publish}, "subscribe": {"allow": [">"]}}
+def _user(name: str, publish: list[str], subscribe: str = ">") -> dict:
+    allow = {"publish": {"allow": publish}, "subscribe": {"allow": [subscribe]}}
     return {"user": name, "password": PASSWORDS[name], "permissions": allow}
 
 
@@ -125,8 +125,8 @@ def auth_config(prefix: str = AUTH_PREFIX) -> dict:
     sides = {role: list(NatsConfig(role=role, prefix=prefix).publish_subjects())
              for role in ("driver", "follower")}  # fmt: skip
     users = [
-        _user("driver", sides["driver"]),
-        _user("follower", sides["follower"]),
+        _user("driver", sides["driver"], f"{prefix}.>"),
+        _user("follower", sides["follower"], f"{prefix}.>"),
         _user("intruder", [">"]),
         _user("guest", ["guest.>"]),
     ]
