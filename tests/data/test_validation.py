@@ -299,3 +299,64 @@ def test_overlap_and_disorder_are_both_reported(frames: SyntheticFrames, tmp_pat
     msg = fails(path)
     assert_names(msg, "duplicate", "symbol", 5 * 390)
     assert f"[unsorted] column 'timestamp' in {path}: 1 row(s)" in msg, msg
+
+
+def test_year_2300_timestamp_is_rejected_as_out_of_range(
+    frames: SyntheticFrames, tmp_path: Path
+) -> None:
+    # 2300 does not fit int64 nanoseconds: polars can hold it only in microseconds
+    far = pl.datetime(2300, 1, 1, time_zone="UTC")
+    df = frames.asset.with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
+    us = SyntheticFrames(asset=df, signals=frames.signals, context=frames.context)
+    path, _ = broken(us, tmp_path, timestamp=far)
+    msg = fails(path)
+    assert_names(msg, "timestamp_out_of_range", "timestamp", 3, "2300-01-01 00:00:00+00:00", path)
+    assert "InvalidOperationError" not in msg, msg
+
+
+def test_context_with_null_timestamp_is_rejected(frames: SyntheticFrames, tmp_path: Path) -> None:
+    ctx = frames.context.with_columns(
+        timestamp=pl.when(pl.int_range(pl.len()) == 4).then(None).otherwise(pl.col("timestamp"))
+    )
+    path = write(ctx, tmp_path / "context.parquet")
+    cfg = FeedConfig(context=ContextSourceConfig(fields=["vix"]))
+    assert_names(fails(frames.asset, cfg, context=path), "null_key", "timestamp", 1, path)
+
+
+def test_empty_context_is_rejected(frames: SyntheticFrames, tmp_path: Path) -> None:
+    path = write(frames.context.head(0), tmp_path / "context.parquet")
+    cfg = FeedConfig(context=ContextSourceConfig(fields=["vix"]))
+    assert_names(fails(frames.asset, cfg, context=path), "empty", "timestamp", 0, path)
+
+
+def test_context_after_the_asset_span_is_rejected(frames: SyntheticFrames, tmp_path: Path) -> None:
+    later = frames.context.with_columns(pl.col("timestamp") + pl.duration(days=365))
+    path = write(later, tmp_path / "context.parquet")
+    cfg = FeedConfig(context=ContextSourceConfig(fields=["vix"]))
+    msg = fails(frames.asset, cfg, context=path)
+    rows = frames.context.height
+    assert_names(msg, "context_outside_range", "timestamp", rows, path, "would see None")
+    assert "2024-01-03T14:31:00+00:00" in msg and "2023-01-05T21:00:00+00:00" in msg, msg
+
+
+def test_context_before_the_asset_span_is_rejected(frames: SyntheticFrames, tmp_path: Path) -> None:
+    earlier = frames.context.with_columns(pl.col("timestamp") - pl.duration(days=365))
+    path = write(earlier, tmp_path / "context.parquet")
+    cfg = FeedConfig(context=ContextSourceConfig(fields=["vix"]))
+    msg = fails(frames.asset, cfg, context=path)
+    assert_names(msg, "context_outside_range", "timestamp", None, "one stale value")
+
+
+def test_context_year_2300_timestamp_is_rejected_as_out_of_range(
+    frames: SyntheticFrames, tmp_path: Path
+) -> None:
+    ctx = frames.context.with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
+    ctx = ctx.with_columns(
+        timestamp=pl.when(pl.int_range(pl.len()) == 3)
+        .then(pl.datetime(2300, 1, 1, time_zone="UTC"))
+        .otherwise(pl.col("timestamp"))
+    )
+    path = write(ctx, tmp_path / "context.parquet")
+    cfg = FeedConfig(context=ContextSourceConfig(fields=["vix"]))
+    msg = fails(frames.asset, cfg, context=path)
+    assert_names(msg, "timestamp_out_of_range", "timestamp", 1, "timestamp=2300-01-01", path)

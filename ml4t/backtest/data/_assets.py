@@ -25,8 +25,10 @@ from ml4t.backtest.data.validation import (
     ValidationReport,
     Violation,
     check_schema,
+    out_of_range_times,
     raise_violations,
 )
+from ml4t.backtest.errors import DataValidationError
 
 __all__ = ["AssetData", "Frameish", "config_range"]
 
@@ -127,12 +129,19 @@ class AssetData:
         """Learn the universe and timestamps, plan chunks; return planning-level violations."""
         sym = self.config.asset.symbol_column
         keyed = self._exact(self._filtered().select(self.source.ts_expr().alias(TS), pl.col(sym)))
-        by_symbol = (
-            keyed.group_by(pl.col(sym).cast(pl.String).alias("symbol"))
-            .agg(pl.len())
-            .collect(engine="streaming")
-        )
-        by_ts = keyed.group_by(TS).agg(pl.len()).collect(engine="streaming").sort(TS)
+        try:
+            by_symbol = (
+                keyed.group_by(pl.col(sym).cast(pl.String).alias("symbol"))
+                .agg(pl.len())
+                .collect(engine="streaming")
+            )
+            by_ts = keyed.group_by(TS).agg(pl.len()).collect(engine="streaming").sort(TS)
+        except pl.exceptions.PolarsError as exc:
+            raise_violations(out_of_range_times(self.source, [self.source.ts_column]))
+            raise DataValidationError(
+                f"rule unreadable_source: cannot read the timestamps and symbols of "
+                f"{self.source.name} (asset data): {exc}"
+            ) from exc
         violations = self._key_violations(by_symbol, by_ts)
         present = sorted(s for s in by_symbol["symbol"].to_list() if s is not None)
         wanted = self.config.asset.symbols

@@ -14,9 +14,11 @@ import math
 import numpy as np
 import polars as pl
 
+from ml4t.backtest._time import from_ns
 from ml4t.backtest.data._source import Source
+from ml4t.backtest.data.validation import Violation
 
-__all__ = ["AVAIL", "ContextCursor"]
+__all__ = ["AVAIL", "ContextCursor", "coverage_violations"]
 
 AVAIL = "__available"
 
@@ -28,6 +30,8 @@ class ContextCursor:
         self, source: Source, fields: list[str], *, lag_ns: int, available_at: str | None
     ) -> None:
         self.fields = fields
+        self.source = source
+        self.available_at = available_at
         avail = source.time_expr(available_at) if available_at else source.ts_expr() + lag_ns
         self._frame = source.frame.select(
             avail.alias(AVAIL), *(pl.col(f).cast(pl.Float64) for f in fields)
@@ -58,6 +62,12 @@ class ContextCursor:
             columns.append(col)
         return _dicts(self.fields, columns, len(event_ts))
 
+    def available_span(self) -> tuple[int | None, int | None]:
+        """The first and last availability time (UTC ns) of the context rows."""
+        span = self._frame.select(pl.col(AVAIL).min().alias("lo"), pl.col(AVAIL).max().alias("hi"))
+        lo, hi = span.collect().row(0)
+        return lo, hi
+
     def _carry(self, before: pl.LazyFrame) -> None:
         """The last non-null value of each field available before the first chunk."""
         for i, f in enumerate(self.fields):
@@ -74,3 +84,48 @@ def _dicts(fields: list[str], columns: list[np.ndarray], n: int) -> list[dict[st
         {f: (None if v != v else v) for f, v in zip(fields, row, strict=True)}  # NaN -> None
         for row in table
     ]
+
+
+def coverage_violations(
+    cursor: ContextCursor, first_ts: int | None, last_ts: int | None
+) -> list[Violation]:
+    """No context rows, rows without a time, or none available within the asset data's span.
+
+    ``first_ts``/``last_ts`` are the known-at times of the first and last asset bars; a
+    context that ends before them would give every batch one stale value, one that starts
+    after them would give every batch None.
+    """
+    src = cursor.source
+    times = [src.ts_column, *([cursor.available_at] if cursor.available_at else [])]
+    stats = src.frame.select(
+        pl.len().alias("rows"), *(pl.col(c).null_count().alias(c) for c in times)
+    ).collect()
+    rows = int(stats["rows"][0])
+    if rows == 0:
+        return [_violation(src, "empty", src.ts_column, 0, "in the context data: there are none")]
+    out = [
+        _violation(src, "null_key", c, int(stats[c][0]), "have a null time (never available)")
+        for c in times
+        if stats[c][0]
+    ]
+    lo, hi = cursor.available_span()
+    if first_ts is None or last_ts is None or lo is None or hi is None:
+        return out
+    if hi < first_ts or lo > last_ts:
+        span = f"{from_ns(first_ts).isoformat()} to {from_ns(last_ts).isoformat()}"
+        seen = "one stale value" if hi < first_ts else "None"
+        out.append(
+            _violation(
+                src,
+                "context_outside_range",
+                src.ts_column,
+                rows,
+                f"are available from {from_ns(lo).isoformat()} to {from_ns(hi).isoformat()}, "
+                f"none within the asset data's {span}: every batch would see {seen}",
+            )
+        )
+    return out
+
+
+def _violation(src: Source, rule: str, column: str, count: int, detail: str) -> Violation:
+    return Violation(rule=rule, source=src.name, column=column, count=count, detail=detail)

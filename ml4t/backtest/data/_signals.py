@@ -13,7 +13,12 @@ import polars as pl
 
 from ml4t.backtest.data._source import TS, Source
 from ml4t.backtest.data.config import SignalSourceConfig, duration_ns
-from ml4t.backtest.data.validation import Violation, check_schema, format_examples
+from ml4t.backtest.data.validation import (
+    Violation,
+    check_schema,
+    format_examples,
+    out_of_range_times,
+)
 
 __all__ = ["SlowSignals"]
 
@@ -39,13 +44,14 @@ class SlowSignals:
 
     def schema_violations(self) -> list[Violation]:
         extra = [self.config.available_at] if self.config.available_at else []
-        return check_schema(
+        problems = check_schema(
             self.source,
             numeric=(),
             flags=self.columns,
             symbol=self.config.symbol_column,
             extra_times=extra,
         )
+        return problems or out_of_range_times(self.source, [self.config.timestamp_column, *extra])
 
     def load(self, universe: pl.Enum, hi: int | None) -> list[Violation]:
         """Read the source (values available before ``hi``); return duplicate violations."""

@@ -25,7 +25,7 @@ from ml4t.backtest.clock import Alarm, AlarmPriority
 from ml4t.backtest.component import Component
 from ml4t.backtest.data._assets import AssetData
 from ml4t.backtest.data._chunks import ChunkReader
-from ml4t.backtest.data._context import ContextCursor
+from ml4t.backtest.data._context import ContextCursor, coverage_violations
 from ml4t.backtest.data._repair import OHLCV
 from ml4t.backtest.data._signals import SlowSignals
 from ml4t.backtest.data._source import TS, Source
@@ -35,6 +35,7 @@ from ml4t.backtest.data.validation import (
     Violation,
     check_schema,
     format_examples,
+    out_of_range_times,
     raise_violations,
 )
 from ml4t.backtest.errors import ConfigError
@@ -149,6 +150,8 @@ class ParquetFeed(Component):
         violations = self._open_side_sources(signal_where, context_where)
         raise_violations(violations)
         violations = assets.plan_chunks()
+        if self._context is not None:
+            violations += coverage_violations(self._context, assets.first_ts, assets.last_ts)
         if self._signals is not None and assets.symbols:
             violations += self._signals.load(assets.enum, assets.hi)
         if self._skip_validation:
@@ -187,7 +190,11 @@ class ParquetFeed(Component):
             )
             extra = [ctx.available_at] if ctx.available_at else []
             problems = check_schema(source, numeric=ctx.fields, extra_times=extra)
-            problems = problems or _context_duplicates(source)
+            problems = (
+                problems
+                or out_of_range_times(source, [ctx.timestamp_column, *extra])
+                or _context_duplicates(source)
+            )
             violations += problems
             if not problems:
                 lag = duration_ns(ctx.available_lag, "context.available_lag") or 0

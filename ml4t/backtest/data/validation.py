@@ -29,6 +29,7 @@ __all__ = [
     "Violation",
     "check_schema",
     "format_examples",
+    "out_of_range_times",
     "raise_violations",
 ]
 
@@ -50,6 +51,7 @@ HINTS = {
     "zero_price": "a price must be positive: correct the bars, or add 'drop_zero_price' to repair:",
     "symbol_without_rows": "remove the symbol from asset.symbols, or check the time range",
     "outside_session": "set outside_session: drop (or keep), or fix the timestamps",
+    "timestamp_out_of_range": "correct or drop the rows (a far-future placeholder is no time)",
 }
 
 
@@ -216,6 +218,50 @@ def _schema_violation(
     return Violation(
         rule=rule, source=source.name, column=col, count=n, detail=detail, examples=examples
     )
+
+
+_DAY_NS = 86_400 * 10**9
+_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000}
+_TIME_LIMITS = "1677-09-22 to 2262-04-10 UTC"
+
+
+def out_of_range_times(source: Source, columns: Sequence[str]) -> list[Violation]:
+    """Times that UTC nanoseconds (int64) cannot hold, e.g. a year-2300 placeholder.
+
+    Checked on the raw column's integer value, with a day's margin at each end so that a
+    time zone or a bar shift cannot overflow either.
+    """
+    out = []
+    for col in columns:
+        dtype = source.schema[col]
+        if isinstance(dtype, pl.Datetime):
+            per = _PER_UNIT[dtype.time_unit or "us"]
+        elif isinstance(dtype, pl.Date):
+            per = _DAY_NS
+        else:
+            continue
+        lo, hi = -(2**63 - _DAY_NS) // per, (2**63 - _DAY_NS) // per
+        raw = pl.col(col).to_physical()
+        bad = source.frame.filter((raw < lo) | (raw > hi))
+        n = bad.select(pl.len()).collect().item()
+        if not n:
+            continue
+        shown = [c for c in (source.symbol_column, col) if c]
+        rows = bad.select(shown).head(MAX_EXAMPLES).collect()
+        out.append(
+            Violation(
+                rule="timestamp_out_of_range",
+                source=source.name,
+                column=col,
+                count=n,
+                detail=f"lie outside the times ml4t can represent ({_TIME_LIMITS})",
+                examples=[
+                    " ".join(f"{k}={v}" for k, v in row.items())
+                    for row in rows.iter_rows(named=True)
+                ],
+            )
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- row rules
