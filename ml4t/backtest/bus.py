@@ -54,11 +54,19 @@ def _type_name(typ: type | UnionType) -> str:
 
 
 class Topic(Generic[E]):
-    """A named channel carrying events of one type (a class, or a union of classes)."""
+    """A named channel carrying events of one type (a class, or a union of classes).
 
-    __slots__ = ("name", "type")
+    ``sender_field`` names a field that must equal the publishing component's name (the
+    ``strategy_id`` of an order request): a component that publishes for another is a
+    :class:`BusError` at the call, unless it is a declared relay
+    (:attr:`~ml4t.backtest.component.Component.relay`).
+    """
 
-    def __init__(self, name: str, event_type: type[E] | UnionType) -> None:
+    __slots__ = ("name", "sender_field", "type")
+
+    def __init__(
+        self, name: str, event_type: type[E] | UnionType, *, sender_field: str | None = None
+    ) -> None:
         if not name:
             raise BusError("a topic needs a non-empty name")
         members = event_type.__args__ if isinstance(event_type, UnionType) else (event_type,)
@@ -67,6 +75,7 @@ class Topic(Generic[E]):
                 raise BusError(f"topic {name!r}: {member!r} is not an Event subclass")
         self.name = name
         self.type = event_type
+        self.sender_field = sender_field
 
     def __repr__(self) -> str:
         return f"Topic({self.name!r}, {_type_name(self.type)})"
@@ -178,17 +187,27 @@ class Bus:
 
     # ------------------------------------------------------------ publish
 
-    def publish(self, topic: Topic[E], event: E) -> None:
+    def publish(self, topic: Topic[E], event: E, *, sender: str | None = None) -> None:
         """Queue ``event`` for every subscriber of ``topic``.
 
         Raises :class:`BusError` here, at the call, if ``event`` is not of the topic's type
-        or the topic was declared with another type.
+        or the topic was declared with another type, or if ``sender`` (the publishing
+        component) is not who the event's ``topic.sender_field`` says it is.
         """
         if not isinstance(event, topic.type):
             raise BusError(
                 f"cannot publish {type(event).__name__} on topic {topic.name!r}, "
                 f"which carries {_type_name(topic.type)}"
             )
+        field = topic.sender_field
+        if field is not None and sender is not None:
+            claimed = getattr(event, field, None)
+            if claimed != sender:
+                raise BusError(
+                    f"component {sender!r} cannot publish {type(event).__name__} on "
+                    f"{topic.name!r} with {field}={claimed!r}: a request names its own "
+                    "publisher (only a declared relay publishes for others)"
+                )
         subs = self._subs.get(topic.name)
         if subs is None:
             self.declare(topic)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import structlog
 
@@ -88,6 +88,10 @@ class Component:
     """Base of every actor in a graph. Subclasses declare handlers with :func:`on`."""
 
     _handler_specs: tuple[HandlerSpec, ...] = ()
+    relay: ClassVar[bool] = False
+    """A relay republishes events made by others (a bridge between processes, a test
+    script, an operator's cancel-all): the bus does not check that the requests it
+    publishes name it as their sender (see ``Topic.sender_field``)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -135,7 +139,7 @@ class Component:
         return self.context.clock.now_ns()
 
     def publish(self, topic: Topic[E], event: E) -> None:
-        self.context.bus.publish(topic, event)
+        self.context.bus.publish(topic, event, sender=None if self.relay else self.name)
 
     # ------------------------------------------------------------ timers
 
@@ -206,6 +210,10 @@ class Component:
         self._ctx = ctx
 
     def _subscribe_handlers(self) -> None:
+        """Subscribe the declared handlers (once: the runtime subscribes every component
+        before it starts any, so what one publishes in ``on_start`` reaches them all)."""
+        if self._subscriptions:
+            return
         bus = self.context.bus
         for spec in self._handler_specs:
             handler = getattr(self, spec.attr)

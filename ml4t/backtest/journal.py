@@ -540,6 +540,8 @@ def format_diff(result: JournalDiff) -> str:
 class _Replayer(Component):
     """Publishes journaled events at their clock times, one clock time per alarm."""
 
+    relay = True  # it republishes the recorded run, every strategy's requests included
+
     def __init__(self, entries: Iterator[tuple[Topic[Any], JournalEntry]]) -> None:
         super().__init__("journal-replay")
         self._entries = entries

@@ -228,8 +228,13 @@ class Runtime:
         failure: ComponentError | None = None
         reason = "cancelled"  # unless the body finishes or fails
         try:
+            # every component subscribes, then each starts; what an on_start publishes is
+            # delivered once all have started, so every role (the recorder too) sees it
+            for component in self._components:
+                component._subscribe_handlers()
             for component in self._components:
                 await self._start(component)
+            await self.bus.drain()
             if self.clock.is_simulated:
                 await self._loop_simulated()
             else:
@@ -266,7 +271,6 @@ class Runtime:
             raise err from exc
         self._started.append(component)
         self._set_state(component, ComponentState.RUNNING)
-        await self.bus.drain()
 
     async def _start_observers(self) -> None:
         """Start the observers a start failure came before (a further failure is logged)."""

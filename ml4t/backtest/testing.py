@@ -59,7 +59,10 @@ class Script(Component):
 
     Each entry becomes a clock alarm at ``ts_ns`` (data priority), so entries at the same
     time are published in list order and the graph drains between distinct alarms.
+    It is a relay: its requests may name any strategy.
     """
+
+    relay = True
 
     def __init__(self, steps: Iterable[tuple[int, Topic[Any], Event]], name: str = "script"):
         super().__init__(name)

@@ -43,7 +43,9 @@ __all__ = [
 ]
 
 MARKET: Topic[MarketBatch] = Topic("market", MarketBatch)
-ORDER_REQUESTS = Topic("orders.requested", SubmitOrder | CancelOrder | ModifyOrder)
+ORDER_REQUESTS = Topic(
+    "orders.requested", SubmitOrder | CancelOrder | ModifyOrder, sender_field="strategy_id"
+)
 ORDERS_APPROVED = Topic("orders.approved", SubmitOrder | CancelOrder | ModifyOrder)
 ORDER_EVENTS = Topic(
     "orders.events", OrderAccepted | OrderRejected | OrderUpdated | OrderCancelled | OrderExpired

@@ -242,7 +242,9 @@ def test_lifecycle_events_trace_every_state() -> None:
     runtime.add(Tracks("worker"))
     runtime.run_sync()
     states = [(e.component, e.state) for _, _, e in watcher.log_]
+    # every component subscribes before any starts, so the watcher sees its own start too
     assert states == [
+        ("watcher", ComponentState.STARTING),
         ("watcher", ComponentState.RUNNING),
         ("worker", ComponentState.STARTING),
         ("worker", ComponentState.RUNNING),

@@ -61,7 +61,10 @@ def parse_speed(value: str | float) -> float:
 
 
 class OpenOrderGuard(Component):
-    """Tracks the broker's open orders from events; cancels them all on request."""
+    """Tracks the broker's open orders from events; cancels them all on request (a relay:
+    its cancels name the strategies that own the orders)."""
+
+    relay = True
 
     def __init__(self, name: str = "open-order-guard") -> None:
         super().__init__(name)

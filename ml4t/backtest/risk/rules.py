@@ -25,6 +25,7 @@ __all__ = [
     "RULES",
     "Impact",
     "Rejection",
+    "check_bracket_levels",
     "check_buying_power",
     "check_daily_loss",
     "check_drawdown",
@@ -121,6 +122,41 @@ def check_known_symbol(
         f"unknown symbol {request.symbol!r}: not in the universe of {len(view.universe)} "
         f"symbols ({_what(request)})",
     )
+
+
+def check_bracket_levels(
+    request: SubmitOrder, view: RiskView, config: RiskConfig
+) -> Rejection | None:
+    """A bracket without a limit price is judged at its entry price (a stop entry's stop,
+    a market entry's last close): a buy's stop-loss must be below it and its take-profit
+    above it (a sell's the other way round), or a child would fire as the entry fills. (A
+    limit entry's levels are checked against its limit price by ``check_valid``.)"""
+    sl, tp = request.stop_loss, request.take_profit
+    if (sl is None and tp is None) or request.limit_price is not None:
+        return None
+    if request.stop_price is not None:
+        last = request.stop_price  # a stop entry fills at its stop, or beyond it
+    else:
+        code = view.code(request.symbol)
+        if code is None or code >= view.price.shape[0] or not math.isfinite(view.price[code]):
+            return None  # no price yet: the entry's own fill decides
+        last = float(view.price[code])
+    buy = request.side.sign > 0
+    if sl is not None and (sl >= last if buy else sl <= last):
+        where = "below" if buy else "above"
+        return Rejection(
+            INVALID_ORDER,
+            f"a {request.side} bracket needs stop_loss {where} the entry price: stop_loss={sl:g}, "
+            f"entry {last:g} ({_what(request)})",
+        )
+    if tp is not None and (tp <= last if buy else tp >= last):
+        where = "above" if buy else "below"
+        return Rejection(
+            INVALID_ORDER,
+            f"a {request.side} bracket needs take_profit {where} the entry price: "
+            f"take_profit={tp:g}, entry {last:g} ({_what(request)})",
+        )
+    return None
 
 
 def check_restricted(request: SubmitOrder, view: RiskView, config: RiskConfig) -> Rejection | None:
@@ -361,6 +397,7 @@ Rule = Callable[[SubmitOrder, RiskView, RiskConfig], Rejection | None]
 RULES: tuple[Rule, ...] = (
     check_valid,
     check_known_symbol,
+    check_bracket_levels,
     check_restricted,
     check_drawdown,
     check_daily_loss,

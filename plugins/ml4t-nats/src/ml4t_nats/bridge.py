@@ -125,7 +125,12 @@ def _log_drop(log: Any, event: str, count: int, subject: str, why: str) -> None:
 
 
 class NatsBridge(Component):
-    """Carries ``exports`` to the peer and publishes what it sends on ``imports``."""
+    """Carries ``exports`` to the peer and publishes what it sends on ``imports``.
+
+    A relay: the requests it imports name the peer's strategies, which the bus accepts
+    because the bridge authenticates each message before it publishes it."""
+
+    relay = True
 
     def __init__(
         self,
