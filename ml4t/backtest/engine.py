@@ -346,19 +346,15 @@ def _fingerprint(data: FeedConfig) -> str:
     """
     import pyarrow.parquet as pq
 
+    from ml4t.backtest.data import source_files
+
     digest = hashlib.sha256()
     for key in ("asset", "signal_data", "context"):
         src = getattr(data, key)
         if src is None or src.path is None:
             digest.update(f"{key}:in-memory".encode())
             continue
-        root = Path(src.path)
-        files = (
-            sorted(root.rglob("*.parquet"))
-            if root.is_dir()
-            else sorted(root.parent.glob(root.name))
-        )
-        for path in files:
+        for path in source_files(src.path, role=key):  # the very files the feed reads
             meta = pq.read_metadata(path)
             digest.update(f"{key}:{path.name}:{path.stat().st_size}:{meta.num_rows}".encode())
             digest.update(meta.schema.to_arrow_schema().to_string().encode())

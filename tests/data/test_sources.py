@@ -178,3 +178,22 @@ def test_hive_key_above_the_directory_is_not_a_column(
     names = feed._assets.source.schema.names()
     assert "day" in names and "k" not in names
     assert feed.report is not None and feed.report.rows == frames.asset.height
+
+
+def test_run_fingerprint_reads_the_files_the_feed_reads(
+    frames: SyntheticFrames, tmp_path: Path
+) -> None:
+    # the run's provenance hash once listed *.parquet itself: it read the skipped
+    # _tmp.parquet (ArrowInvalid on 0 bytes) and missed the .pq file the feed reads
+    from ml4t.backtest.data import AssetSourceConfig
+    from ml4t.backtest.engine import _fingerprint
+
+    first, rest = two_days(frames)
+    write(first, tmp_path / "d" / "a.parquet")
+    pq_file = tmp_path / "d" / "b.pq"
+    write(rest, pq_file)
+    (tmp_path / "d" / "_tmp.parquet").write_bytes(b"")
+    config = FeedConfig(asset=AssetSourceConfig(path=str(tmp_path / "d")))
+    before = _fingerprint(config)
+    write(rest.head(10), pq_file)
+    assert _fingerprint(config) != before
