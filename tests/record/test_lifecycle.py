@@ -5,6 +5,7 @@ manifest that says so and why."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,21 @@ def test_a_failure_in_on_start_still_writes_a_manifest_with_the_reason(tmp_path:
         in (manifest["incomplete_reason"])
     )
     assert manifest["events_processed"] == 1  # the failure, and no market data
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["partial", "tmp"])
+def test_a_killed_runs_journal_under_this_processs_pid_is_kept_not_overwritten(
+    tmp_path: Path, legacy: bool
+) -> None:
+    # a killed run had the pid this process has now (pids are reused; pid 1 in containers)
+    name = (
+        f".{JOURNAL_FILE}.{os.getpid()}.tmp" if legacy else f"{JOURNAL_FILE}.{os.getpid()}.partial"
+    )
+    (tmp_path / name).write_bytes(b"ML4TJNL the killed run's events")
+
+    _run(Script(random_world(days=3, symbols=1).steps), _recorder(tmp_path, journal=True))
+
+    kept = [p for p in tmp_path.iterdir() if p.read_bytes() == b"ML4TJNL the killed run's events"]
+    assert len(kept) == 1 and kept[0].name != name
+    assert kept[0].name.endswith(".tmp" if legacy else ".partial")
+    assert JOURNAL_FILE in _manifest(tmp_path)["files"]  # this run's own journal
