@@ -19,9 +19,10 @@ A malformed request, an unknown symbol or order id: an ``OrderRejected`` event, 
 exception. With no open orders a batch costs a few attribute reads; otherwise the work
 is proportional to the symbols with open orders and their orders. The rules themselves
 are the pure functions of :mod:`~ml4t.backtest.execution.fills` and
-:mod:`~ml4t.backtest.execution._cash`; this module is the order life cycle that applies
-them (matching, fills, brackets, requests, state events) and the knobs the presets set,
-hence its length (under 800 lines: split before it grows further).
+:mod:`~ml4t.backtest.execution._cash`, priced by :mod:`~ml4t.backtest.execution._pricing`;
+this module is the order life cycle that applies them (matching, fills, brackets,
+reduce-only orders, requests, state events), hence its length (under 800 lines: split
+before it grows further).
 """
 
 from __future__ import annotations
@@ -64,15 +65,11 @@ from ml4t.backtest.events import (
 from ml4t.backtest.execution._batch import Bar, BatchView
 from ml4t.backtest.execution._cash import affordable, within_cash
 from ml4t.backtest.execution._days import CalendarDays, DateDays, TradingDays
+from ml4t.backtest.execution._pricing import Pricer, conflict_kind
 from ml4t.backtest.execution.config import BrokerConfig
 from ml4t.backtest.execution.fills import (
     group_winner,
-    limit_fill,
-    stop_fill,
-    stop_limit_fill,
-    trail_extreme,
     trail_reference,
-    trail_stop,
     volume_cap,
 )
 from ml4t.backtest.execution.orders import Order, OrderBook
@@ -121,16 +118,8 @@ class SimulatedBroker(Component):
         self.commission = config.commission.build()
         limits = [x for x in (config.volume_limit, self.slippage.volume_limit) if x is not None]
         self._volume_limit: float | None = min(limits) if limits else None
-        self._through = config.limit_fill == "through"
         self._same_close = config.fill_timing == "same_close"
-        self._fill_close = config.fill_timing == "next_close"
-        self._close_only = config.intrabar == "close"
-        self._stop_fill = config.stop_fill
         self._conflict = config.exit_conflict
-        self._trail_close = config.trail_watermark == "close"
-        self._trail_before = config.trail_update == "before_check"
-        self._slip_fills = config.slippage_fills
-        self._slip_cap = config.slippage_cap == "bar"
         rule = config.insufficient_cash
         if rule is None:
             rule = "resize" if cash_account else "allow"
@@ -158,6 +147,12 @@ class SimulatedBroker(Component):
         self.book = OrderBook()
         self._undated: list[Order] = []  # DAY orders waiting for their day (no calendar)
         self._batch = BatchView()  # the current batch, read lazily
+        self._pricer = pricer = Pricer(config, self.slippage, self._batch, self._updated)
+        self._rule_price = pricer.rule_price
+        self._slipped = pricer.slipped
+        self._ratchet = pricer.ratchet
+        self._close_only = pricer.close_only
+        self._trail_before = pricer.trail_before
         self._used: dict[int, float] = {}  # quantity filled per symbol code on this bar
 
     # ------------------------------------------------------------------ market data
@@ -272,7 +267,7 @@ class SimulatedBroker(Component):
         on one bar: at most one fills, chosen by ``exit_conflict``
         (:func:`~ml4t.backtest.execution.fills.group_winner`)."""
         was = [m.triggered for m in members]
-        kinds = [_kind(m) for m in members]
+        kinds = [conflict_kind(m) for m in members]
         prices = [self._rule_price(m, bar, ts) for m in members]
         o = bar.c if self._close_only else bar.o
         win = group_winner(members[0].sign, kinds, prices, o, self._conflict)
@@ -285,82 +280,6 @@ class SimulatedBroker(Component):
             for i, member in enumerate(members):
                 if i != win and member.is_open and member.order_type is OrderType.TRAILING_STOP:
                     self._ratchet(member, bar, ts)
-
-    def _rule_price(self, order: Order, bar: Bar, ts: int, at_close: bool = False) -> float:
-        """The rule price of ``order`` on ``bar`` (NaN: no fill); updates trigger state."""
-        kind = order.order_type
-        sign = order.sign
-        if self._close_only:
-            o = h = lo = bar.c
-        else:
-            o, h, lo = bar.o, bar.h, bar.lo
-        if kind is OrderType.MARKET or (order.triggered and kind is not OrderType.STOP_LIMIT):
-            return bar.c if at_close or self._fill_close else o
-        if kind is OrderType.LIMIT:
-            return limit_fill(sign, order.limit_price, o, h, lo, self._through)  # type: ignore[arg-type]
-        if kind is OrderType.STOP:
-            price = stop_fill(sign, order.stop_price, o, h, lo)  # type: ignore[arg-type]
-            order.triggered = not math.isnan(price)
-            return self._stop_price(order, price, h, lo)
-        if kind is OrderType.STOP_LIMIT:
-            if order.triggered:
-                return limit_fill(sign, order.limit_price, o, h, lo, self._through)  # type: ignore[arg-type]
-            triggered, price = stop_limit_fill(
-                sign,
-                order.stop_price,  # type: ignore[arg-type]
-                order.limit_price,  # type: ignore[arg-type]
-                o,
-                h,
-                lo,
-                self._through,
-            )
-            if triggered:
-                order.triggered = True
-                self._updated(order, ts)
-            return price
-        # trailing stop: place the level on the first bar it sees, then check it
-        if math.isnan(order.extreme):
-            if order.stop_price is None:
-                order.extreme = o
-                order.stop_price = trail_stop(sign, o, order.trail_amount, order.trail_percent)
-                self._updated(order, ts)
-            else:
-                order.extreme = trail_reference(
-                    sign, order.stop_price, order.trail_amount, order.trail_percent
-                )
-        price = stop_fill(sign, order.stop_price, o, h, lo)  # type: ignore[arg-type]
-        if self._trail_before and math.isnan(price):
-            # the bar's extreme came first and moved the stop; the price then comes back
-            # through the new level (never a gap: the open was before the move)
-            self._ratchet(order, bar, ts)
-            level = order.stop_price
-            if level is not None and (lo <= level if sign < 0 else h >= level):
-                price = level
-        order.triggered = not math.isnan(price)
-        return self._stop_price(order, price, h, lo)
-
-    def _stop_price(self, order: Order, price: float, h: float, lo: float) -> float:
-        """A triggered stop's rule price under ``stop_fill``."""
-        rule = self._stop_fill
-        if rule == "open_or_level" or math.isnan(price):
-            return price
-        if rule == "level":
-            return order.stop_price  # type: ignore[return-value]
-        return lo if order.sign < 0 else h
-
-    def _ratchet(self, order: Order, bar: Bar, ts: int) -> None:
-        """Move a trailing stop with the bar's extreme (or close: ``trail_watermark``)."""
-        sign = order.sign
-        if self._trail_close or self._close_only:
-            h = lo = bar.c
-        else:
-            h, lo = bar.h, bar.lo
-        order.extreme = trail_extreme(sign, order.extreme, h, lo)
-        level = trail_stop(sign, order.extreme, order.trail_amount, order.trail_percent)
-        old = order.stop_price
-        if old is None or (level > old if sign < 0 else level < old):
-            order.stop_price = level
-            self._updated(order, ts)
 
     # ------------------------------------------------------------------ fills
 
@@ -481,29 +400,6 @@ class SimulatedBroker(Component):
                 other.quantity = other.filled + abs(held)
                 self.book.refresh(other)
                 self._updated(other, ts)
-
-    def _slipped(self, order: Order, qty: float, rule_price: float, bar: Bar) -> float:
-        """The fill price: the rule price moved by the slippage model, as far as
-        ``slippage_fills`` and ``slippage_cap`` allow."""
-        rule = self._slip_fills
-        kind = order.order_type
-        limit = order.limit_price
-        if rule == "market" and kind is not OrderType.MARKET:
-            return rule_price
-        if rule == "except_limit_price" and limit is not None and rule_price == limit:
-            return rule_price
-        column = self.slippage.column
-        extra = self._batch.value(column, bar.row) if column is not None else NAN
-        price = self.slippage.price(order.sign, rule_price, qty, bar.v, extra)
-        if rule == "except_limit_price" and limit is not None:
-            # backtrader: a slipped limit never passes its limit; a buy is also held
-            # under the bar's high, a sell only by its limit (not by the bar's low)
-            if order.sign > 0:
-                return min(price, limit, bar.h) if self._slip_cap else min(price, limit)
-            return max(price, limit)
-        if self._slip_cap:
-            price = min(max(price, bar.lo), bar.h)
-        return price
 
     @on(PORTFOLIO, phase=Phase.VALUATION)
     def _on_snapshot(self, snapshot: PortfolioSnapshot) -> None:
@@ -854,13 +750,3 @@ def _nothing_to_reduce(order: Order, held: float) -> str:
         f"reduce-only: {order.order_id} would not reduce the position in {order.symbol}, "
         f"which is {state}"
     )
-
-
-def _kind(order: Order) -> str:
-    """How a one-cancels-other member ranks in :func:`group_winner`."""
-    kind = order.order_type
-    if kind is OrderType.MARKET or (order.triggered and kind is not OrderType.STOP_LIMIT):
-        return "market"
-    if kind is OrderType.LIMIT or (kind is OrderType.STOP_LIMIT and order.triggered):
-        return "limit"
-    return "stop"
