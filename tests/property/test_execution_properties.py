@@ -95,7 +95,9 @@ def bars(draw: Any) -> list[dict[str, tuple[float, float, float, float, float]]]
 
 
 @st.composite
-def requests(draw: Any, closes: dict[str, float], n: int, ids: list[str]) -> list[Event]:
+def requests(
+    draw: Any, closes: dict[str, float], n: int, ids: list[str], finite: bool = False
+) -> list[Event]:
     """Up to three requests after a bar: new orders near the close, cancels, modifies."""
     out: list[Event] = []
     for _ in range(draw(st.integers(0, 3))):
@@ -119,7 +121,10 @@ def requests(draw: Any, closes: dict[str, float], n: int, ids: list[str]) -> lis
         order_id = f"o{n}.{len(ids)}"
         ids.append(order_id)
         if what == "bad":
-            qty = draw(st.sampled_from([0.0, -3.0, math.nan, math.inf]))
+            # a strict bus round-trips through the codec, which refuses non-finite numbers
+            # at the publish call: there the bad quantities are finite ones
+            bad = [0.0, -3.0, 1e-12] if finite else [0.0, -3.0, 1e-12, math.nan, math.inf]
+            qty = draw(st.sampled_from(bad))
             out.append(order(order_id, "buy", qty, symbol=symbol))
             continue
         side = draw(st.sampled_from(["buy", "sell"]))
@@ -149,14 +154,14 @@ def requests(draw: Any, closes: dict[str, float], n: int, ids: list[str]) -> lis
 
 
 @st.composite
-def scenarios(draw: Any) -> tuple[BrokerConfig, list, list]:
+def scenarios(draw: Any, finite: bool = False) -> tuple[BrokerConfig, list, list]:
     config = draw(configs)
     bar_rows = draw(bars())
     ids: list[str] = []
     per_bar = []
     for i, row in enumerate(bar_rows):
         closes = {s: bar[3] for s, bar in row.items()}
-        per_bar.append(draw(requests(closes, i, ids)))
+        per_bar.append(draw(requests(closes, i, ids, finite)))
     return config, bar_rows, per_bar
 
 
@@ -263,7 +268,7 @@ def test_random_order_streams_at_the_broker(scenario) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
+@given(scenarios(finite=True))
 def test_random_order_streams_through_risk_in_strict_mode(scenario) -> None:
     config, bar_rows, per_bar = scenario
     capture = Capture(FILLS, POSITIONS, PORTFOLIO, ORDER_EVENTS)
