@@ -157,8 +157,9 @@ class Runtime:
         """
         if self._terminated is None:
             self._terminated = signum
+        self.stop()  # from a handler: the loop ends after the current delivery
         if self._scope is not None:
-            self._scope.cancel()
+            self._scope.cancel()  # from another task: a handler awaiting is cancelled
 
     def run_sync(self, backend: str = "asyncio") -> None:
         """Run the graph to the end in a fresh event loop; SIGTERM terminates it (see
@@ -240,6 +241,8 @@ class Runtime:
             else:
                 await self._loop_wall()
             reason = "stopped" if self._stop_requested else "completed"
+            if self._terminated is not None:
+                reason = "terminated"
         except ComponentError as exc:
             failure = exc
             reason = "failed"

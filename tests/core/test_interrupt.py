@@ -9,6 +9,12 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
+
+import pytest
+
+from ml4t.backtest import Component, SimulatedClock, TimerFired
+from ml4t.backtest.runtime import RunOutcome, RunTerminated, Runtime
 
 CHILD = textwrap.dedent(
     """
@@ -91,3 +97,55 @@ def test_sigterm_terminates_a_concurrent_graph_cleanly_with_exit_status_143() ->
     code, out, err = _interrupt("concurrent", signal.SIGTERM)
     assert code == 143, err
     assert out.splitlines()[1:] == ["stopped:consumer", "stopped:producer", "outcome:terminated"]
+
+
+class Terminator(Component):
+    """Calls ``terminate()`` on its graph at the third tick, as a SIGTERM handler would."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__("terminator")
+        self.runtime = runtime
+        self.ticks = 0
+        self.stopped = False
+
+    def on_start(self) -> None:
+        self.set_timer("tick", interval_ns=1_000)
+
+    def on_timer(self, event: TimerFired) -> None:
+        self.ticks += 1
+        if self.ticks == 3:
+            self.runtime.terminate()
+
+    def on_stop(self) -> None:
+        self.stopped = True
+
+
+def test_terminate_stops_every_component_and_raises_run_terminated_with_status_143() -> None:
+    runtime = Runtime(clock=SimulatedClock(0))
+    component = runtime.add(Terminator(runtime))
+    with pytest.raises(RunTerminated) as info:
+        runtime.run_sync()
+    assert info.value.code == 143 and info.value.signum == signal.SIGTERM
+    assert runtime.outcome is RunOutcome.TERMINATED
+    assert component.stopped and component.ticks == 3
+    assert component.context.stop_reason == "terminated"
+
+
+def test_a_sigterm_handler_of_the_callers_own_is_left_alone() -> None:
+    def mine(signum: int, frame: object) -> None:
+        raise AssertionError("not delivered in this test")
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        runtime = Runtime(clock=SimulatedClock(0))
+        seen: list[Any] = []
+
+        class Looks(Component):
+            def on_start(self) -> None:
+                seen.append(signal.getsignal(signal.SIGTERM))
+
+        runtime.add(Looks("looks"))
+        runtime.run_sync()
+        assert seen == [mine] and signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
