@@ -53,7 +53,7 @@ from ml4t.backtest._time import from_ns, parse_duration, to_ns
 from ml4t.backtest._universe import batch_codes
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
-from ml4t.backtest.errors import ConfigError, OrderError
+from ml4t.backtest.errors import ConfigError, ML4TError, OrderError
 from ml4t.backtest.events import (
     CancelOrder,
     MarketBatch,
@@ -613,7 +613,7 @@ class BatchStrategy(_StrategyBase):
         return self.on_timestamp(self.now, batch.frame, batch.context)
 
 
-class StrategyError(Exception):
+class StrategyError(ML4TError):
     """A strategy callback raised; the message names the symbol (the cause is the error)."""
 
 

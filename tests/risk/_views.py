@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ml4t.backtest._universe import Universe
-from ml4t.backtest.risk import OpenOrder, RiskView
+from ml4t.backtest.risk import Reservation, RiskView
 from tests.execution._market import UNIVERSE, order
 
 
@@ -38,5 +38,5 @@ def make_view(
         code = view.code(symbol)
         position = float(view.position[code])
         reducing = position != 0 and (position > 0) != (side == "buy")
-        view.reserve(request.order_id, OpenOrder(request, code, price, qty, not reducing))
+        view.reserve(request.order_id, Reservation(request, code, price, qty, not reducing))
     return view

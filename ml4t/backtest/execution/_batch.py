@@ -12,10 +12,10 @@ import polars as pl
 
 from ml4t.backtest._universe import batch_codes
 
-__all__ = ["Bar", "BatchView"]
+__all__ = ["BarPrices", "BatchView"]
 
 
-class Bar:
+class BarPrices:
     """One symbol's bar, as floats; ``row`` is its row in the batch frame."""
 
     __slots__ = ("c", "h", "lo", "o", "row", "v")
@@ -72,7 +72,7 @@ class BatchView:
         high[codes] = frame.get_column("high").to_numpy()
         return low, high
 
-    def bar(self, code: int) -> Bar | None:
+    def bar(self, code: int) -> BarPrices | None:
         """The bar of symbol ``code`` in the current batch, or None if it has no row."""
         frame = self.frame
         if frame is None:
@@ -91,7 +91,9 @@ class BatchView:
             return None
         row = int(self._row_of[code])
         o, h, lo, c, v = columns
-        return Bar(row, float(o[row]), float(h[row]), float(lo[row]), float(c[row]), float(v[row]))
+        return BarPrices(
+            row, float(o[row]), float(h[row]), float(lo[row]), float(c[row]), float(v[row])
+        )
 
     def value(self, column: str, row: int) -> float:
         """The current batch's ``column`` at ``row`` (NaN if the column is missing or null)."""

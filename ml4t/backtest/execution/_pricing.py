@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 
 from ml4t.backtest.events import OrderType
-from ml4t.backtest.execution._batch import Bar, BatchView
+from ml4t.backtest.execution._batch import BarPrices, BatchView
 from ml4t.backtest.execution.config import BrokerConfig
 from ml4t.backtest.execution.costs import SlippageModel
 from ml4t.backtest.execution.fills import (
@@ -68,7 +68,7 @@ class Pricer:
         self.slip_fills = config.slippage_fills
         self.slip_cap = config.slippage_cap == "bar"
 
-    def rule_price(self, order: Order, bar: Bar, ts: int, at_close: bool = False) -> float:
+    def rule_price(self, order: Order, bar: BarPrices, ts: int, at_close: bool = False) -> float:
         """The rule price of ``order`` on ``bar`` (NaN: no fill); updates trigger state."""
         kind = order.order_type
         sign = order.sign
@@ -130,7 +130,7 @@ class Pricer:
             return order.stop_price  # type: ignore[return-value]
         return lo if order.sign < 0 else h
 
-    def ratchet(self, order: Order, bar: Bar, ts: int) -> None:
+    def ratchet(self, order: Order, bar: BarPrices, ts: int) -> None:
         """Move a trailing stop with the bar's extreme (or close: ``trail_watermark``)."""
         sign = order.sign
         if self.trail_close or self.close_only:
@@ -144,7 +144,7 @@ class Pricer:
             order.stop_price = level
             self._on_update(order, ts)
 
-    def slipped(self, order: Order, qty: float, rule_price: float, bar: Bar) -> float:
+    def slipped(self, order: Order, qty: float, rule_price: float, bar: BarPrices) -> float:
         """The fill price: the rule price moved by the slippage model, as far as
         ``slippage_fills`` and ``slippage_cap`` allow."""
         rule = self.slip_fills

@@ -62,7 +62,7 @@ from ml4t.backtest.events import (
     SubmitOrder,
     TimeInForce,
 )
-from ml4t.backtest.execution._batch import Bar, BatchView
+from ml4t.backtest.execution._batch import BarPrices, BatchView
 from ml4t.backtest.execution._cash import affordable, within_cash
 from ml4t.backtest.execution._days import CalendarDays, DateDays, TradingDays
 from ml4t.backtest.execution._pricing import Pricer, conflict_kind
@@ -214,7 +214,7 @@ class SimulatedBroker(Component):
 
     # ------------------------------------------------------------------ matching
 
-    def _match_orders(self, orders: Sequence[Order], bars: dict[int, Bar], ts: int) -> None:
+    def _match_orders(self, orders: Sequence[Order], bars: dict[int, BarPrices], ts: int) -> None:
         book = self.book
         done: set[str] = set()
         for order in orders:
@@ -240,7 +240,7 @@ class SimulatedBroker(Component):
         members = [m for m in group if m.is_open and m.accepted_ns < ts]
         return members if len(members) > 1 else None
 
-    def _match_order(self, order: Order, price: float, bar: Bar, ts: int) -> None:
+    def _match_order(self, order: Order, price: float, bar: BarPrices, ts: int) -> None:
         """Fill ``order`` at rule ``price`` (NaN: no fill) as far as volume allows, then
         apply its time in force."""
         if not math.isnan(price):
@@ -262,7 +262,7 @@ class SimulatedBroker(Component):
             what = "immediate or cancel" if order.tif is TimeInForce.IOC else "fill or kill"
             self._cancel(order, ts, f"{what}: {order.remaining:g} unfilled after one bar")
 
-    def _match_group(self, members: list[Order], bar: Bar, ts: int) -> None:
+    def _match_group(self, members: list[Order], bar: BarPrices, ts: int) -> None:
         """One-cancels-other members (a bracket's children, orders sharing a parent_id)
         on one bar: at most one fills, chosen by ``exit_conflict``
         (:func:`~ml4t.backtest.execution.fills.group_winner`)."""
@@ -283,7 +283,7 @@ class SimulatedBroker(Component):
 
     # ------------------------------------------------------------------ fills
 
-    def _fill(self, order: Order, qty: float, rule_price: float, bar: Bar, ts: int) -> None:
+    def _fill(self, order: Order, qty: float, rule_price: float, bar: BarPrices, ts: int) -> None:
         sign = order.sign
         if order.reduce_only:
             held = self._held.get((order.strategy_id, order.code), 0.0)

@@ -53,7 +53,7 @@ from ml4t.backtest.events import (
 )
 from ml4t.backtest.risk.config import RiskConfig
 from ml4t.backtest.risk.rules import RULES, Rejection, Rule, evaluate, impact
-from ml4t.backtest.risk.view import CostEstimate, OpenOrder, RiskView
+from ml4t.backtest.risk.view import CostEstimate, Reservation, RiskView
 from ml4t.backtest.topics import (
     FILLS,
     MARKET,
@@ -294,7 +294,7 @@ class RiskManager(Component):
             view.reserve(event.order_id, order)
 
 
-def _owner_problem(tracked: OpenOrder, request: CancelOrder | ModifyOrder) -> Rejection | None:
+def _owner_problem(tracked: Reservation, request: CancelOrder | ModifyOrder) -> Rejection | None:
     owner = tracked.request.strategy_id
     if request.strategy_id == owner:
         return None

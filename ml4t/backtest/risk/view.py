@@ -2,7 +2,7 @@
 
 It never holds the portfolio: positions come from ``PositionChanged``, cash, equity and
 exposure from ``PortfolioSnapshot``, prices from ``MarketBatch`` closes, and the orders it
-approved stay reserved (:class:`OpenOrder`) until fills, cancels, expiries or rejections
+approved stay reserved (:class:`Reservation`) until fills, cancels, expiries or rejections
 release them. Per-symbol state is numpy arrays indexed by symbol code.
 
 Open orders reserve what they would add if they filled in full at their estimated price:
@@ -22,14 +22,14 @@ from ml4t.backtest._time import NS_PER_DAY
 from ml4t.backtest._universe import Universe, grow, moved
 from ml4t.backtest.events import OrderType, SubmitOrder
 
-__all__ = ["CostEstimate", "OpenOrder", "RiskView"]
+__all__ = ["CostEstimate", "Reservation", "RiskView"]
 
 CostEstimate = Callable[[int, float, float, float], float]
 """``(sign, quantity, price, volume) -> money``: an order's estimated commission and
 slippage if it filled at ``price`` on a bar of ``volume`` (NaN volume: unknown)."""
 
 
-class OpenOrder:
+class Reservation:
     """An approved order not yet filled, cancelled, expired or rejected."""
 
     __slots__ = ("cash_price", "code", "increasing", "price", "remaining", "request", "sign")
@@ -67,7 +67,7 @@ class RiskView:
         self.pending_buy = np.zeros(size)
         self.pending_sell = np.zeros(size)
         self.held: set[int] = set()
-        self.orders: dict[str, OpenOrder] = {}
+        self.orders: dict[str, Reservation] = {}
         self.orders_per_code: dict[int, int] = {}
         self.reserved_cash = 0.0
         self.pending_proceeds = 0.0  # market sells of held shares, at their estimated price
@@ -158,12 +158,12 @@ class RiskView:
 
     # ------------------------------------------------------------------ reservations
 
-    def reserve(self, order_id: str, order: OpenOrder) -> None:
+    def reserve(self, order_id: str, order: Reservation) -> None:
         self.orders[order_id] = order
         self.orders_per_code[order.code] = self.orders_per_code.get(order.code, 0) + 1
         self._book(order, order.remaining)
 
-    def release(self, order_id: str, quantity: float | None = None) -> OpenOrder | None:
+    def release(self, order_id: str, quantity: float | None = None) -> Reservation | None:
         """Release ``quantity`` of an open order (all of it when None)."""
         order = self.orders.get(order_id)
         if order is None:
@@ -182,9 +182,9 @@ class RiskView:
 
     def open_order(
         self, request: SubmitOrder, code: int, price: float, remaining: float, increasing: bool
-    ) -> OpenOrder:
-        """An :class:`OpenOrder` whose cash reservation includes its estimated costs."""
-        return OpenOrder(
+    ) -> Reservation:
+        """An :class:`Reservation` whose cash reservation includes its estimated costs."""
+        return Reservation(
             request,
             code,
             price,
@@ -205,7 +205,7 @@ class RiskView:
         cost = costs(request.side.sign, qty, price, volume)
         return cost / qty if math.isfinite(cost) and cost > 0 else 0.0
 
-    def _book(self, order: OpenOrder, qty: float) -> None:
+    def _book(self, order: Reservation, qty: float) -> None:
         notional = qty * order.price if math.isfinite(order.price) else 0.0
         if order.sign > 0:
             self.pending_buy[order.code] += qty
