@@ -472,7 +472,9 @@ async def run_terminable(
     What ``asyncio.run`` does for Ctrl-C, for SIGTERM: the signal calls
     :meth:`Runtime.terminate`, so every ``on_stop`` runs and the results are flushed and
     marked incomplete before :class:`RunTerminated` (exit status 143) is raised. A signal
-    before the graph exists ends ``main`` at once with :class:`RunTerminated`. Installed
+    before the graph runs or after it has run ends ``main`` at its next checkpoint with
+    :class:`RunTerminated`. A second signal while the results are written is ignored.
+    Installed
     only in the main thread and only while SIGTERM has its default action: a handler of
     the caller's own is left alone.
     """
@@ -486,9 +488,9 @@ async def run_terminable(
         with anyio.open_signal_receiver(signal.SIGTERM) as signals:
             async for signum in signals:
                 graph = runtime()
-                if graph is not None and graph.outcome is not RunOutcome.NOT_RUN:
+                if graph is not None and graph.outcome is RunOutcome.RUNNING:
                     graph.terminate(signum)
-                else:
+                else:  # before or after the run: nothing to flush, end now
                     early.append(signum)
                     scope.cancel()
 
