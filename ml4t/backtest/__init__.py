@@ -63,7 +63,7 @@ from ml4t.backtest.portfolio import AccountingError, Portfolio, PortfolioConfig
 from ml4t.backtest.record import Recorder, RecorderResults, ReportingConfig, TradeBuilder
 from ml4t.backtest.report import write_report
 from ml4t.backtest.risk import RiskConfig, RiskManager
-from ml4t.backtest.runtime import RunOutcome, Runtime
+from ml4t.backtest.runtime import RunOutcome, RunTerminated, Runtime
 from ml4t.backtest.strategy import BatchStrategy, OpenOrder, Strategy, StrategyError
 from ml4t.backtest.sweep import run_sweep
 
@@ -128,6 +128,7 @@ __all__ = [
     "RiskManager",
     "RunConfig",
     "RunOutcome",
+    "RunTerminated",
     "Runtime",
     "SimulatedBroker",
     "SimulatedClock",

@@ -64,8 +64,8 @@ class Context:
     """What the runtime gives a component: the bus, the clock and a bound logger.
 
     ``stop_reason`` is set by the runtime before ``on_stop`` runs: ``"completed"``,
-    ``"stopped"``, ``"failed"`` or ``"cancelled"``, so a component that writes results can
-    mark them incomplete.
+    ``"stopped"``, ``"failed"``, ``"cancelled"`` (Ctrl-C) or ``"terminated"`` (SIGTERM),
+    so a component that writes results can mark them incomplete.
     """
 
     __slots__ = ("bus", "clock", "deliver", "log", "stop_reason")

@@ -148,7 +148,17 @@ def test_journal_diff_reports_a_journal_that_ends_early(short_data, tmp_path):
     assert only_market.equal and only_market.compared == summary(a)["by_topic"]["market"]
 
 
-def test_ctrl_c_cancels_open_orders_flushes_results_and_marks_them_incomplete(short_data, tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "status", "why"),
+    [
+        (signal.SIGINT, 130, r"interrupted \(Ctrl-C\)"),
+        (signal.SIGTERM, 143, r"terminated \(SIGTERM\)"),
+    ],
+    ids=["sigint", "sigterm"],
+)
+def test_ctrl_c_cancels_open_orders_flushes_results_and_marks_them_incomplete(
+    short_data, tmp_path, signum, status, why
+):
     config = _yaml_config(short_data, tmp_path, "RestingLimit")
     out = tmp_path / "out-paper"
     proc = subprocess.Popen(
@@ -166,16 +176,16 @@ def test_ctrl_c_cancels_open_orders_flushes_results_and_marks_them_incomplete(sh
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
         time.sleep(1.5)  # ~15 bars at 600x
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130, stderr
-    cancelled = re.search(r"interrupted \(Ctrl-C\): (\d+) open order\(s\) cancelled", stderr)
+    assert proc.returncode == status, stderr
+    cancelled = re.search(why + r": (\d+) open order\(s\) cancelled", stderr)
     assert cancelled is not None and int(cancelled.group(1)) >= 1, stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "incomplete" and not manifest["complete"]
-    assert "interrupted" in manifest["incomplete_reason"]
+    assert manifest["incomplete_reason"]
     orders = pl.read_parquet(out / "orders.parquet")
     resting = orders.filter(pl.col("reason") == "resting")
     assert resting["status"].to_list() == ["cancelled"]

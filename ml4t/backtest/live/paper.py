@@ -212,8 +212,8 @@ class PaperSession:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 if self.interrupted is None:
-                    name = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated"
-                    self.interrupt(name)
+                    sigint = signum == signal.SIGINT
+                    self.interrupt("interrupted (Ctrl-C)" if sigint else "terminated (SIGTERM)")
                 else:  # a second signal: stop waiting for a clean stop
                     scope.cancel()
                     return
@@ -280,5 +280,5 @@ def _cli_paper(args: Any) -> int:
             "cancelled; partial results were flushed and marked incomplete",
             file=sys.stderr,
         )
-        return 130
+        return 143 if session.interrupted.startswith("terminated") else 130
     return 0 if results.outcome is RunOutcome.COMPLETED else 1
