@@ -9,7 +9,13 @@ checks), ``reporting`` (the recorder's outputs) and ``strategy`` (which class, w
 which parameters). Unknown keys, wrong types and bad values fail before any work with
 the path of the key (``$.execution.slippage``) and what was expected; ``${VAR}`` and
 ``${VAR:-default}`` take values from the environment; ``--set key.path=value`` overrides
-a key from the command line. Relative paths are relative to the config file.
+a key from the command line. Relative paths are relative to the config file. A file is
+read with the limits of :mod:`ml4t.backtest._yaml` (size with aliases expanded, nesting
+depth, no duplicate keys, UTF-8 text).
+
+The starting cash is one number: ``backtest.initial_capital`` (the proposal's key).
+``portfolio.initial_cash`` names the same number; either may be given, both only if
+they are equal.
 
 Everything here can also be built in Python, section by section.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import math
 import sys
 from collections.abc import Iterable
 from importlib.metadata import entry_points
@@ -60,7 +67,8 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 class BacktestSection(_Section):
     """The run itself. ``start_date``/``end_date`` (ISO dates or times; ``end_date`` is
     inclusive) bound the data; ``calendar`` names a pandas_market_calendars calendar for
-    DAY-order expiry, session timers and annualisation."""
+    DAY-order expiry, session timers and annualisation. ``initial_capital`` is the
+    starting cash: a finite amount > 0."""
 
     name: Annotated[str, Meta(min_length=1)] = "backtest"
     start_date: str | None = None
@@ -70,6 +78,10 @@ class BacktestSection(_Section):
     strict: bool = False
 
     def __post_init__(self) -> None:
+        if not math.isfinite(self.initial_capital):
+            raise ConfigError(
+                f"initial_capital must be a finite amount > 0; got {self.initial_capital}"
+            )
         start = time_ns(self.start_date, "start_date")
         end = time_ns(self.end_date, "end_date")
         if start is not None and end is not None and end < start:
@@ -126,6 +138,9 @@ class RunConfig(_Section):
     into ``execution`` and ``risk`` wherever the config does not set them: **keys the
     user sets win over the preset**. A RunConfig built in Python gets no preset values;
     build it through ``load_config({...})`` to apply one.
+
+    The starting cash is ``backtest.initial_capital``; a ``portfolio`` section's
+    ``initial_cash`` must equal it (``load_config`` fills in whichever is not given).
     """
 
     preset: PresetName = "realistic"
@@ -137,6 +152,11 @@ class RunConfig(_Section):
     reporting: ReportingConfig = msgspec.field(default_factory=ReportingConfig)
     strategy: StrategySection | None = None
     plugins: PluginsSection = msgspec.field(default_factory=PluginsSection)
+
+    def __post_init__(self) -> None:
+        capital = self.backtest.initial_capital
+        if self.portfolio is not None and self.portfolio.initial_cash != capital:
+            raise ConfigError(_two_starting_cash(capital, self.portfolio.initial_cash))
 
 
 def load_config(
@@ -154,6 +174,7 @@ def load_config(
         base = Path(source).resolve().parent
     data = interpolate_env(data, environ)
     data = apply_overrides(data, list(overrides))
+    data = _one_starting_cash(data)
     data = _accept_proposal_data_shape(data)
     data = apply_preset(data)  # the user's own keys win over the preset's
     config = _resolve_paths(convert(data, RunConfig, "config"), base)
@@ -173,6 +194,46 @@ def check_paths(config: RunConfig) -> None:
     strategy = config.strategy
     if strategy is not None and strategy.path is not None and not Path(strategy.path).is_file():
         raise ConfigError(f"$.strategy.path: file {strategy.path!r} does not exist")
+
+
+def _two_starting_cash(capital: Any, cash: Any) -> str:
+    return (
+        f"$.backtest.initial_capital ({capital}) and $.portfolio.initial_cash ({cash}) "
+        "differ: both are the starting cash; give backtest.initial_capital only, or the "
+        "same value in both"
+    )
+
+
+def _is_amount(value: Any) -> bool:
+    """A finite number > 0, as the starting cash must be."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value > 0
+
+
+def _one_starting_cash(data: dict[str, Any]) -> dict[str, Any]:
+    """Make ``backtest.initial_capital`` and ``portfolio.initial_cash`` one number: when
+    one is given it fills in the other, when both are given they must be equal. A value
+    that is not a finite amount > 0 is not copied: the decoder reports it at the key the
+    user wrote (an ``initial_cash`` alone is checked here, as its decoder allows 0)."""
+    backtest, portfolio = data.get("backtest", {}), data.get("portfolio")
+    if not (isinstance(backtest, dict) and isinstance(portfolio, dict)):
+        return data  # no portfolio section, or a section the decoder will refuse
+    given_capital, given_cash = "initial_capital" in backtest, "initial_cash" in portfolio
+    capital, cash = backtest.get("initial_capital"), portfolio.get("initial_cash")
+    if given_capital and given_cash:
+        if _is_amount(capital) and _is_amount(cash) and float(capital) != float(cash):
+            raise ConfigError(_two_starting_cash(capital, cash))
+        return data
+    if given_capital and _is_amount(capital):
+        return {**data, "portfolio": {**portfolio, "initial_cash": capital}}
+    if given_cash:
+        if not _is_amount(cash):
+            raise ConfigError(
+                "$.portfolio.initial_cash: the starting cash must be a finite amount > 0; "
+                f"got {cash!r}"
+            )
+        return {**data, "backtest": {**backtest, "initial_capital": cash}}
+    return data
 
 
 _OHLCV = ["open", "high", "low", "close", "volume"]
