@@ -61,14 +61,16 @@ def on(topic: Topic[Any], *, phase: int = Phase.DEFAULT) -> Callable[[F], F]:
 
 
 class Context:
-    """What the runtime gives a component: the bus, the clock and a bound logger.
+    """What the runtime gives a component: the bus, the clock, a bound logger and the
+    run's trading calendar (a :class:`~ml4t.backtest.data.calendar.SessionCalendar`, or
+    None), beside the clock so that every role sees the same session boundaries.
 
     ``stop_reason`` is set by the runtime before ``on_stop`` runs: ``"completed"``,
     ``"stopped"``, ``"failed"``, ``"cancelled"`` (Ctrl-C) or ``"terminated"`` (SIGTERM),
     so a component that writes results can mark them incomplete.
     """
 
-    __slots__ = ("bus", "clock", "deliver", "log", "stop_reason")
+    __slots__ = ("bus", "calendar", "clock", "deliver", "log", "stop_reason")
 
     def __init__(
         self,
@@ -76,11 +78,13 @@ class Context:
         clock: Clock,
         log: Any,
         deliver: Callable[[int, Callable[[Any], Any], Event, str], None],
+        calendar: Any = None,
     ) -> None:
         self.bus = bus
         self.clock = clock
         self.log = log
         self.deliver = deliver
+        self.calendar = calendar
         self.stop_reason = ""
 
 

@@ -167,8 +167,6 @@ class BacktestEngine:
                 "no strategy: pass strategy=... or give a 'strategy' section in the config"
             )
         self.strategies = [strategy] if isinstance(strategy, _StrategyBase) else list(strategy)
-        for strat in self.strategies:
-            strat.calendar = self.calendar
         capital = config.backtest.initial_capital
         named = config.plugins
         if feed is None and named.feed:
@@ -180,16 +178,15 @@ class BacktestEngine:
             broker = plugins.load("brokers", named.broker)(config.execution)
         self.broker = broker or SimulatedBroker(
             config.execution,
-            calendar=self.calendar,
             timezone=config.data.asset.timezone,
             cash_account=config.risk.account == "cash",
         )
         self.portfolio = portfolio or Portfolio(self._portfolio_config(capital))
-        costs = config.execution.cost_estimate()
+        costs, tz = config.execution.cost_estimate(), config.data.asset.timezone
         if risk is None and named.risk_rules:
             extra = tuple(plugins.load("risk_rules", name) for name in named.risk_rules)
-            risk = RiskManager(config.risk, rules=RULES + extra, costs=costs)
-        self.risk = risk or RiskManager(config.risk, costs=costs)
+            risk = RiskManager(config.risk, rules=RULES + extra, costs=costs, timezone=tz)
+        self.risk = risk or RiskManager(config.risk, costs=costs, timezone=tz)
         if recorder is None and named.recorder:
             recorder = plugins.load("recorders", named.recorder)(config.reporting)
         self.recorder = recorder or Recorder(
@@ -236,6 +233,7 @@ class BacktestEngine:
         runtime = Runtime(
             clock=clock or SimulatedClock(first if first is not None else 0),
             strict=self.config.backtest.strict,
+            calendar=self.calendar,
             name=self.config.backtest.name,
         )
         if isinstance(self.recorder, Recorder):

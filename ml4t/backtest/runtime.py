@@ -88,12 +88,14 @@ class Runtime:
         strict: bool = False,
         codec: Codec | None = None,
         exit_when_idle: bool = True,
+        calendar: Any = None,
         name: str = "graph",
     ) -> None:
         if dispatch not in ("sequenced", "concurrent"):
             raise ValueError(f"dispatch must be 'sequenced' or 'concurrent', not {dispatch!r}")
         self.name = name
         self.clock = clock if clock is not None else SimulatedClock()
+        self.calendar = calendar  # given to every component in its Context
         self.bus = Bus(strict=strict, codec=codec)
         self.dispatch = dispatch
         self.exit_when_idle = exit_when_idle
@@ -137,7 +139,8 @@ class Runtime:
                 component=component.name,
             )
         bus = self.bus
-        component._attach(Context(bus, self.clock, default_logger(component.name), bus.deliver))
+        log = default_logger(component.name)
+        component._attach(Context(bus, self.clock, log, bus.deliver, self.calendar))
         self._components.append(component)
         if observer:
             self._observers.add(component.name)

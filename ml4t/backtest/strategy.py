@@ -125,7 +125,6 @@ class _StrategyBase(Component):
     def __init__(self, name: str | None = None, *, params: Any = None) -> None:
         super().__init__(name)
         self.params: Any = _decode_params(type(self), params)
-        self.calendar: Any = None  # set by the engine: a SessionCalendar (next_open/close)
         self._order_seq = 0
         self._qty: dict[str, float] = {}
         self._avg: dict[str, float] = {}
@@ -437,12 +436,13 @@ class _StrategyBase(Component):
         time, or ``at="session_open"``/``"session_close"`` of each trading day (needs the
         run's calendar)."""
         if at in ("session_open", "session_close"):
-            if self.calendar is None:
+            calendar = self.context.calendar
+            if calendar is None:
                 raise ConfigError(
                     f"schedule({name!r}, at={at!r}) needs a trading calendar; set "
                     "backtest.calendar in the config (e.g. NYSE)"
                 )
-            rule = self.calendar.next_open if at == "session_open" else self.calendar.next_close
+            rule = calendar.next_open if at == "session_open" else calendar.next_close
             self.set_timer(name, next_time=rule)
             return
         start_ns = to_ns(start) if start is not None else None

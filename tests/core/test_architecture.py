@@ -17,6 +17,7 @@ PACKAGE = Path(ml4t.backtest.__file__).parent
 LAYERS: dict[str, int] = {
     "errors": 0,
     "_time": 0,
+    "_days": 1,
     "events": 1,
     "codec": 2,
     "clock": 2,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ml4t.backtest import (
     CancelOrder,
     ModifyOrder,
@@ -247,3 +249,17 @@ def test_view_moves_early_positions_to_the_datas_codes() -> None:
     assert rejected(capture) == [("o1", "max_position")]
     assert approved(capture) == ["o2"]
     assert risk.view.position[risk.view.code("CCC")] == 10.0
+
+
+def test_daily_loss_day_is_a_date_in_the_datas_timezone() -> None:
+    # 14:00, 14:50 and 15:10 UTC are 23:00, 23:50 and 00:10 in Tokyo: the equity falls
+    # 4 % before Tokyo's midnight, so there the new day starts from 96,000 with no loss;
+    # in UTC all three are one day, 4 % down
+    from ml4t.backtest._time import to_ns
+
+    times = [to_ns(f"2024-01-02T{t}:00+00:00") for t in ("14:00", "14:50", "15:10")]
+    for timezone, start, worst in (("Asia/Tokyo", 96_000.0, 0.0), (None, 100_000.0, 0.04)):
+        view = RiskManager(RiskConfig(max_daily_loss=0.03), timezone=timezone).view
+        for ts, equity in zip(times, (100_000.0, 96_000.0, 96_000.0), strict=True):
+            view.observe_equity(ts, equity)
+        assert (view.day_start_equity, view.day_worst_loss) == (start, pytest.approx(worst))

@@ -33,6 +33,7 @@ from itertools import count
 from typing import Any
 
 from ml4t.backtest._accounting import QTY_EPSILON, is_dust
+from ml4t.backtest._days import CalendarDays, DateDays, TradingDays
 from ml4t.backtest._universe import Universe
 from ml4t.backtest._validation import (
     INVALID_ORDER,
@@ -64,7 +65,6 @@ from ml4t.backtest.events import (
 )
 from ml4t.backtest.execution._batch import BarPrices, BatchView
 from ml4t.backtest.execution._cash import affordable, within_cash
-from ml4t.backtest.execution._days import CalendarDays, DateDays, TradingDays
 from ml4t.backtest.execution._pricing import Pricer, conflict_kind
 from ml4t.backtest.execution.config import BrokerConfig
 from ml4t.backtest.execution.fills import (
@@ -84,9 +84,9 @@ SUBMIT, CANCEL, MODIFY = RequestKind.SUBMIT, RequestKind.CANCEL, RequestKind.MOD
 class SimulatedBroker(Component):
     """Simulated exchange for backtests and paper replay.
 
-    ``calendar`` (a :class:`~ml4t.backtest.data.calendar.SessionCalendar`) makes a DAY
+    The run's calendar (``Context.calendar``, or ``calendar`` given here) makes a DAY
     order live for one session; without one, for one calendar date in ``timezone`` (the
-    data's, UTC by default): see :mod:`~ml4t.backtest.execution._days`. ``symbols``
+    data's, UTC by default): see :mod:`~ml4t.backtest._days`. ``symbols``
     fixes the universe up front; by default it is learned from the first batch's
     ``symbol`` Enum.
 
@@ -138,6 +138,7 @@ class SimulatedBroker(Component):
         self._cash = NAN  # the account's cash: last snapshot, then moved by our own fills
         self._groups: dict[tuple[str, int, str], list[Order]] = {}
         self._seq = count(1)
+        self._calendar = calendar
         self._days: TradingDays = (
             CalendarDays(calendar) if calendar is not None else DateDays(timezone)
         )
@@ -154,6 +155,11 @@ class SimulatedBroker(Component):
         self._close_only = pricer.close_only
         self._trail_before = pricer.trail_before
         self._used: dict[int, float] = {}  # quantity filled per symbol code on this bar
+
+    def on_start(self) -> None:
+        calendar = self.context.calendar
+        if self._calendar is None and calendar is not None:
+            self._days = CalendarDays(calendar)
 
     # ------------------------------------------------------------------ market data
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from ml4t.backtest._days import CalendarDays, DateDays
 from ml4t.backtest._universe import Universe, batch_codes
 from ml4t.backtest._validation import (
     INVALID_ORDER,
@@ -74,6 +75,7 @@ class RiskManager(Component):
     view, config) returning None or a :class:`~ml4t.backtest.risk.rules.Rejection`).
     ``costs`` estimates an order's commission and slippage in money (the engine builds
     it from the broker's models), so a cash account's buying power covers them.
+    ``timezone`` (the data's) dates the daily-loss day when the run has no calendar.
     """
 
     def __init__(
@@ -83,13 +85,20 @@ class RiskManager(Component):
         rules: Iterable[Rule] | None = None,
         symbols: Iterable[str] | None = None,
         costs: CostEstimate | None = None,
+        timezone: str | None = None,
         name: str = "risk",
     ) -> None:
         super().__init__(name)
         self.config = config if config is not None else RiskConfig()
         self.rules: tuple[Rule, ...] = tuple(rules) if rules is not None else RULES
         self.view = RiskView(Universe(symbols) if symbols is not None else None, costs=costs)
+        self.view.days = DateDays(timezone)
         self._aligned = False  # codes follow the data's universe once a batch was seen
+
+    def on_start(self) -> None:
+        calendar = self.context.calendar
+        if calendar is not None:  # the daily-loss day is the session, as for DAY orders
+            self.view.days = CalendarDays(calendar)
 
     # ------------------------------------------------------------------ requests
 

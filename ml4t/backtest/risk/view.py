@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ml4t.backtest._time import NS_PER_DAY
+from ml4t.backtest._days import DateDays, TradingDays
 from ml4t.backtest._universe import Universe, grow, moved
 from ml4t.backtest.events import OrderType, SubmitOrder
 
@@ -60,6 +60,7 @@ class RiskView:
     ) -> None:
         self.universe = universe
         self.costs = costs
+        self.days: TradingDays = DateDays()  # the trading day of a snapshot
         size = len(universe) if universe is not None else 0
         self.position = np.zeros(size)
         self.price = np.full(size, np.nan)
@@ -80,7 +81,7 @@ class RiskView:
         self.net_exposure = 0.0
         self.peak_equity = math.nan
         self.max_drawdown_seen = 0.0
-        self.day = -1
+        self.day: int | None = -1
         self.day_start_equity = math.nan
         self.day_worst_loss = 0.0
 
@@ -139,10 +140,12 @@ class RiskView:
     def observe_equity(self, ts_ns: int, equity: float) -> None:
         """Track the peak, the worst drawdown, and the day's start and worst loss.
 
-        A day is a UTC calendar date; its start equity is the last equity seen before it
-        (the first snapshot's, on the first day), so an overnight gap counts as a loss.
+        A day is a trading day as the broker's DAY orders see it (a session with a
+        calendar, a date in the data's timezone without: :mod:`~ml4t.backtest._days`);
+        its start equity is the last equity seen before it (the first snapshot's, on the
+        first day), so an overnight gap counts as a loss.
         """
-        day = ts_ns // NS_PER_DAY
+        day = self.days.bar_day_end(ts_ns)
         if day != self.day:
             self.day_start_equity = equity if math.isnan(self.equity) else self.equity
             self.day = day
