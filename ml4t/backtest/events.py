@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 
 import msgspec
+import numpy as np
 import polars as pl
 
 __all__ = [
@@ -128,6 +129,10 @@ class ComponentState(enum.StrEnum):
 # --------------------------------------------------------------------------- market data
 
 
+CODE_DTYPE = np.dtype("<i4")
+"""The dtype of :attr:`MarketBatch.codes`."""
+
+
 class MarketBatch(Event, frozen=True, kw_only=True, eq=False):
     """Every symbol's row at one timestamp, as columns.
 
@@ -135,10 +140,22 @@ class MarketBatch(Event, frozen=True, kw_only=True, eq=False):
     signal and indicator columns. ``context`` holds market-wide fields (VIX, an index, a
     rate) as of ``ts_event``: the last value known at or before it, never after. On the
     wire the frame travels as Arrow IPC inside a msgpack extension (see ``codec``).
+
+    ``codes`` are the rows' symbol codes (the index of each row's symbol in the universe,
+    little-endian int32), which the feed computes once per chunk so that no role pays for
+    them again; a producer may leave them empty, and :meth:`symbol_codes` then reads them
+    from the ``symbol`` Enum.
     """
 
     frame: pl.DataFrame
     context: dict[str, float | None] = msgspec.field(default_factory=dict)
+    codes: bytes = b""
+
+    def symbol_codes(self) -> np.ndarray:
+        """The rows' symbol codes as an integer array (a view of ``codes`` when given)."""
+        if self.codes:
+            return np.frombuffer(self.codes, dtype=CODE_DTYPE)
+        return self.frame.get_column("symbol").to_physical().to_numpy().astype(CODE_DTYPE)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MarketBatch):
@@ -147,6 +164,7 @@ class MarketBatch(Event, frozen=True, kw_only=True, eq=False):
             self.ts_event == other.ts_event
             and self.ts_init == other.ts_init
             and self.context == other.context
+            and np.array_equal(self.symbol_codes(), other.symbol_codes())
             and self.frame.schema == other.frame.schema
             and self.frame.equals(other.frame, null_equal=True)
         )

@@ -29,7 +29,7 @@ import polars as pl
 from msgspec import Meta
 
 from ml4t.backtest._accounting import AccountingError, apply_fill, identity_gap
-from ml4t.backtest._universe import Universe, batch_codes, grow, moved
+from ml4t.backtest._universe import Universe, grow, moved
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.events import (
@@ -140,7 +140,7 @@ class Portfolio(Component):
         frame = batch.frame
         if not self._aligned:
             self._align(Universe.of_frame(frame))
-        self.last_price[batch_codes(frame)] = frame.get_column("close").to_numpy()
+        self.last_price[batch.symbol_codes()] = frame.get_column("close").to_numpy()
         self._snapshot_ts = batch.ts_event
         self.publish(PORTFOLIO, self.snapshot(batch.ts_event))
 

@@ -50,7 +50,7 @@ import polars as pl
 from ml4t.backtest._accounting import apply_fill, is_dust
 from ml4t.backtest._bar import Bar, _Columns
 from ml4t.backtest._time import from_ns, parse_duration, to_ns
-from ml4t.backtest._universe import batch_codes
+from ml4t.backtest._universe import frame_codes
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.errors import ConfigError, ML4TError, OrderError
@@ -140,6 +140,7 @@ class _StrategyBase(Component):
         self._last_close = np.empty(0)
         self._symbols_dtype: pl.DataType | None = None
         self._now_dt: tuple[int, datetime] = (-1, from_ns(0))
+        self._frame_codes: tuple[pl.DataFrame | None, np.ndarray] = (None, np.empty(0, np.intp))
 
     # ------------------------------------------------------------ state view
 
@@ -211,7 +212,9 @@ class _StrategyBase(Component):
         ``batch.filter((batch_positions == 0) & (pl.col("signal_entry") == 1))``."""
         if self._dirty:
             self._refresh_arrays()
-        codes = batch_codes(batch)
+        seen, codes = self._frame_codes
+        if batch is not seen:  # not the frame on_timestamp was given: read its Enum
+            codes = frame_codes(batch)
         held = self._pos_by_code[codes]
         return held + self._pending_by_code[codes] if pending else held
 
@@ -533,7 +536,8 @@ class _StrategyBase(Component):
     @on(MARKET, phase=Phase.STRATEGY)
     def _handle_market(self, batch: MarketBatch) -> Any:
         frame = batch.frame
-        codes = batch_codes(frame)
+        codes = batch.symbol_codes()
+        self._frame_codes = (frame, codes)
         if self._symbols_dtype is None or (codes.size and codes.max() >= self._last_close.size):
             self._learn_universe(frame.get_column("symbol").dtype)
         self._last_close[codes] = frame.get_column("close").to_numpy()

@@ -58,6 +58,8 @@ def _strategy_for(annotation: object) -> st.SearchStrategy[object]:
         return FINITE
     if annotation is str:
         return TEXT
+    if annotation is bytes:  # MarketBatch.codes: empty, or one int32 per frame row
+        return st.just(b"")
     if annotation is pl.DataFrame:
         return frames()
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):

@@ -13,6 +13,7 @@ from ml4t.backtest import (
     PortfolioSnapshot,
     PositionChanged,
     RunOutcome,
+    SubmitOrder,
 )
 from ml4t.backtest.execution import SimulatedBroker
 from ml4t.backtest.portfolio import Portfolio, PortfolioConfig

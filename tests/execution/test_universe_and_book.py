@@ -8,8 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from ml4t.backtest import OrderSide, OrderType, TimeInForce
-from ml4t.backtest._universe import Universe, batch_codes, moved
+from ml4t.backtest import MarketBatch, OrderSide, OrderType, TimeInForce
+from ml4t.backtest._universe import Universe, frame_codes, moved
+from ml4t.backtest.codec import Codec
 from ml4t.backtest.execution import BrokerConfig, Order, OrderBook, SimulatedBroker
 from ml4t.backtest.portfolio import Portfolio
 from ml4t.backtest.topics import FILLS, MARKET
@@ -23,11 +24,19 @@ def test_batch_codes_match_the_physical_codes(n_categories) -> None:
     universe = [f"S{i:06d}" for i in range(n_categories)]
     picked = universe[::7][:40] + universe[-3:]
     big = pl.DataFrame({"symbol": pl.Series(picked * 3, dtype=pl.Enum(universe))})
-    for frame in (big, big.slice(5, 20), big.slice(len(picked), len(picked)), big.head(0)):
-        expected = frame["symbol"].to_physical().to_numpy()
-        codes = batch_codes(frame)
-        assert codes.dtype == np.intp
-        assert codes.tolist() == expected.tolist()
+    big = big.with_columns(
+        pl.lit(1.0).alias(name) for name in ("open", "high", "low", "close", "volume")
+    )
+    physical = big["symbol"].to_physical().to_numpy().astype("<i4")
+    for lo, n in ((0, big.height), (5, 20), (len(picked), len(picked)), (0, 0)):
+        frame = big.slice(lo, n)
+        expected = frame["symbol"].to_physical().to_numpy().tolist()
+        assert frame_codes(frame).tolist() == expected
+        carried = MarketBatch(ts_event=1, frame=frame, codes=physical[lo : lo + n].tobytes())
+        bare = MarketBatch(ts_event=1, frame=frame)
+        assert carried.symbol_codes().tolist() == bare.symbol_codes().tolist() == expected
+        # the codes cross the wire with the batch
+        assert Codec().roundtrip(carried).symbol_codes().tolist() == expected
 
 
 def test_batch_codes_of_a_multi_chunk_frame() -> None:
@@ -36,7 +45,8 @@ def test_batch_codes_of_a_multi_chunk_frame() -> None:
     b = pl.DataFrame({"symbol": pl.Series(["BBB"], dtype=dtype)})
     frame = pl.concat([a, b], rechunk=False)
     assert frame["symbol"].n_chunks() == 2
-    assert batch_codes(frame).tolist() == [0, 2, 1]
+    assert frame_codes(frame).tolist() == [0, 2, 1]
+    assert MarketBatch(ts_event=1, frame=frame).symbol_codes().tolist() == [0, 2, 1]
 
 
 def test_universe_aligns_to_the_data_by_name() -> None:

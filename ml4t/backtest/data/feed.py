@@ -20,7 +20,6 @@ import anyio.to_thread
 import numpy as np
 import polars as pl
 
-from ml4t.backtest._universe import prime_batch_codes
 from ml4t.backtest.clock import Alarm, AlarmPriority
 from ml4t.backtest.component import Component
 from ml4t.backtest.data._assets import AssetData
@@ -39,7 +38,7 @@ from ml4t.backtest.data.validation import (
     raise_violations,
 )
 from ml4t.backtest.errors import ConfigError
-from ml4t.backtest.events import MarketBatch
+from ml4t.backtest.events import CODE_DTYPE, MarketBatch
 from ml4t.backtest.topics import MARKET
 
 __all__ = ["ParquetFeed"]
@@ -56,9 +55,10 @@ class _Chunk:
         starts = np.flatnonzero(np.diff(row_ts)) + 1
         starts = np.concatenate(([0], starts)) if len(row_ts) else starts
         self.frame = frame
-        # symbol codes of every row, once per chunk: each batch's slice primes the cache
-        # that broker, portfolio, risk, strategies and recorder read (see _universe)
-        self.codes = frame.get_column("symbol").to_physical().to_numpy().astype(np.intp)
+        # symbol codes of every row, once per chunk: each batch carries its slice (as
+        # bytes), which broker, portfolio, risk, strategies and recorder read
+        codes = frame.get_column("symbol").to_physical().to_numpy().astype(CODE_DTYPE)
+        self.codes = memoryview(codes.tobytes())
         self.ts: list[int] = row_ts[starts].tolist()
         self.offsets: list[int] = starts.tolist()
         self.lengths: list[int] = np.diff(np.append(starts, len(row_ts))).tolist()
@@ -269,9 +269,10 @@ class ParquetFeed(Component):
         n = chunk.lengths[i]
         offset = chunk.offsets[i]
         frame = chunk.frame.slice(offset, n)
-        prime_batch_codes(frame, chunk.codes[offset : offset + n])
+        codes = bytes(chunk.codes[4 * offset : 4 * (offset + n)])
         ctx = chunk.contexts[i] if chunk.contexts is not None else {}
-        self._publish(MARKET, MarketBatch(ts_event=ts, ts_init=ts, frame=frame, context=ctx))
+        batch = MarketBatch(ts_event=ts, ts_init=ts, frame=frame, context=ctx, codes=codes)
+        self._publish(MARKET, batch)
         self.batches_published += 1
         self.rows_published += n
         i += 1

@@ -10,8 +10,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from ml4t.backtest._universe import batch_codes
-
 __all__ = ["BarPrices", "BatchView"]
 
 
@@ -30,6 +28,7 @@ class BatchView:
     __slots__ = (
         "_arange",
         "_batch_no",
+        "_codes",
         "_columns",
         "_high",
         "_low",
@@ -44,13 +43,16 @@ class BatchView:
         self.ts = -1
         self._columns: tuple[np.ndarray, ...] | None = None
         self._batch_no = 0
+        self._codes = np.empty(0, dtype=np.intp)
         self._row_of = self._arange = np.empty(0, dtype=np.intp)
         self._stamp = np.empty(0, dtype=np.int64)
         self._low = self._high = np.empty(0)
 
-    def show(self, frame: pl.DataFrame, ts: int, size: int) -> None:
-        """Make ``frame`` (stamped ``ts``, symbol codes below ``size``) the current batch."""
+    def show(self, frame: pl.DataFrame, codes: np.ndarray, ts: int, size: int) -> None:
+        """Make ``frame`` (its rows' symbol ``codes``, stamped ``ts``, codes below
+        ``size``) the current batch."""
         self.frame = frame
+        self._codes = codes
         self.ts = ts
         self._columns = None
         if self._row_of.shape[0] < size:
@@ -64,7 +66,7 @@ class BatchView:
         """``(low, high)`` indexed by symbol code, NaN where the batch has no row."""
         frame = self.frame
         assert frame is not None
-        codes = batch_codes(frame)
+        codes = self._codes
         low, high = self._low, self._high
         low.fill(np.nan)
         high.fill(np.nan)
@@ -79,7 +81,7 @@ class BatchView:
             return None
         columns = self._columns
         if columns is None:
-            codes = batch_codes(frame)
+            codes = self._codes
             self._batch_no += 1
             self._row_of[codes] = self._arange[: codes.shape[0]]
             self._stamp[codes] = self._batch_no

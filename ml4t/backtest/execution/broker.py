@@ -168,7 +168,7 @@ class SimulatedBroker(Component):
         ts = batch.ts_event
         if not self._aligned:
             self._align(Universe.of_frame(batch.frame))
-        self._batch.show(batch.frame, ts, len(self._universe or ()))
+        self._batch.show(batch.frame, batch.symbol_codes(), ts, len(self._universe or ()))
         if self._used:
             self._used.clear()
         book = self.book

@@ -1,7 +1,7 @@
 """The per-bar half of the trade builder: the current market batch and the open lots.
 
 - :class:`MarketView` holds the latest :class:`~ml4t.backtest.events.MarketBatch`: its
-  symbol codes (shared with the other roles through ``_universe.batch_codes``), which
+  symbol codes (carried by the batch, ``MarketBatch.symbol_codes``), which
   row each code is on, the columns the builder reads, and the signal and context values
   of one symbol (a :class:`Capture`).
 - :class:`OpenLots` keeps the excursion state of every open lot in numpy arrays indexed
@@ -20,7 +20,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ml4t.backtest._universe import batch_codes
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.events import MarketBatch
 
@@ -71,11 +70,11 @@ class MarketView:
         self.batch = batch
         self._columns = {}
         self._stamped = False
-        self._batch_codes = batch_codes(batch.frame) if codes_now else None
+        self._batch_codes = batch.symbol_codes() if codes_now else None
 
     def take_codes(self) -> None:
         if self.batch is not None and self._batch_codes is None:
-            self._batch_codes = batch_codes(self.batch.frame)
+            self._batch_codes = self.batch.symbol_codes()
 
     def stamped(self) -> MarketBatch | None:
         """The current batch with ``row_of[code]`` valid where ``stamp[code] == seq``."""

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 import msgspec
 
 from ml4t.backtest._days import CalendarDays, DateDays
-from ml4t.backtest._universe import Universe, batch_codes
+from ml4t.backtest._universe import Universe
 from ml4t.backtest._validation import (
     INVALID_ORDER,
     invalid_amendment,
@@ -234,7 +234,7 @@ class RiskManager(Component):
         if not self._aligned:
             self._aligned = True
             view.align(Universe.of_frame(frame))
-        codes = batch_codes(frame)
+        codes = batch.symbol_codes()
         view.price[codes] = frame.get_column("close").to_numpy()
         if view.costs is not None:
             view.volume[codes] = frame.get_column("volume").to_numpy()
