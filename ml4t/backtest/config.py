@@ -155,8 +155,9 @@ class RunConfig(_Section):
 
     def __post_init__(self) -> None:
         capital = self.backtest.initial_capital
-        if self.portfolio is not None and self.portfolio.initial_cash != capital:
-            raise ConfigError(_two_starting_cash(capital, self.portfolio.initial_cash))
+        cash = self.portfolio.initial_cash if self.portfolio is not None else None
+        if cash is not None and cash != capital:
+            raise ConfigError(_two_starting_cash(capital, cash))
 
 
 def load_config(

@@ -47,14 +47,21 @@ _RESNAPSHOT = "portfolio.resnapshot"
 _AFTER_ROUTING = Phase.ROUTING + 1
 
 
+DEFAULT_CASH = 100_000.0
+"""Starting cash of a portfolio given none (the default of ``backtest.initial_capital``)."""
+
+
 class PortfolioConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The account: starting cash, and whether to assert the identity after every event.
+
+    ``initial_cash`` unset is the run's ``backtest.initial_capital`` (in a run config the
+    two are one number), or 100,000 for a portfolio built on its own.
 
     ``invariant_tolerance`` is relative to the account's scale (the largest of 1, the
     initial cash, |cash| and the gross exposure).
     """
 
-    initial_cash: Annotated[float, Meta(ge=0)] = 100_000.0
+    initial_cash: Annotated[float, Meta(ge=0)] | None = None
     check_invariants: bool = False
     invariant_tolerance: Annotated[float, Meta(gt=0)] = 1e-9
 
@@ -71,8 +78,9 @@ class Portfolio(Component):
     ) -> None:
         super().__init__(name)
         self.config = config = config if config is not None else PortfolioConfig()
-        self.initial_cash = config.initial_cash
-        self.cash = config.initial_cash
+        cash = config.initial_cash if config.initial_cash is not None else DEFAULT_CASH
+        self.initial_cash = cash
+        self.cash = cash
         self.commission_paid = 0.0
         self.slippage_paid = 0.0
         self.realized_total = 0.0

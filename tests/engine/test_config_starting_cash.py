@@ -112,10 +112,16 @@ def test_portfolio_initial_cash_alone_must_be_a_finite_amount(cash) -> None:
 
 
 def test_a_python_built_config_whose_cash_and_capital_differ_fails() -> None:
+    # a portfolio section that leaves initial_cash unset takes the run's capital
+    unset = RunConfig(
+        backtest=BacktestSection(initial_capital=50_000.0),
+        portfolio=PortfolioConfig(check_invariants=True),
+    )
+    assert unset.portfolio is not None and unset.portfolio.initial_cash is None
     with pytest.raises(ConfigError) as raised:
         RunConfig(
             backtest=BacktestSection(initial_capital=50_000.0),
-            portfolio=PortfolioConfig(check_invariants=True),  # initial_cash 100,000
+            portfolio=PortfolioConfig(initial_cash=100_000.0, check_invariants=True),
         )
     assert str(raised.value) == (
         "$.backtest.initial_capital (50000.0) and $.portfolio.initial_cash (100000.0) differ: "
