@@ -20,6 +20,7 @@ from ml4t.backtest.data import (
     OutsideSession,
     ParquetFeed,
     Repair,
+    SignalSourceConfig,
 )
 from ml4t.backtest.data.synthetic import SyntheticFrames
 from tests.data._feeds import run_feed, write
@@ -360,3 +361,21 @@ def test_context_year_2300_timestamp_is_rejected_as_out_of_range(
     cfg = FeedConfig(context=ContextSourceConfig(fields=["vix"]))
     msg = fails(frames.asset, cfg, context=path)
     assert_names(msg, "timestamp_out_of_range", "timestamp", 1, "timestamp=2300-01-01", path)
+
+
+def test_signal_data_with_null_available_at_is_rejected(
+    frames: SyntheticFrames, tmp_path: Path
+) -> None:
+    signals = frames.signals.with_columns(
+        available_at=pl.when(pl.int_range(pl.len()).is_in([2, 6]))
+        .then(None)
+        .otherwise(pl.col("available_at"))
+    )
+    path = write(signals, tmp_path / "signals.parquet")
+    cfg = FeedConfig(
+        signal_data=SignalSourceConfig(columns=["confidence"], available_at="available_at")
+    )
+    msg = fails(
+        frames.asset.drop("signal_entry", "signal_exit", "confidence"), cfg, signal_data=path
+    )
+    assert_names(msg, "null_key", "available_at", 2, path, "never available")

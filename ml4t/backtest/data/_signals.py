@@ -67,17 +67,19 @@ class SlowSignals:
             *(pl.col(c).cast(pl.Float64) for c in self.columns),
         )
         if hi is not None:
-            lf = lf.filter(pl.col(AVAIL) < hi)
+            lf = lf.filter((pl.col(AVAIL) < hi) | pl.col(AVAIL).is_null())  # nulls: rule null_key
         frame = lf.collect().sort([AVAIL, TS, "symbol"], maintain_order=True)
         dup = frame.filter(pl.struct("symbol", TS).is_duplicated())
+        out = self._null_times(frame)
         self.frame = (
             frame.drop(TS)
             .drop_nulls(AVAIL)
             .unique(subset=["symbol", AVAIL], keep="last", maintain_order=True)
         )
         if dup.height == 0:
-            return []
+            return out
         return [
+            *out,
             Violation(
                 rule="duplicate",
                 source=src.name,
@@ -85,6 +87,25 @@ class SlowSignals:
                 count=dup.height,
                 detail="repeat a (timestamp, symbol) pair",
                 examples=format_examples(dup, self.columns),
+            ),
+        ]
+
+    def _null_times(self, frame: pl.DataFrame) -> list[Violation]:
+        """Rows with no time would never be available: an error, not a silent drop."""
+        never = frame.filter(pl.col(AVAIL).is_null())
+        if never.height == 0:
+            return []
+        cfg = self.config
+        ts_null = int(never[TS].null_count())
+        column = cfg.timestamp_column if ts_null or not cfg.available_at else cfg.available_at
+        return [
+            Violation(
+                rule="null_key",
+                source=self.source.name,
+                column=column,
+                count=never.height,
+                detail="have a null time (never available)",
+                examples=format_examples(never, self.columns),
             )
         ]
 
