@@ -7,19 +7,38 @@ hundreds of rows crosses a process boundary as one memory copy, and as base64 te
 ``{"arrow_ipc": ...}`` in JSON, which keeps every dtype exact.
 
 Encoders and decoders are built once per :class:`Codec` and reused.
+
+**Decoding raises only** :class:`CodecError`, whatever the bytes: malformed msgpack or
+JSON, a wrong field type, an unknown tag, a corrupt Arrow payload (polars may answer
+corrupt IPC bytes with an ``OSError`` or even a Rust panic, which is a ``BaseException``;
+both become a ``CodecError``). A decoded event is then checked, once per type, for what
+the schema alone cannot say:
+
+- every ``float`` field (quantities, prices, money) is finite: no NaN, no infinity;
+- a :class:`~ml4t.backtest.events.MarketBatch` frame has a ``symbol`` column (string,
+  categorical or enum) and numeric ``open``, ``high``, ``low``, ``close`` and ``volume``
+  columns (its time is the event's ``ts_event``; a ``timestamp`` column, if present, is a
+  datetime).
+
+These checks run in the decoder, not in the events' constructors, so building an event
+in the loop costs nothing extra.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import io
+import math
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, Union
 
 import msgspec
 import polars as pl
 
 from ml4t.backtest.errors import BusError
-from ml4t.backtest.events import Event, event_types
+from ml4t.backtest.events import Event, MarketBatch, event_types
 
 __all__ = ["ARROW_EXT", "Codec", "CodecError"]
 
@@ -38,7 +57,16 @@ def _frame_to_ipc(frame: pl.DataFrame) -> bytes:
 
 
 def _frame_from_ipc(data: bytes | memoryview) -> pl.DataFrame:
-    return pl.read_ipc_stream(io.BytesIO(data))
+    try:
+        return pl.read_ipc_stream(io.BytesIO(data))
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # polars may answer corrupt IPC bytes with a Rust panic
+        first_line = next(iter(str(exc).splitlines()), "")
+        raise CodecError(
+            f"the frame's {len(data)} Arrow IPC bytes are corrupt: "
+            f"{type(exc).__name__}: {first_line}"
+        ) from exc
 
 
 # msgspec's hook protocol: a hook raises NotImplementedError for a type it does not handle.
@@ -67,8 +95,76 @@ def _dec_hook(typ: type, obj: Any) -> Any:
         if isinstance(obj, pl.DataFrame):
             return obj
         if isinstance(obj, dict) and isinstance(obj.get("arrow_ipc"), str):
-            return _frame_from_ipc(base64.b64decode(obj["arrow_ipc"]))
+            try:
+                raw = base64.b64decode(obj["arrow_ipc"], validate=True)
+            except binascii.Error as exc:
+                raise CodecError(f"the frame's arrow_ipc text is not base64: {exc}") from exc
+            return _frame_from_ipc(raw)
     raise NotImplementedError(f"cannot decode {type(obj).__name__} as {typ.__name__}")
+
+
+# --------------------------------------------------------------------------- checks
+
+_Check = Callable[[Any], "str | None"]
+_OHLCV = ("open", "high", "low", "close", "volume")
+_SYMBOL_TYPES = (pl.String, pl.Categorical, pl.Enum)
+
+
+def _is_float(info: msgspec.inspect.Type) -> bool:
+    if isinstance(info, msgspec.inspect.FloatType):
+        return True
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(isinstance(t, msgspec.inspect.FloatType) for t in info.types)
+    return False
+
+
+def _finite_check(cls: type[Event]) -> _Check | None:
+    """A check that every float field of ``cls`` is finite, or None if it has none."""
+    info = msgspec.inspect.type_info(cls)
+    assert isinstance(info, msgspec.inspect.StructType)
+    names = tuple(f.name for f in info.fields if _is_float(f.type))
+    if not names:
+        return None
+    values = attrgetter(*names) if len(names) > 1 else (lambda e: (getattr(e, names[0]),))
+    isfinite = math.isfinite
+
+    def check(event: Any) -> str | None:
+        for name, value in zip(names, values(event), strict=True):
+            if value is not None and not isfinite(value):
+                return f"{name} is {value}; quantities, prices and money must be finite"
+        return None
+
+    return check
+
+
+def _check_batch(event: MarketBatch) -> str | None:
+    schema = event.frame.schema
+    dtype = schema.get("symbol")
+    if dtype is None:
+        return f"the frame has no 'symbol' column (columns: {list(schema)})"
+    if not isinstance(dtype, _SYMBOL_TYPES):
+        return f"the frame's 'symbol' column is {dtype}, not a string, categorical or enum"
+    for name in _OHLCV:
+        dtype = schema.get(name)
+        if dtype is None:
+            return f"the frame has no {name!r} column (columns: {list(schema)})"
+        if not dtype.is_numeric():
+            return f"the frame's {name!r} column is {dtype}, not numeric"
+    dtype = schema.get("timestamp")
+    if dtype is not None and not isinstance(dtype, pl.Datetime):
+        return f"the frame's 'timestamp' column is {dtype}, not a datetime"
+    return None
+
+
+def _checks(types: tuple[type[Event], ...]) -> dict[type[Event], tuple[_Check, ...]]:
+    """The decode-time checks of each event type that needs any, resolved once."""
+    checks: dict[type[Event], tuple[_Check, ...]] = {}
+    for cls in types:
+        batch = _check_batch if issubclass(cls, MarketBatch) else None
+        found = tuple(c for c in (_finite_check(cls), batch) if c is not None)
+        if found:
+            checks[cls] = found
+    return checks
 
 
 class Codec:
@@ -78,7 +174,7 @@ class Codec:
     own tuple to restrict (or extend, with plugin events) the union.
     """
 
-    __slots__ = ("_json_dec", "_json_enc", "_mp_dec", "_mp_enc", "types")
+    __slots__ = ("_checks", "_json_dec", "_json_enc", "_mp_dec", "_mp_enc", "types")
 
     def __init__(self, types: tuple[type[Event], ...] | None = None) -> None:
         self.types = types if types is not None else event_types()
@@ -91,6 +187,14 @@ class Codec:
         )
         self._json_enc = msgspec.json.Encoder(enc_hook=_json_enc_hook)
         self._json_dec = msgspec.json.Decoder(union, dec_hook=_dec_hook)
+        self._checks = _checks(self.types)
+
+    def _checked(self, event: Event, where: str) -> Event:
+        for check in self._checks.get(type(event), ()):
+            problem = check(event)
+            if problem is not None:
+                raise CodecError(f"invalid {type(event).__name__} in {where}: {problem}")
+        return event
 
     # msgpack ----------------------------------------------------------------
 
@@ -104,9 +208,10 @@ class Codec:
     def decode(self, data: bytes | memoryview) -> Event:
         """The event in msgpack ``data``; :class:`CodecError` names what is wrong."""
         try:
-            return self._mp_dec.decode(data)
-        except (msgspec.DecodeError, NotImplementedError, pl.exceptions.PolarsError) as exc:
+            event = self._mp_dec.decode(data)
+        except (msgspec.DecodeError, NotImplementedError, CodecError) as exc:
             raise CodecError(f"undecodable msgpack event ({len(data)} bytes): {exc}") from exc
+        return self._checked(event, f"msgpack event ({len(data)} bytes)")
 
     # JSON -------------------------------------------------------------------
 
@@ -118,10 +223,12 @@ class Codec:
             raise CodecError(f"cannot encode {type(event).__name__}: {exc}") from exc
 
     def decode_json(self, data: bytes | str) -> Event:
+        """The event in JSON ``data``; :class:`CodecError` names what is wrong."""
         try:
-            return self._json_dec.decode(data)
-        except (msgspec.DecodeError, NotImplementedError, pl.exceptions.PolarsError) as exc:
+            event = self._json_dec.decode(data)
+        except (msgspec.DecodeError, NotImplementedError, CodecError) as exc:
             raise CodecError(f"undecodable JSON event: {exc}") from exc
+        return self._checked(event, "JSON event")
 
     def roundtrip(self, event: Event) -> Event:
         """``decode(encode(event))``: what a subscriber in another process would receive."""

@@ -23,7 +23,7 @@ TEXT = st.text(max_size=20)
 
 @st.composite
 def frames(draw: st.DrawFn) -> pl.DataFrame:
-    """A batch-like frame: Enum symbols, floats with nulls, an int column, a UTC datetime."""
+    """A batch frame: Enum symbols, OHLCV, floats with nulls, an int column, a UTC datetime."""
     universe = sorted(draw(st.sets(st.text(min_size=1, max_size=6), min_size=1, max_size=8)))
     rows = draw(st.integers(min_value=0, max_value=len(universe)))
     symbols = universe[:rows]
@@ -31,7 +31,10 @@ def frames(draw: st.DrawFn) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "symbol": pl.Series(symbols, dtype=pl.Enum(universe)),
-            "close": pl.Series([draw(floats) for _ in symbols], dtype=pl.Float64),
+            **{
+                name: pl.Series([draw(floats) for _ in symbols], dtype=pl.Float64)
+                for name in ("open", "high", "low", "close")
+            },
             "volume": pl.Series([draw(FINITE) for _ in symbols], dtype=pl.Float64),
             "flag": pl.Series([draw(st.integers(-5, 5)) for _ in symbols], dtype=pl.Int32),
             "asof": pl.Series(
@@ -113,7 +116,8 @@ def test_frame_dtypes_survive_both_codecs() -> None:
     frame = pl.DataFrame(
         {
             "symbol": pl.Series(["AAA", "BBB"], dtype=pl.Enum(["AAA", "BBB", "CCC"])),
-            "close": [1.5, None],
+            **{name: [1.5, None] for name in ("open", "high", "low", "close")},
+            "volume": pl.Series([100, 200], dtype=pl.Int64),
             "ts": pl.Series([0, 1], dtype=pl.Datetime("ns", "UTC")),
         }
     )
