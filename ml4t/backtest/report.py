@@ -459,7 +459,7 @@ def write_report(
 
 
 def add_cli(commands: Any) -> None:
-    """Add ``report``, ``journal show|summary|diff`` and ``replay`` to the ``ml4t`` command."""
+    """Add ``report``, ``journal show|summary|diff|recover`` and ``replay`` to ``ml4t``."""
     report = commands.add_parser("report", help="write the HTML report of a results directory")
     report.add_argument("results", help="a results directory (reporting.output_dir)")
     report.add_argument("--output", help="where to write the report (default: RESULTS/report.html)")
@@ -485,6 +485,12 @@ def add_cli(commands: Any) -> None:
     diff.add_argument("--ignore-topic", action="append", default=[], help="skip this topic")
     diff.add_argument("--context", type=int, default=3, help="events shown around it")
     diff.set_defaults(func=_cli_journal_diff)
+    recover = actions.add_parser(
+        "recover", help="make a killed run's partial journal (*.partial) readable"
+    )
+    recover.add_argument("partial", help="e.g. RESULTS/journal.ml4tj.4711.partial")
+    recover.add_argument("--output", help="where to write it (default: the journal's name)")
+    recover.set_defaults(func=_cli_journal_recover)
 
     replay = commands.add_parser("replay", help="rebuild a run's results from its journal")
     replay.add_argument("journal")
@@ -527,6 +533,14 @@ def _cli_journal_diff(args: Any) -> int:
     )
     print(format_diff(result))
     return 0 if result.equal else 1
+
+
+def _cli_journal_recover(args: Any) -> int:
+    from ml4t.backtest.journal import recover
+
+    done = recover(args.partial, args.output)
+    print(f"recovered {done.events:,} events into {done.path} ({done.reason})")
+    return 0
 
 
 def _cli_replay(args: Any) -> int:
