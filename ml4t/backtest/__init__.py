@@ -10,11 +10,11 @@ from importlib.metadata import PackageNotFoundError, version
 from ml4t.backtest._bar import Bar
 from ml4t.backtest._time import from_ns, parse_duration, to_ns
 from ml4t.backtest.bus import Bus, Phase, RequestTopic, Subscription, Topic
-from ml4t.backtest.clock import Alarm, Clock, SimulatedClock, Timer, WallClock
+from ml4t.backtest.clock import Alarm, AlarmPriority, Clock, SimulatedClock, Timer, WallClock
 from ml4t.backtest.codec import Codec, CodecError
 from ml4t.backtest.component import Component, Context, on
 from ml4t.backtest.config import RunConfig, load_config
-from ml4t.backtest.data import ParquetFeed
+from ml4t.backtest.data import FeedConfig, ParquetFeed
 from ml4t.backtest.engine import BacktestEngine, BacktestResults
 from ml4t.backtest.errors import (
     BusError,
@@ -60,11 +60,12 @@ from ml4t.backtest.execution import (
 from ml4t.backtest.journal import JournalReader, JournalRecorder, replay
 from ml4t.backtest.logging import configure_logging
 from ml4t.backtest.portfolio import AccountingError, Portfolio, PortfolioConfig
+from ml4t.backtest.protocols import Broker, Feed
 from ml4t.backtest.record import Recorder, RecorderResults, ReportingConfig, TradeBuilder
 from ml4t.backtest.report import write_report
 from ml4t.backtest.risk import RiskConfig, RiskManager
 from ml4t.backtest.runtime import RunOutcome, RunTerminated, Runtime
-from ml4t.backtest.strategy import BatchStrategy, OpenOrder, Strategy, StrategyError
+from ml4t.backtest.strategy import BatchStrategy, OpenOrder, Strategy, StrategyBase, StrategyError
 from ml4t.backtest.sweep import run_sweep
 
 try:
@@ -75,10 +76,12 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 __all__ = [
     "AccountingError",
     "Alarm",
+    "AlarmPriority",
     "BacktestEngine",
     "BacktestResults",
     "Bar",
     "BatchStrategy",
+    "Broker",
     "BrokerConfig",
     "Bus",
     "BusError",
@@ -97,6 +100,8 @@ __all__ = [
     "Context",
     "DataValidationError",
     "Event",
+    "Feed",
+    "FeedConfig",
     "JournalReader",
     "JournalRecorder",
     "ML4TError",
@@ -135,6 +140,7 @@ __all__ = [
     "SlippageConfig",
     "SlippageModel",
     "Strategy",
+    "StrategyBase",
     "StrategyError",
     "SubmitOrder",
     "Subscription",

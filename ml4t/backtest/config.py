@@ -43,7 +43,7 @@ from ml4t.backtest.execution.presets import PresetName, apply_preset
 from ml4t.backtest.portfolio import PortfolioConfig
 from ml4t.backtest.record.config import ReportingConfig
 from ml4t.backtest.risk.config import RiskConfig
-from ml4t.backtest.strategy import _StrategyBase
+from ml4t.backtest.strategy import StrategyBase
 
 __all__ = [
     "BacktestSection",
@@ -307,7 +307,7 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     return msgspec.structs.replace(config, data=data, reporting=reporting, strategy=strategy)
 
 
-def load_strategy_class(section: StrategySection) -> type[_StrategyBase]:
+def load_strategy_class(section: StrategySection) -> type[StrategyBase]:
     """The strategy class a config names; ConfigError says what could not be found."""
     if section.plugin is not None:
         found = [ep for ep in entry_points(group=STRATEGY_GROUP) if ep.name == section.plugin]
@@ -342,7 +342,7 @@ def load_strategy_class(section: StrategySection) -> type[_StrategyBase]:
             n
             for n, v in vars(module).items()
             if isinstance(v, type)
-            and issubclass(v, _StrategyBase)
+            and issubclass(v, StrategyBase)
             and v.__module__ == module.__name__
         )
         raise ConfigError(
@@ -373,7 +373,7 @@ def _import_file(path: Path) -> Any:
     return module
 
 
-def _check_strategy(cls: Any, where: str) -> type[_StrategyBase]:
-    if not (isinstance(cls, type) and issubclass(cls, _StrategyBase)):
+def _check_strategy(cls: Any, where: str) -> type[StrategyBase]:
+    if not (isinstance(cls, type) and issubclass(cls, StrategyBase)):
         raise ConfigError(f"$.strategy: {where} is not a Strategy or BatchStrategy subclass")
     return cls

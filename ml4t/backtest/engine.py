@@ -38,11 +38,13 @@ from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.execution.broker import SimulatedBroker
 from ml4t.backtest.portfolio import Portfolio, PortfolioConfig
 from ml4t.backtest.progress import ProgressBar, RunProgress
+from ml4t.backtest.protocols import Feed
+from ml4t.backtest.protocols import Recorder as RecorderRole
 from ml4t.backtest.record.recorder import Recorder
 from ml4t.backtest.risk.manager import RiskManager
 from ml4t.backtest.risk.rules import RULES
 from ml4t.backtest.runtime import RunOutcome, Runtime, run_terminable, unwrap_group
-from ml4t.backtest.strategy import _StrategyBase
+from ml4t.backtest.strategy import StrategyBase
 
 __all__ = ["BacktestEngine", "BacktestResults"]
 
@@ -53,7 +55,7 @@ class BacktestResults:
     def __init__(
         self,
         *,
-        recorder: Recorder,
+        recorder: RecorderRole,
         outcome: RunOutcome,
         elapsed_time: float,
         bar_events: int,
@@ -144,7 +146,7 @@ class BacktestEngine:
         self,
         config: RunConfig | None = None,
         *,
-        strategy: _StrategyBase | Iterable[_StrategyBase] | None = None,
+        strategy: StrategyBase | Iterable[StrategyBase] | None = None,
         asset: Any = None,
         signal_data: Any = None,
         context: Any = None,
@@ -152,7 +154,7 @@ class BacktestEngine:
         broker: Component | None = None,
         portfolio: Component | None = None,
         risk: Component | None = None,
-        recorder: Recorder | None = None,
+        recorder: Component | None = None,
         progress: bool | None = False,
     ) -> None:
         self.config = config = config if config is not None else RunConfig()
@@ -166,16 +168,18 @@ class BacktestEngine:
             raise ConfigError(
                 "no strategy: pass strategy=... or give a 'strategy' section in the config"
             )
-        self.strategies = [strategy] if isinstance(strategy, _StrategyBase) else list(strategy)
+        self.strategies = [strategy] if isinstance(strategy, StrategyBase) else list(strategy)
         capital = config.backtest.initial_capital
         named = config.plugins
+        # a feed plugin reads config.data in its own format: the engine cannot digest it
+        self._config_data = feed is not None or not named.feed
         if feed is None and named.feed:
-            feed = plugins.load("feeds", named.feed)(self._feed_config())
+            feed = plugins.build("feeds", named.feed, self._feed_config())
         self.feed = feed or ParquetFeed(
             self._feed_config(), asset=asset, signal_data=signal_data, context=context
         )
         if broker is None and named.broker:
-            broker = plugins.load("brokers", named.broker)(config.execution)
+            broker = plugins.build("brokers", named.broker, config.execution)
         self.broker = broker or SimulatedBroker(
             config.execution,
             timezone=config.data.asset.timezone,
@@ -188,7 +192,7 @@ class BacktestEngine:
             risk = RiskManager(config.risk, rules=RULES + extra, costs=costs, timezone=tz)
         self.risk = risk or RiskManager(config.risk, costs=costs, timezone=tz)
         if recorder is None and named.recorder:
-            recorder = plugins.load("recorders", named.recorder)(config.reporting)
+            recorder = plugins.build("recorders", named.recorder, config.reporting)
         self.recorder = recorder or Recorder(
             config.reporting,
             run_config=config,
@@ -209,7 +213,7 @@ class BacktestEngine:
         cls,
         config: RunConfig | str | Path | dict[str, Any],
         *,
-        strategy: _StrategyBase | Iterable[_StrategyBase] | None = None,
+        strategy: StrategyBase | Iterable[StrategyBase] | None = None,
         overrides: Iterable[str] = (),
         **kwargs: Any,
     ) -> BacktestEngine:
@@ -227,21 +231,22 @@ class BacktestEngine:
 
     def build(self, *, clock: SimulatedClock | WallClock | None = None) -> Runtime:
         """The runtime with every component added, ready to run (once)."""
-        if isinstance(self.feed, ParquetFeed):
-            self.feed.prepare()  # validate all the data before the first event
-        first = getattr(self.feed, "first_ts", None) or self._start_ns()
+        feed = self.feed if isinstance(self.feed, Feed) else None
+        if feed is not None:
+            feed.prepare()  # validate all the data before the first event
+        first = (feed.first_ts if feed is not None else None) or self._start_ns()
         runtime = Runtime(
             clock=clock or SimulatedClock(first if first is not None else 0),
             strict=self.config.backtest.strict,
             calendar=self.calendar,
             name=self.config.backtest.name,
         )
-        if isinstance(self.recorder, Recorder):
-            self.recorder.data_fingerprint = self.recorder.data_fingerprint or _fingerprint(
-                self.config.data
-            )
-            if self.recorder.periods_per_year is None and self.calendar is not None:
-                self.recorder.periods_per_year = _sessions_per_year(self.calendar, first)
+        recorder = self.recorder if isinstance(self.recorder, RecorderRole) else None
+        if recorder is not None:
+            if recorder.data_fingerprint is None and self._config_data:
+                recorder.data_fingerprint = _fingerprint(self.config.data)
+            if recorder.periods_per_year is None and self.calendar is not None:
+                recorder.periods_per_year = _sessions_per_year(self.calendar, first)
         for component in (
             self.portfolio,
             self.broker,
@@ -275,10 +280,11 @@ class BacktestEngine:
 
     async def run_async(self) -> BacktestResults:
         runtime = self.build()
+        feed = self.feed if isinstance(self.feed, Feed) else None
         bar = ProgressBar(
             self.progress_counter,
-            start_ns=getattr(self.feed, "first_ts", None),
-            end_ns=getattr(self.feed, "last_ts", None),
+            start_ns=feed.first_ts if feed is not None else None,
+            end_ns=feed.last_ts if feed is not None else None,
             enabled=self.show_progress,
         )
         start = time.perf_counter()

@@ -12,23 +12,30 @@ Python code asks :func:`load` for it. :func:`discover` lists what is installed, 
 distribution (package) each plugin comes from and its version; ``ml4t plugins`` prints
 that list. A plugin that fails to import is reported by name and package as a
 :class:`PluginError`; the other plugins still load. See ``docs/plugins.md``.
+
+Feeds, brokers and recorders are built with :func:`build`, which checks what the
+plugin's factory returns against the published protocol of its role
+(:mod:`ml4t.backtest.protocols`) and names what is missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
 
 from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.protocols import Broker, Feed, Recorder, missing
 
 __all__ = [
     "GROUPS",
     "PluginError",
     "PluginInfo",
     "add_cli",
+    "build",
     "discover",
     "load",
     "load_all",
@@ -163,6 +170,39 @@ def load(kind: str, name: str) -> Any:
             name=name,
         )
     return _load(kind, eps[0])
+
+
+PROTOCOLS: Mapping[str, type] = MappingProxyType(
+    {"feeds": Feed, "brokers": Broker, "recorders": Recorder}
+)
+"""Plugin kind -> the protocol what its factory returns must follow."""
+
+
+def build(kind: str, name: str, *args: Any) -> Any:
+    """The component the ``kind`` plugin ``name`` makes: its factory (a class or a
+    function) called with ``args``, checked against the kind's protocol.
+
+    Raises :class:`PluginError` naming the plugin, its package and what the product
+    lacks (an attribute, the ``Component`` base, a handled topic).
+    """
+    factory = load(kind, name)
+    product = factory(*args)
+    protocol = PROTOCOLS.get(kind)
+    lacks = missing(product, protocol) if protocol is not None else []
+    if lacks:
+        ep = next(ep for ep in _entry_points(kind) if ep.name == name)
+        package, version = _origin(ep)
+        origin = f"package {package} {version}".strip() if package else "an unknown package"
+        raise PluginError(
+            f"{kind} plugin {name!r} (from {origin}, entry point {ep.value}) made "
+            f"{type(product).__name__}, which is not a {protocol.__name__} "  # type: ignore[union-attr]
+            f"(ml4t.backtest.protocols.{protocol.__name__}): it lacks "  # type: ignore[union-attr]
+            f"{', '.join(lacks)}",
+            kind=kind,
+            name=name,
+            package=package,
+        )
+    return product
 
 
 def load_all(kind: str) -> tuple[dict[str, Any], list[PluginError]]:

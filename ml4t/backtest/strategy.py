@@ -72,14 +72,14 @@ from ml4t.backtest.events import (
 )
 from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDER_REQUESTS, PORTFOLIO
 
-__all__ = ["BatchStrategy", "OpenOrder", "Strategy", "StrategyError"]
+__all__ = ["BatchStrategy", "OpenOrder", "Strategy", "StrategyBase", "StrategyError"]
 
 
 class OpenOrder(msgspec.Struct, kw_only=True):
     """One of the strategy's orders that is neither filled, cancelled, expired nor rejected.
 
     ``cancelling``: a cancel was sent and not yet answered; the order no longer counts in
-    :meth:`~_StrategyBase.pending_quantity`."""
+    :meth:`~StrategyBase.pending_quantity`."""
 
     order_id: str
     symbol: str
@@ -115,8 +115,10 @@ def _decode_params(cls: type, params: Any) -> Any:
         raise ConfigError(f"strategy parameters of {cls.__name__}: {exc}") from exc
 
 
-class _StrategyBase(Component):
-    """Order helpers, state view, timers and callbacks shared by both APIs."""
+class StrategyBase(Component):
+    """Order helpers, state view, timers and callbacks shared by both APIs
+    (:class:`Strategy`, per symbol, and :class:`BatchStrategy`, per batch); subclass one
+    of those. The engine and the config loader accept any subclass."""
 
     Params: ClassVar[type[msgspec.Struct] | None] = None
     fractional: ClassVar[bool] = False
@@ -563,7 +565,7 @@ class _StrategyBase(Component):
         raise NotImplementedError
 
 
-class Strategy(_StrategyBase):
+class Strategy(StrategyBase):
     """Per-symbol API: override ``on_bar(bar)``, called once per symbol per timestamp
     in symbol order. ``on_bar`` may be async."""
 
@@ -601,7 +603,7 @@ class Strategy(_StrategyBase):
             raise _bar_error(bar, exc) from exc
 
 
-class BatchStrategy(_StrategyBase):
+class BatchStrategy(StrategyBase):
     """Per-timestamp API: override ``on_timestamp(timestamp, batch, context)``; ``batch``
     has one row per symbol (symbol, OHLCV, signals, indicators), ``context`` the
     market-wide fields as of ``timestamp``. May be async."""

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "component": 4,
     "topics": 4,
     "runtime": 5,
+    "protocols": 5,
     "testing": 5,
     # roles
     "data": 6,
