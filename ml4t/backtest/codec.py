@@ -153,6 +153,9 @@ def _check_batch(event: MarketBatch) -> str | None:
     dtype = schema.get("timestamp")
     if dtype is not None and not isinstance(dtype, pl.Datetime):
         return f"the frame's 'timestamp' column is {dtype}, not a datetime"
+    codes = getattr(event, "codes", b"")  # one int32 symbol code per row, or none
+    if codes and len(codes) != 4 * event.frame.height:
+        return f"{len(codes)} bytes of symbol codes for {event.frame.height} rows (4 per row)"
     return None
 
 

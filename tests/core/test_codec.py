@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import io
+import math
 import types
 import typing
 from datetime import UTC, datetime
@@ -13,7 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml4t.backtest import Codec, CodecError, Event, MarketBatch, OrderFilled, OrderSide
+from ml4t.backtest import (
+    Codec,
+    CodecError,
+    Event,
+    MarketBatch,
+    OrderFilled,
+    OrderSide,
+    SubmitOrder,
+)
 from ml4t.backtest.events import event_types
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -190,3 +200,98 @@ def test_corrupt_arrow_payload_is_refused() -> None:
     )
     with pytest.raises(CodecError):
         CODEC.decode(payload)
+
+
+def ohlcv_frame() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "symbol": pl.Series(["A", "B"], dtype=pl.Enum(["A", "B"])),
+            **{name: [1.0, 2.0] for name in ("open", "high", "low", "close", "volume")},
+        }
+    )
+
+
+def flipped_ipc(bit: int) -> bytes:
+    """The Arrow IPC bytes of :func:`ohlcv_frame` with one bit flipped."""
+    sink = io.BytesIO()
+    ohlcv_frame().write_ipc_stream(sink, compression="uncompressed")
+    data = bytearray(sink.getvalue())
+    data[bit // 8] ^= 1 << (bit % 8)
+    return bytes(data)
+
+
+# with polars 1.x, bit 487 of this stream makes the IPC reader panic (a BaseException) and
+# bit 3946 makes it raise OSError; the codec must answer both with a CodecError
+@pytest.mark.parametrize("bit", [487, 3946], ids=["rust-panic", "oserror"])
+def test_bit_flipped_arrow_ipc_raises_codec_error(bit: int) -> None:
+    payload = msgspec.msgpack.encode(
+        {"type": "MarketBatch", "ts_event": 1, "frame": msgspec.msgpack.Ext(1, flipped_ipc(bit))}
+    )
+    with pytest.raises(CodecError, match="Arrow IPC bytes are corrupt"):
+        CODEC.decode(payload)
+
+
+def test_every_single_bit_flip_of_a_market_batch_raises_only_codec_error() -> None:
+    data = CODEC.encode(MarketBatch(ts_event=1, frame=ohlcv_frame(), context={"vix": 1.0}))
+    outcomes = {"decoded": 0, "refused": 0}
+    for bit in range(len(data) * 8):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        try:
+            CODEC.decode(bytes(flipped))
+        except CodecError:
+            outcomes["refused"] += 1
+        else:
+            outcomes["decoded"] += 1
+    assert sum(outcomes.values()) == len(data) * 8 and outcomes["refused"] > 0
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf], ids=["nan", "inf"])
+def test_a_non_finite_order_quantity_is_a_codec_error(value: float) -> None:
+    order = SubmitOrder(
+        ts_event=1, order_id="o", strategy_id="s", symbol="A", side=OrderSide.BUY, quantity=value
+    )
+    with pytest.raises(CodecError, match=rf"invalid SubmitOrder .*quantity is {value}"):
+        CODEC.decode(CODEC.encode(order))
+
+
+def test_a_nan_fill_price_is_a_codec_error() -> None:
+    bad = OrderFilled(
+        ts_event=1,
+        fill_id="f",
+        order_id="o",
+        strategy_id="s",
+        symbol="A",
+        side=OrderSide.SELL,
+        quantity=1.0,
+        price=math.nan,
+    )
+    with pytest.raises(CodecError, match="price is nan"):
+        CODEC.decode(CODEC.encode(bad))
+
+
+@pytest.mark.parametrize(
+    ("frame", "problem"),
+    [
+        (ohlcv_frame().drop("symbol"), "no 'symbol' column"),
+        (ohlcv_frame().drop("volume"), "no 'volume' column"),
+        (ohlcv_frame().with_columns(symbol=pl.lit(7)), "'symbol' column is Int32"),
+        (ohlcv_frame().with_columns(open=pl.lit("x")), "'open' column is String"),
+        (ohlcv_frame().with_columns(timestamp=pl.lit(3)), "'timestamp' column is Int32"),
+    ],
+    ids=["no-symbol", "no-volume", "int-symbol", "text-open", "int-timestamp"],
+)
+def test_a_market_batch_frame_without_symbol_and_ohlcv_is_a_codec_error(
+    frame: pl.DataFrame, problem: str
+) -> None:
+    data = CODEC.encode(MarketBatch(ts_event=1, frame=frame))
+    with pytest.raises(CodecError, match=f"invalid MarketBatch .*{problem}"):
+        CODEC.decode(data)
+    with pytest.raises(CodecError, match=problem):
+        CODEC.decode_json(CODEC.encode_json(MarketBatch(ts_event=1, frame=frame)))
+
+
+def test_a_json_frame_that_is_not_base64_is_a_codec_error() -> None:
+    text = b'{"type":"MarketBatch","ts_event":1,"frame":{"arrow_ipc":"not base64!"}}'
+    with pytest.raises(CodecError, match="not base64"):
+        CODEC.decode_json(text)
