@@ -5,6 +5,7 @@ for its ``plugins`` section."""
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -14,6 +15,7 @@ from ml4t.backtest import BacktestEngine
 from ml4t.backtest.demo import prepare_demo
 
 pytest.importorskip("ml4t_csv_feed", reason="pip install -e plugins/ml4t-csv-feed (make does)")
+pytest.importorskip("ml4t_delay_broker", reason="pip install -e plugins/ml4t-delay-broker")
 
 SIZE = {"n_symbols": 20, "n_days": 6}
 
@@ -50,3 +52,25 @@ def test_demo_on_csv_feed_plugin_makes_the_parquet_feeds_trades(demo: Path, tmp_
     )
     assert builtin.height > 0, "the demo made no trades: the comparison would prove nothing"
     assert trades.equals(builtin)
+
+
+def test_demo_on_delay_broker_plugin_runs_with_fills_one_bar_later(
+    demo: Path, tmp_path: Path
+) -> None:
+    results = BacktestEngine.from_config(
+        demo, overrides=["plugins.broker=delay", f"reporting.output_dir={tmp_path}"]
+    ).run()
+    assert results.complete
+    assert results.trades.height > 0
+    fills = results.fills
+    assert fills.height > 0 and fills["fill_id"][0] == "broker-1"  # the plugin's ids
+    builtin = BacktestEngine.from_config(
+        demo, overrides=[f"reporting.output_dir={tmp_path / 'builtin'}"]
+    ).run()
+    # the first order reaches the market one bar (one minute) later than with the
+    # built-in broker (fill_timing: next_open), and without slippage
+    first, late = builtin.fills.row(0, named=True), fills.row(0, named=True)
+    assert late["order_id"] == first["order_id"]
+    assert late["timestamp"] - first["timestamp"] == timedelta(minutes=1)
+    assert late["slippage"] == 0.0
+    assert not results.trades.equals(builtin.trades)
