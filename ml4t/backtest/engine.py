@@ -55,15 +55,18 @@ class BacktestResults:
     def __init__(
         self,
         *,
-        recorder: RecorderRole,
+        recorder: Component,
         outcome: RunOutcome,
         elapsed_time: float,
         bar_events: int,
         initial_equity: float,
     ) -> None:
-        results = recorder.results
+        results = recorder.results if isinstance(recorder, RecorderRole) else None
         if results is None:
-            raise RuntimeError("the recorder produced no results (was the graph started?)")
+            raise RuntimeError(
+                f"the recorder {recorder.name!r} produced no results (was the graph started? "
+                "is it an ml4t.backtest.protocols.Recorder?)"
+            )
         self._results = results
         self.outcome = outcome
         self.elapsed_time = elapsed_time
