@@ -12,6 +12,8 @@ import pytest
 from ml4t.backtest import (
     BacktestEngine,
     Broker,
+    Component,
+    DataValidationError,
     Feed,
     ParquetFeed,
     Recorder,
@@ -107,3 +109,28 @@ def test_feed_plugin_that_is_no_component_is_refused_listing_what_it_lacks(
 
 class _NoOp(StrategyBase):
     pass
+
+
+class _SpanFeed(Component):
+    """A Feed of no built-in type: prepare() learns the span, or refuses the data."""
+
+    def __init__(self, *, bad: bool = False) -> None:
+        super().__init__("feed")
+        self.bad = bad
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+        self.symbols: tuple[str, ...] = ()
+        self.columns = ("symbol", "open", "high", "low", "close", "volume")
+
+    def prepare(self) -> None:
+        if self.bad:
+            raise DataValidationError("rule duplicate: 2 rows of AAA at 09:31")
+        self.first_ts, self.last_ts = 1_000, 2_000
+
+
+def test_engine_prepares_any_feed_of_the_protocol_before_the_first_event() -> None:
+    engine = BacktestEngine(RunConfig(), strategy=_NoOp("s"), feed=_SpanFeed())
+    runtime = engine.build()
+    assert runtime.clock.now_ns() == 1_000  # the clock starts at the feed's first_ts
+    with pytest.raises(DataValidationError, match="2 rows of AAA"):
+        BacktestEngine(RunConfig(), strategy=_NoOp("s"), feed=_SpanFeed(bad=True)).build()
