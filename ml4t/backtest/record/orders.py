@@ -209,8 +209,8 @@ class OrderLog:
                 order.reason = _text(event.reason)
             self._log(ts, order, "approved" if approved else "submitted", detail=order.reason)
             return
-        order = self._open.get(order_id)
-        if order is None:  # a request about an order that is already done or unknown
+        open_order = self._open.get(order_id)
+        if open_order is None:  # a request about an order that is already done or unknown
             return
         what = "cancel" if isinstance(event, CancelOrder) else "modify"
         detail = ""
@@ -225,7 +225,9 @@ class OrderLog:
                 if value is not None
             ]
             detail = " ".join(parts)
-        self._log(ts, order, f"{what}_{'approved' if approved else 'requested'}", detail=detail)
+        self._log(
+            ts, open_order, f"{what}_{'approved' if approved else 'requested'}", detail=detail
+        )
 
     def on_event(self, event: Any) -> None:
         ts = event.ts_event

@@ -46,6 +46,7 @@ from ml4t.backtest.events import (
 )
 from ml4t.backtest.record import outputs
 from ml4t.backtest.record.config import ReportingConfig
+from ml4t.backtest.record.journal import JOURNAL_FILE, STANDARD_TOPICS, JournalWriter
 from ml4t.backtest.record.orders import OrderLog
 from ml4t.backtest.record.results import RecorderResults
 from ml4t.backtest.record.states import PortfolioStates
@@ -70,7 +71,6 @@ from ml4t.backtest.topics import (
 
 __all__ = ["JOURNAL_FILE", "Recorder", "RecorderResults", "fill_params"]
 
-JOURNAL_FILE = "journal.ml4tj"
 # every file a recorder may write: what a new run clears from its output directory
 RESULT_FILES = (
     *(f"{name}.parquet" for name in RecorderResults.TABLES),
@@ -92,6 +92,25 @@ def fill_params(params: Mapping[str, Any]) -> dict[str, str]:
     if timing is None:
         timing = "next_open" if params.get("excursion_from_entry_bar", True) else "same_close"
     return {"fill_timing": timing, "intrabar": params.get("intrabar") or "ohlc"}
+
+
+class _RunParts:
+    """What a started run records into, made together in ``on_start``: the fills table
+    (None when not wanted), the order log, the portfolio states and the trade builder."""
+
+    __slots__ = ("builder", "fills", "orders", "states")
+
+    def __init__(
+        self,
+        fills: TableBuffer | None,
+        orders: OrderLog,
+        states: PortfolioStates,
+        builder: TradeBuilder,
+    ) -> None:
+        self.fills = fills
+        self.orders = orders
+        self.states = states
+        self.builder = builder
 
 
 class Recorder(Component):
@@ -143,10 +162,7 @@ class Recorder(Component):
         self._tables: dict[str, TableBuffer] = {}
         self._watch: outputs.Stopwatch | None = None
         self._costs = CostTotals()
-        self._fills: TableBuffer | None = None
-        self._builder: TradeBuilder | None = None
-        self._orders: OrderLog | None = None
-        self._states: PortfolioStates | None = None
+        self._parts: _RunParts | None = None  # made in on_start
         self._journal: Any = None
 
     # ------------------------------------------------------------ public
@@ -210,25 +226,27 @@ class Recorder(Component):
         if self.output_dir is not None:
             self._claim(self.output_dir)
         wanted = set(config.tables)
-        self._fills = self._table("fills", FILLS_SCHEMA) if "fills" in wanted else None
-        self._orders = OrderLog(
-            self._table("orders", ORDERS_SCHEMA) if "orders" in wanted else None,
-            self._table("order_history", ORDER_HISTORY_SCHEMA)
-            if "order_history" in wanted
-            else None,
-        )
-        self._states = PortfolioStates(
-            self._table("portfolio", PORTFOLIO_SCHEMA) if "portfolio" in wanted else None,
-            frequency_ns=config.frequency_ns(),
-            day_timezone=config.day_timezone,
-            initial_equity=self.initial_equity,
-        )
-        self._builder = TradeBuilder(
-            signals=config.signals,
-            context=config.context,
-            fill_timing=self.fill_timing,
-            intrabar=self.intrabar,
-            make_table=lambda schema: self._table("trades", schema),
+        self._parts = _RunParts(
+            self._table("fills", FILLS_SCHEMA) if "fills" in wanted else None,
+            OrderLog(
+                self._table("orders", ORDERS_SCHEMA) if "orders" in wanted else None,
+                self._table("order_history", ORDER_HISTORY_SCHEMA)
+                if "order_history" in wanted
+                else None,
+            ),
+            PortfolioStates(
+                self._table("portfolio", PORTFOLIO_SCHEMA) if "portfolio" in wanted else None,
+                frequency_ns=config.frequency_ns(),
+                day_timezone=config.day_timezone,
+                initial_equity=self.initial_equity,
+            ),
+            TradeBuilder(
+                signals=config.signals,
+                context=config.context,
+                fill_timing=self.fill_timing,
+                intrabar=self.intrabar,
+                make_table=lambda schema: self._table("trades", schema),
+            ),
         )
         if config.journal and self.output_dir is not None:
             self._open_journal()
@@ -264,7 +282,6 @@ class Recorder(Component):
         """With ``journal: true``, every standard topic also goes to the journal."""
         if not (self.config.journal and self.output_dir is not None):
             return
-        from ml4t.backtest.journal import STANDARD_TOPICS  # journal sits beside record
 
         for index, topic in enumerate(STANDARD_TOPICS):
 
@@ -275,7 +292,6 @@ class Recorder(Component):
             yield topic, write, Phase.RECORD
 
     def _open_journal(self) -> None:
-        from ml4t.backtest.journal import STANDARD_TOPICS, JournalWriter
 
         assert self.output_dir is not None
         self._journal = JournalWriter(
@@ -302,34 +318,44 @@ class Recorder(Component):
         self._seen(batch.ts_event)
         self.batches += 1
         self.bar_events += batch.frame.height
-        self._builder.on_market(batch)  # type: ignore[union-attr]
+        parts = self._parts
+        assert parts is not None  # handlers run only after on_start
+        parts.builder.on_market(batch)
 
     @on(ORDER_REQUESTS, phase=Phase.RECORD)
     def _on_request(self, event: SubmitOrder | CancelOrder | ModifyOrder) -> None:
         self._seen(event.ts_event)
-        self._orders.on_request(event, approved=False)  # type: ignore[union-attr]
+        parts = self._parts
+        assert parts is not None
+        parts.orders.on_request(event, approved=False)
         if isinstance(event, SubmitOrder):
-            self._builder.on_order(event)  # type: ignore[union-attr]
+            parts.builder.on_order(event)
 
     @on(ORDERS_APPROVED, phase=Phase.RECORD)
     def _on_approved(self, event: SubmitOrder | CancelOrder | ModifyOrder) -> None:
         self._seen(event.ts_event)
-        self._orders.on_request(event, approved=True)  # type: ignore[union-attr]
+        parts = self._parts
+        assert parts is not None
+        parts.orders.on_request(event, approved=True)
         if isinstance(event, SubmitOrder):
-            self._builder.on_order(event)  # type: ignore[union-attr]
+            parts.builder.on_order(event)
 
     @on(ORDER_EVENTS, phase=Phase.RECORD)
     def _on_order_event(self, event: Any) -> None:
         self._seen(event.ts_event)
-        self._orders.on_event(event)  # type: ignore[union-attr]
-        self._builder.on_order_event(event)  # type: ignore[union-attr]
+        parts = self._parts
+        assert parts is not None
+        parts.orders.on_event(event)
+        parts.builder.on_order_event(event)
 
     @on(FILLS, phase=Phase.RECORD)
     def _on_fill(self, fill: OrderFilled) -> None:
         self._seen(fill.ts_event)
         self._costs.add(fill.quantity, fill.price, fill.commission, fill.slippage)
-        if self._fills is not None:
-            self._fills.append(
+        parts = self._parts
+        assert parts is not None
+        if parts.fills is not None:
+            parts.fills.append(
                 (
                     fill.ts_event,
                     fill.fill_id,
@@ -346,13 +372,15 @@ class Recorder(Component):
                     fill.reason,
                 )
             )
-        self._orders.on_fill(fill)  # type: ignore[union-attr]
-        self._builder.on_fill(fill)  # type: ignore[union-attr]
+        parts.orders.on_fill(fill)
+        parts.builder.on_fill(fill)
 
     @on(PORTFOLIO, phase=Phase.RECORD)
     def _on_snapshot(self, snapshot: PortfolioSnapshot) -> None:
         self._seen(snapshot.ts_event)
-        self._states.on_snapshot(snapshot)  # type: ignore[union-attr]
+        parts = self._parts
+        assert parts is not None
+        parts.states.on_snapshot(snapshot)
 
     @on(ERRORS, phase=Phase.RECORD)
     def _on_error(self, event: ComponentFailed) -> None:
@@ -428,10 +456,12 @@ class Recorder(Component):
         self._release()
 
     def _finalise(self, reason: str | None) -> None:
-        builder, orders, states = self._builder, self._orders, self._states
-        if builder is None or orders is None or states is None:  # never started
-            builder = TradeBuilder()
-            orders, states = OrderLog(None, None), PortfolioStates(None, frequency_ns=0)
+        parts = self._parts
+        if parts is None:  # never started
+            parts = _RunParts(
+                None, OrderLog(None, None), PortfolioStates(None, frequency_ns=0), TradeBuilder()
+            )
+        builder, orders, states = parts.builder, parts.orders, parts.states
         trades_table = builder.finish(close_open=self.config.end_of_backtest == "close")
         orders.finish()
         states.finish()
@@ -531,7 +561,8 @@ class Recorder(Component):
         if self.output_dir is not None:
             target = self.output_dir / outputs.MANIFEST_FILE
             outputs.atomic_write_json(target, manifest, run_id=self.run_id)
-        return outputs.json_safe(manifest)  # type: ignore[no-any-return]
+        safe: dict[str, Any] = outputs.json_safe(manifest)
+        return safe
 
 
 _CANCELLED = "the run was cancelled (interrupted, e.g. by Ctrl-C) before it finished"

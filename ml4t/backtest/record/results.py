@@ -88,10 +88,13 @@ class RecorderResults:
                 frame = pl.read_parquet(path)
             else:
                 schema = self._schemas.get(name) or _SCHEMAS.get(name)
-                empty = schema.empty_table() if schema is not None else None
-                frame = pl.from_arrow(empty) if empty is not None else pl.DataFrame()
-            self._frames[name] = frame  # type: ignore[assignment]
-        return frame  # type: ignore[return-value]
+                frame = pl.DataFrame()
+                if schema is not None:
+                    empty = pl.from_arrow(schema.empty_table())
+                    assert isinstance(empty, pl.DataFrame)  # a table converts to a frame
+                    frame = empty
+            self._frames[name] = frame
+        return frame
 
     @property
     def trades(self) -> pl.DataFrame:

@@ -147,6 +147,22 @@ class _Lot:
         "take_profit",
     )
 
+    commission: float
+    direction: int  # +1 long, -1 short
+    entry: Capture
+    entry_ts: int
+    filled: float
+    lot_id: str
+    open: float
+    order_id: str
+    price: float
+    slippage: float
+    slot: int
+    stop_loss: float | None
+    strategy_id: str
+    symbol: str
+    take_profit: float | None
+
 
 class _Exit:
     """One (lot, exit order) trade record being assembled from partial fills."""
@@ -167,6 +183,21 @@ class _Exit:
         "reason",
         "slippage",
     )
+
+    bars: int
+    capture: Capture
+    commission: float
+    entry_commission: float
+    entry_slippage: float
+    hi: float
+    last_ts: int
+    lo: float
+    lot: _Lot
+    notional: float
+    order_id: str
+    quantity: float
+    reason: str
+    slippage: float
 
 
 class TradeBuilder:
