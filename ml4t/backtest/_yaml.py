@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -69,7 +69,7 @@ class _Loader(yaml.SafeLoader):
         self.where = where
         self.depth = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
@@ -190,7 +190,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def interpolate_env(data: Any, environ: dict[str, str] | None = None, path: str = "$") -> Any:
+def interpolate_env(data: Any, environ: Mapping[str, str] | None = None, path: str = "$") -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string value."""
     env = os.environ if environ is None else environ
     if isinstance(data, dict):

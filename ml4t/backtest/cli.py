@@ -9,7 +9,6 @@ incomplete.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,10 +17,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ml4t.backtest import __version__
+from ml4t.backtest import __version__, journal, plugins, report
 from ml4t.backtest.errors import ComponentError, ConfigError, DataValidationError, ML4TError
+from ml4t.backtest.live import paper
 from ml4t.backtest.logging import configure_logging
 from ml4t.backtest.runtime import RunTerminated
+from ml4t.backtest.sweep.cli import add_cli as sweep_cli
 
 __all__ = ["main"]
 
@@ -111,7 +112,7 @@ def _demo(args: argparse.Namespace) -> int:
         f"ml4t {__version__} demo: {size['n_symbols']} symbols x {size['n_days']} days of "
         f"one-minute bars in {root}"
     )
-    config_path = prepare_demo(root, **size)
+    config_path = prepare_demo(root, n_symbols=size["n_symbols"], n_days=size["n_days"])
     console.print(f"  data, config and strategy written: {config_path}")
     console.print(f"  strategy: {root / 'strategies' / 'ml_top25.py'} (read it, copy it)")
     engine = BacktestEngine.from_config(config_path, progress=args.progress)
@@ -162,21 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     progress_flags(demo)
     demo.set_defaults(func=_demo)
 
-    _add_results_commands(commands)
-    for module in ("live.paper", "plugins", "sweep.cli"):  # paper, plugins, sweep
-        importlib.import_module(f"ml4t.backtest.{module}").add_cli(commands)
+    # each part of the package adds its own commands
+    for add_cli in (report.add_cli, journal.add_cli, paper.add_cli, plugins.add_cli, sweep_cli):
+        add_cli(commands)
     return parser
-
-
-def _add_results_commands(commands: Any) -> None:
-    """``report``, ``journal`` and ``replay`` live with the results layer."""
-    try:
-        from ml4t.backtest import report
-    except ImportError:  # pragma: no cover - the results layer is part of the package
-        return
-    add = getattr(report, "add_cli", None)
-    if add is not None:
-        add(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,7 +30,7 @@ import sys
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeGuard
 
 import msgspec
 from msgspec import Meta
@@ -61,10 +61,11 @@ STRATEGY_GROUP = "ml4t.strategies"
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
+    """A config section. Subclasses repeat ``frozen=True``: msgspec inherits it, but type
+    checkers read a subclass without it as a mutable dataclass under a frozen one."""
 
 
-class BacktestSection(_Section):
+class BacktestSection(_Section, frozen=True):
     """The run itself. ``start_date``/``end_date`` (ISO dates or times; ``end_date`` is
     inclusive) bound the data; ``calendar`` names a pandas_market_calendars calendar for
     DAY-order expiry, session timers and annualisation. ``initial_capital`` is the
@@ -88,7 +89,7 @@ class BacktestSection(_Section):
             raise ConfigError(f"end_date {self.end_date} is before start_date {self.start_date}")
 
 
-class StrategySection(_Section):
+class StrategySection(_Section, frozen=True):
     """Which strategy: a class in a Python file (``path`` + ``class``), in an importable
     module (``module`` + ``class``), or a plugin by entry-point name (``plugin``)."""
 
@@ -110,7 +111,7 @@ class StrategySection(_Section):
             raise ConfigError(f"'class' is required with {given[0]}: name the strategy class")
 
 
-class PluginsSection(_Section):
+class PluginsSection(_Section, frozen=True):
     """Installed plugins the run uses, by entry-point name (``ml4t plugins`` lists them).
 
     - ``feed``: a feed class, built as ``Feed(config.data)``, instead of ParquetFeed;
@@ -129,7 +130,7 @@ class PluginsSection(_Section):
     components: list[str] = msgspec.field(default_factory=list)
 
 
-class RunConfig(_Section):
+class RunConfig(_Section, frozen=True):
     """A whole run.
 
     ``preset`` names a set of execution knobs reproducing another framework
@@ -205,10 +206,11 @@ def _two_starting_cash(capital: Any, cash: Any) -> str:
     )
 
 
-def _is_amount(value: Any) -> bool:
+def _is_amount(value: object) -> TypeGuard[float]:
     """A finite number > 0, as the starting cash must be."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    return number and math.isfinite(value) and value > 0
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return math.isfinite(value) and value > 0
 
 
 def _one_starting_cash(data: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ what :class:`Capture` saw. Nothing is mocked.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 from ml4t.backtest.bus import Phase, Topic
@@ -71,7 +72,7 @@ class Script(Component):
     def on_start(self) -> None:
         for ts_ns, topic, event in self.steps:
             self.clock.schedule(
-                ts_ns, lambda t=topic, e=event: self.publish(t, e), priority=AlarmPriority.DATA
+                ts_ns, partial(self.publish, topic, event), priority=AlarmPriority.DATA
             )
 
 

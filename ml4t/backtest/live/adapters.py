@@ -245,7 +245,7 @@ class BrokerAdapter(Component):
         if isinstance(event, OrderFilled):
             self.publish(FILLS, event)
         else:
-            self.publish(ORDER_EVENTS, event)  # type: ignore[arg-type]
+            self.publish(ORDER_EVENTS, event)
 
     async def _connect(self) -> None:
         await self.backoff.retry(

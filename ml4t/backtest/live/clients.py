@@ -180,7 +180,7 @@ class PaperExecution:
             return
         self.seen.add(order.order_id)
         ts = max(order.ts_event, self._last_ts)
-        common = {"ts_event": ts, "ts_init": ts, "order_id": order.order_id}
+        common: dict[str, Any] = {"ts_event": ts, "ts_init": ts, "order_id": order.order_id}
         if order.order_type not in self.SUPPORTED or order.stop_loss or order.take_profit:
             self._emit(
                 OrderRejected(

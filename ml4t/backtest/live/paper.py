@@ -131,8 +131,10 @@ class PaperSession:
         self.engine = engine
         self.speed = speed
         self.handle_signals = handle_signals
-        self.guard = engine.add(OpenOrderGuard())
-        self.monitor = engine.add(PaperMonitor())
+        self.guard = OpenOrderGuard()
+        self.monitor = PaperMonitor()
+        engine.add(self.guard)
+        engine.add(self.monitor)
         self.view = LiveView(self.monitor, title=f"ml4t paper x{speed:g}", enabled=view)
         self.runtime: Runtime | None = None
         self.clock: ReplayClock | None = None
