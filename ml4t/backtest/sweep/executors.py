@@ -221,7 +221,7 @@ class RayExecutor:
     @staticmethod
     def _result(ray: Any, ref: Any, payload: Payload) -> dict[str, Any]:
         try:
-            return ray.get(ref)  # type: ignore[no-any-return]
+            return ray.get(ref)
         except ray.exceptions.TaskCancelledError:
             return {**_failure(payload, "cancelled"), "status": CANCELLED}
         except ray.exceptions.RayError as exc:  # the worker died, or could not import

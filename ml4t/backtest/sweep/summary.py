@@ -96,10 +96,12 @@ def heatmap_svg(table: pl.DataFrame, metric: str, *, maximize: bool = True) -> s
         parts.append(f'<text x="4" y="{top + _CELL_H / 2 + 4}">{_esc(y)}</text>')
         for i, x in enumerate(xs):
             value = values.get((y, x))
-            ok = value is not None and math.isfinite(value)
-            share = (value - low) / (high - low) if ok and high > low else 0.5
-            fill = _colour(share if maximize else 1 - share) if ok else "#dddddd"
-            label = f"{value:.4g}" if ok else "n/a"
+            if value is not None and math.isfinite(value):
+                share = (value - low) / (high - low) if high > low else 0.5
+                fill = _colour(share if maximize else 1 - share)
+                label = f"{value:.4g}"
+            else:
+                fill, label = "#dddddd", "n/a"
             left = left_margin + i * _CELL_W
             parts.append(
                 f'<rect x="{left}" y="{top}" width="{_CELL_W - 2}" height="{_CELL_H - 2}" '
