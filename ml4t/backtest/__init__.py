@@ -44,9 +44,11 @@ from ml4t.backtest.events import (
     PortfolioSnapshot,
     PositionChanged,
     RequestKind,
+    SessionStarted,
     SubmitOrder,
     TimeInForce,
     TimerFired,
+    UniverseChanged,
     event_types,
 )
 from ml4t.backtest.execution import (
@@ -135,6 +137,7 @@ __all__ = [
     "RunOutcome",
     "RunTerminated",
     "Runtime",
+    "SessionStarted",
     "SimulatedBroker",
     "SimulatedClock",
     "SlippageConfig",
@@ -149,6 +152,7 @@ __all__ = [
     "TimerFired",
     "Topic",
     "TradeBuilder",
+    "UniverseChanged",
     "WallClock",
     "__version__",
     "configure_logging",

@@ -40,6 +40,7 @@ Handler = Callable[[Any], Awaitable[None] | None]
 class Phase(enum.IntEnum):
     """Order of work within one timestamp; lower runs first (DESIGN §2)."""
 
+    SESSION = 0  # the run's shared facts (SessionStarted, UniverseChanged) reach every role
     EXECUTION = 10  # the broker matches open orders against the new bar; fills are applied
     VALUATION = 20  # the portfolio is marked to the bar's close
     STRATEGY = 30  # strategies see the bar and submit orders

@@ -35,11 +35,13 @@ from ml4t.backtest.data.calendar import SessionCalendar
 from ml4t.backtest.data.config import FeedConfig, time_ns
 from ml4t.backtest.data.feed import ParquetFeed
 from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.events import SessionStarted
 from ml4t.backtest.execution.broker import SimulatedBroker
 from ml4t.backtest.portfolio import Portfolio, PortfolioConfig
 from ml4t.backtest.progress import ProgressBar, RunProgress
 from ml4t.backtest.protocols import Feed
 from ml4t.backtest.protocols import Recorder as RecorderRole
+from ml4t.backtest.record.outputs import config_hash
 from ml4t.backtest.record.recorder import Recorder
 from ml4t.backtest.risk.manager import RiskManager
 from ml4t.backtest.risk.rules import RULES
@@ -179,7 +181,16 @@ class BacktestEngine:
         if feed is None and named.feed:
             feed = plugins.build("feeds", named.feed, self._feed_config())
         self.feed = feed or ParquetFeed(
-            self._feed_config(), asset=asset, signal_data=signal_data, context=context
+            self._feed_config(),
+            asset=asset,
+            signal_data=signal_data,
+            context=context,
+            session=SessionStarted(
+                ts_event=0,
+                config_hash=config_hash(config),
+                calendar=config.backtest.calendar or "",
+                initial_cash=capital,
+            ),
         )
         if broker is None and named.broker:
             broker = plugins.build("brokers", named.broker, config.execution)

@@ -43,9 +43,11 @@ __all__ = [
     "PortfolioSnapshot",
     "PositionChanged",
     "RequestKind",
+    "SessionStarted",
     "SubmitOrder",
     "TimeInForce",
     "TimerFired",
+    "UniverseChanged",
     "event_types",
 ]
 
@@ -124,6 +126,43 @@ class ComponentState(enum.StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     FAILED = "failed"
+
+
+# --------------------------------------------------------------------------- session
+
+
+class SessionStarted(Event, frozen=True, kw_only=True):
+    """The run's shared facts, published once by the feed (or a live data adapter) before
+    anything else happens, in the first phase: every role builds its per-symbol state
+    from it, and the journal records it like any event.
+
+    ``symbols`` is the universe in code order (a symbol's code is its index, the index of
+    every role's per-symbol arrays and of ``MarketBatch.codes``). ``columns`` maps each
+    column of the market frames to its role (``symbol``, ``ohlcv``, ``signal``,
+    ``indicator``, ``extra``), ``context`` lists the market-wide fields. ``start_ns`` and
+    ``end_ns`` are the data's first and last timestamps (0 when unknown, e.g. live).
+    """
+
+    run_id: str = ""
+    config_hash: str = ""
+    data_fingerprint: str = ""
+    calendar: str = ""
+    timezone: str = "UTC"
+    start_ns: int = 0
+    end_ns: int = 0
+    initial_cash: float = 0.0
+    symbols: list[str] = msgspec.field(default_factory=list)
+    columns: dict[str, str] = msgspec.field(default_factory=dict)
+    context: list[str] = msgspec.field(default_factory=list)
+
+
+class UniverseChanged(Event, frozen=True, kw_only=True):
+    """Symbols join or leave the universe from ``ts_event`` on. ``added`` get the next
+    codes in order (after every symbol the run has known); a ``removed`` symbol keeps its
+    code, and its rows stop."""
+
+    added: list[str] = msgspec.field(default_factory=list)
+    removed: list[str] = msgspec.field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- market data

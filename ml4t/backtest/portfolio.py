@@ -29,7 +29,8 @@ import polars as pl
 from msgspec import Meta
 
 from ml4t.backtest._accounting import AccountingError, apply_fill, identity_gap
-from ml4t.backtest._universe import Universe, grow, moved
+from ml4t.backtest._symbols import SymbolTable
+from ml4t.backtest._universe import Universe
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.events import (
@@ -37,9 +38,11 @@ from ml4t.backtest.events import (
     OrderFilled,
     PortfolioSnapshot,
     PositionChanged,
+    SessionStarted,
     TimerFired,
+    UniverseChanged,
 )
-from ml4t.backtest.topics import FILLS, MARKET, PORTFOLIO, POSITIONS
+from ml4t.backtest.topics import FILLS, MARKET, PORTFOLIO, POSITIONS, SESSION
 
 __all__ = ["AccountingError", "Portfolio", "PortfolioConfig"]
 
@@ -85,15 +88,12 @@ class Portfolio(Component):
         self.slippage_paid = 0.0
         self.realized_total = 0.0
         self._check = config.check_invariants
-        self._universe: Universe | None = Universe(symbols) if symbols is not None else None
-        size = len(self._universe) if self._universe is not None else 0
-        self.quantity = np.zeros(size)
-        self.avg_price = np.zeros(size)
-        self.last_price = np.full(size, np.nan)
-        self.realized = np.zeros(size)
+        self._table = SymbolTable(
+            {"quantity": 0.0, "avg_price": 0.0, "last_price": math.nan, "realized": 0.0},
+            symbols,
+        )
         self._held: set[int] = set()
         self._held_idx: np.ndarray | None = np.empty(0, dtype=np.intp)
-        self._aligned = False  # codes follow the data's universe once a batch was seen
         self._snapshot_ts: int | None = None
         self._resnapshot_pending = False
 
@@ -143,11 +143,15 @@ class Portfolio(Component):
         if self._check:
             self.check()
 
+    @on(SESSION, phase=Phase.SESSION)
+    def _on_session(self, event: SessionStarted | UniverseChanged) -> None:
+        self._recoded(self._table.apply(event))
+
     @on(MARKET, phase=Phase.VALUATION)
     def _on_market(self, batch: MarketBatch) -> None:
         frame = batch.frame
-        if not self._aligned:
-            self._align(Universe.of_frame(frame))
+        if not self._table.known:  # no session event (a graph without a feed)
+            self._recoded(self._table.adopt(Universe.of_frame(frame).symbols))
         self.last_price[batch.symbol_codes()] = frame.get_column("close").to_numpy()
         self._snapshot_ts = batch.ts_event
         self.publish(PORTFOLIO, self.snapshot(batch.ts_event))
@@ -160,42 +164,31 @@ class Portfolio(Component):
 
     # ------------------------------------------------------------------ state
 
+    @property
+    def quantity(self) -> np.ndarray:
+        """Signed quantity held, by symbol code."""
+        return self._table["quantity"]
+
+    @property
+    def avg_price(self) -> np.ndarray:
+        return self._table["avg_price"]
+
+    @property
+    def last_price(self) -> np.ndarray:
+        return self._table["last_price"]
+
+    @property
+    def realized(self) -> np.ndarray:
+        return self._table["realized"]
+
     def _code(self, symbol: str) -> int:
-        universe = self._universe
-        if universe is None:
-            universe = self._universe = Universe()
-        code = universe.code.get(symbol)
-        if code is None:
-            code = universe.add(symbol)
-            self._resize(len(universe))
-        return code
+        return self._table.ensure(symbol)
 
-    def _align(self, data: Universe) -> None:
-        """Adopt the data's symbol codes (moving anything recorded before, by name)."""
-        self._aligned = True
-        old = self._universe
-        if old is None or old.symbols == data.symbols[: len(old)]:
-            self._universe = data if old is None else old
-            if old is not None and len(data) > len(old):
-                for symbol in data.symbols[len(old) :]:
-                    old.add(symbol)
-            self._resize(len(self._universe))
-            return
-        merged, mapping = old.aligned_to(data)
-        size = len(merged)
-        self.quantity = moved(self.quantity, mapping, size, 0.0)
-        self.avg_price = moved(self.avg_price, mapping, size, 0.0)
-        self.last_price = moved(self.last_price, mapping, size, np.nan)
-        self.realized = moved(self.realized, mapping, size, 0.0)
-        self._held = {int(mapping[c]) for c in self._held}
-        self._held_idx = None
-        self._universe = merged
-
-    def _resize(self, size: int) -> None:
-        self.quantity = grow(self.quantity, size, 0.0)
-        self.avg_price = grow(self.avg_price, size, 0.0)
-        self.last_price = grow(self.last_price, size, np.nan)
-        self.realized = grow(self.realized, size, 0.0)
+    def _recoded(self, mapping: np.ndarray | None) -> None:
+        """Re-code the held set after the table moved its arrays (see SymbolTable)."""
+        if mapping is not None:
+            self._held = {int(mapping[c]) for c in self._held}
+            self._held_idx = None
 
     def _held_codes(self) -> np.ndarray:
         if self._held_idx is None:
@@ -260,14 +253,14 @@ class Portfolio(Component):
 
     def position(self, symbol: str) -> float:
         """Signed quantity held in ``symbol`` (0 if none)."""
-        code = self._universe.code.get(symbol) if self._universe is not None else None
+        code = self._table.code_of(symbol)
         return float(self.quantity[code]) if code is not None else 0.0
 
     def positions(self) -> pl.DataFrame:
         """Open positions: symbol, quantity, avg_price, last_price, market_value,
         unrealized_pnl, realized_pnl (one row per held symbol, by symbol code)."""
         idx = self._held_codes() if self._held else np.empty(0, dtype=np.intp)
-        symbols = self._universe.symbols if self._universe is not None else []
+        symbols = self._table.symbols
         qty, last, avg = self.quantity[idx], self.last_price[idx], self.avg_price[idx]
         return pl.DataFrame(
             {

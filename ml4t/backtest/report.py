@@ -459,97 +459,13 @@ def write_report(
 
 
 def add_cli(commands: Any) -> None:
-    """Add ``report``, ``journal show|summary|diff|recover`` and ``replay`` to ``ml4t``."""
+    """Add ``report`` to the ``ml4t`` command."""
     report = commands.add_parser("report", help="write the HTML report of a results directory")
     report.add_argument("results", help="a results directory (reporting.output_dir)")
     report.add_argument("--output", help="where to write the report (default: RESULTS/report.html)")
     report.set_defaults(func=_cli_report)
 
-    journal = commands.add_parser("journal", help="inspect an event journal")
-    actions = journal.add_subparsers(dest="journal_command", required=True)
-    show = actions.add_parser("show", help="print events as JSON lines")
-    show.add_argument("journal")
-    show.add_argument("--topic", action="append", help="only this topic (repeatable)")
-    show.add_argument("--symbol", action="append", help="only this symbol (repeatable)")
-    show.add_argument("--start", help="from this time (ISO 8601, with a timezone)")
-    show.add_argument("--end", help="up to this time (ISO 8601, with a timezone)")
-    show.add_argument("--limit", type=int, help="at most this many events")
-    show.set_defaults(func=_cli_journal_show)
-    summary = actions.add_parser("summary", help="header, counts per topic, time span")
-    summary.add_argument("journal")
-    summary.set_defaults(func=_cli_journal_summary)
-    diff = actions.add_parser("diff", help="compare two journals; show the first divergence")
-    diff.add_argument("a", help="a journal (e.g. the backtest's)")
-    diff.add_argument("b", help="another journal (e.g. the paper replay's)")
-    diff.add_argument("--topic", action="append", help="compare only this topic (repeatable)")
-    diff.add_argument("--ignore-topic", action="append", default=[], help="skip this topic")
-    diff.add_argument("--context", type=int, default=3, help="events shown around it")
-    diff.set_defaults(func=_cli_journal_diff)
-    recover = actions.add_parser(
-        "recover", help="make a killed run's partial journal (*.partial) readable"
-    )
-    recover.add_argument("partial", help="e.g. RESULTS/journal.ml4tj.4711.partial")
-    recover.add_argument("--output", help="where to write it (default: the journal's name)")
-    recover.set_defaults(func=_cli_journal_recover)
-
-    replay = commands.add_parser("replay", help="rebuild a run's results from its journal")
-    replay.add_argument("journal")
-    replay.add_argument("--output", required=True, help="results directory to write")
-    replay.add_argument("--html", action="store_true", help="also write report.html")
-    replay.set_defaults(func=_cli_replay)
-
 
 def _cli_report(args: Any) -> int:
     print(write_report(args.results, path=args.output))
     return 0
-
-
-def _cli_journal_show(args: Any) -> int:
-    from ml4t.backtest.journal import show
-
-    show(
-        args.journal,
-        topics=args.topic,
-        symbols=args.symbol,
-        start=args.start,
-        end=args.end,
-        limit=args.limit,
-    )
-    return 0
-
-
-def _cli_journal_summary(args: Any) -> int:
-    from ml4t.backtest.journal import summary
-
-    print(msgspec.json.format(msgspec.json.encode(summary(args.journal)), indent=2).decode())
-    return 0
-
-
-def _cli_journal_diff(args: Any) -> int:
-    from ml4t.backtest.journal import diff, format_diff
-
-    result = diff(
-        args.a, args.b, topics=args.topic, ignore_topics=args.ignore_topic, context=args.context
-    )
-    print(format_diff(result))
-    return 0 if result.equal else 1
-
-
-def _cli_journal_recover(args: Any) -> int:
-    from ml4t.backtest.journal import recover
-
-    done = recover(args.partial, args.output)
-    print(f"recovered {done.events:,} events into {done.path} ({done.reason})")
-    return 0
-
-
-def _cli_replay(args: Any) -> int:
-    from ml4t.backtest.journal import replay
-
-    results = replay(args.journal, args.output)
-    if args.html:
-        write_report(args.output, metrics=results.metrics)
-    state = "complete" if results.complete else "incomplete"
-    trades = results.metrics.get("num_trades")
-    print(f"replayed {args.journal} into {args.output} ({state}, {trades} trades)")
-    return 0 if results.complete else 1

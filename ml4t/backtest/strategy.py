@@ -49,6 +49,7 @@ import polars as pl
 
 from ml4t.backtest._accounting import apply_fill, is_dust
 from ml4t.backtest._bar import Bar, _Columns
+from ml4t.backtest._symbols import SymbolTable
 from ml4t.backtest._time import from_ns, parse_duration, to_ns
 from ml4t.backtest._universe import frame_codes
 from ml4t.backtest.bus import Phase
@@ -67,10 +68,19 @@ from ml4t.backtest.events import (
     OrderUpdated,
     PortfolioSnapshot,
     RequestKind,
+    SessionStarted,
     SubmitOrder,
     TimeInForce,
+    UniverseChanged,
 )
-from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDER_REQUESTS, PORTFOLIO
+from ml4t.backtest.topics import (
+    FILLS,
+    MARKET,
+    ORDER_EVENTS,
+    ORDER_REQUESTS,
+    PORTFOLIO,
+    SESSION,
+)
 
 __all__ = ["BatchStrategy", "OpenOrder", "Strategy", "StrategyBase", "StrategyError"]
 
@@ -134,13 +144,10 @@ class StrategyBase(Component):
         self._held: set[str] = set()  # symbols with a non-zero position
         self._pending: dict[str, float] = {}  # signed working quantity per symbol
         self._dirty: set[str] = set()  # symbols whose arrays below are out of date
-        self._pos_by_code = np.zeros(0)
-        self._pending_by_code = np.zeros(0)
         self._cash = math.nan
         self._equity = math.nan
-        self._codes: dict[str, int] = {}
-        self._last_close = np.empty(0)
-        self._symbols_dtype: pl.DataType | None = None
+        # per-symbol arrays by code, for last_price and batch_positions
+        self._table = SymbolTable({"last_close": math.nan, "position": 0.0, "pending": 0.0})
         self._now_dt: tuple[int, datetime] = (-1, from_ns(0))
         self._frame_codes: tuple[pl.DataFrame | None, np.ndarray] = (None, np.empty(0, np.intp))
 
@@ -176,8 +183,8 @@ class StrategyBase(Component):
 
     def last_price(self, symbol: str) -> float:
         """The last close seen for ``symbol`` (NaN if never seen)."""
-        code = self._codes.get(symbol)
-        return float(self._last_close[code]) if code is not None else math.nan
+        code = self._table.code_of(symbol)
+        return float(self._table["last_close"][code]) if code is not None else math.nan
 
     def positions(self) -> pl.DataFrame:
         """Open positions: symbol, quantity, avg_price, last_price, market_value,
@@ -217,17 +224,18 @@ class StrategyBase(Component):
         seen, codes = self._frame_codes
         if batch is not seen:  # not the frame on_timestamp was given: read its Enum
             codes = frame_codes(batch)
-        held = self._pos_by_code[codes]
-        return held + self._pending_by_code[codes] if pending else held
+        held = self._table["position"][codes]
+        return held + self._table["pending"][codes] if pending else held
 
     def _refresh_arrays(self) -> None:
-        codes = self._codes
+        table = self._table
+        codes, position, pending = table.code, table["position"], table["pending"]
         for symbol in list(self._dirty):
             code = codes.get(symbol)
             if code is None:
                 continue  # not in the data's universe (yet)
-            self._pos_by_code[code] = self._qty.get(symbol, 0.0)
-            self._pending_by_code[code] = self._pending.get(symbol, 0.0)
+            position[code] = self._qty.get(symbol, 0.0)
+            pending[code] = self._pending.get(symbol, 0.0)
             self._dirty.discard(symbol)
 
     def _bump_pending(self, symbol: str, delta: float) -> None:
@@ -540,26 +548,26 @@ class StrategyBase(Component):
         frame = batch.frame
         codes = batch.symbol_codes()
         self._frame_codes = (frame, codes)
-        if self._symbols_dtype is None or (codes.size and codes.max() >= self._last_close.size):
-            self._learn_universe(frame.get_column("symbol").dtype)
-        self._last_close[codes] = frame.get_column("close").to_numpy()
+        table = self._table
+        if not table.known or (codes.size and codes.max() >= table.size):
+            self._learn(_enum_symbols(self.name, frame))  # no session event told us
+        table["last_close"][codes] = frame.get_column("close").to_numpy()
         return self._dispatch(batch)
 
-    def _learn_universe(self, dtype: pl.DataType) -> None:
-        categories = list(dtype.categories) if isinstance(dtype, pl.Enum) else []
-        if not categories:
-            raise ConfigError(
-                f"strategy {self.name!r}: the market batch's symbol column must be a "
-                f"pl.Enum of the universe, got {dtype}"
-            )
-        old = self._last_close
-        self._codes = {s: i for i, s in enumerate(categories)}
-        self._last_close = np.full(len(categories), np.nan)
-        self._last_close[: min(len(old), len(categories))] = old[: len(categories)]
-        self._pos_by_code = np.zeros(len(categories))
-        self._pending_by_code = np.zeros(len(categories))
+    @on(SESSION, phase=Phase.SESSION)
+    def _handle_session(self, event: SessionStarted | UniverseChanged) -> None:
+        table = self._table
+        if isinstance(event, SessionStarted):
+            self._learn(event.symbols)
+        else:
+            self._learn([*table.symbols, *(s for s in event.added if s not in table)])
+
+    def _learn(self, symbols: list[str]) -> None:
+        """Take the universe; the position arrays are rebuilt from the dicts by name."""
+        if self._table.adopt(symbols) is not None:
+            self._table["position"][:] = 0.0
+            self._table["pending"][:] = 0.0
         self._dirty.update(self._qty, self._pending)
-        self._symbols_dtype = dtype
 
     def _dispatch(self, batch: MarketBatch) -> Any:
         raise NotImplementedError
@@ -625,6 +633,17 @@ class StrategyError(ML4TError):
 
 def _bar_error(bar: Bar, exc: Exception) -> StrategyError:
     return StrategyError(f"on_bar({bar.symbol}) raised {type(exc).__name__}: {exc}")
+
+
+def _enum_symbols(owner: str, frame: pl.DataFrame) -> list[str]:
+    dtype = frame.get_column("symbol").dtype
+    categories = list(dtype.categories) if isinstance(dtype, pl.Enum) else []
+    if not categories:
+        raise ConfigError(
+            f"strategy {owner!r}: the market batch's symbol column must be a pl.Enum of "
+            f"the universe, got {dtype}"
+        )
+    return categories
 
 
 def _enum(kind: type[Any], value: Any, name: str) -> Any:

@@ -1,6 +1,7 @@
 """The topics of the standard graph, each declared with the event type it carries.
 
 ```
+ feed ──SESSION──▶ everyone (first, before any other event)
  feed ──MARKET──▶ broker, portfolio, strategies, recorder
  strategy ──ORDER_REQUESTS──▶ risk ──ORDERS_APPROVED──▶ broker
  risk, broker ──ORDER_EVENTS──▶ strategies, recorder
@@ -27,7 +28,9 @@ from ml4t.backtest.events import (
     OrderUpdated,
     PortfolioSnapshot,
     PositionChanged,
+    SessionStarted,
     SubmitOrder,
+    UniverseChanged,
 )
 
 __all__ = [
@@ -40,7 +43,10 @@ __all__ = [
     "ORDER_REQUESTS",
     "PORTFOLIO",
     "POSITIONS",
+    "SESSION",
 ]
+
+SESSION = Topic("session", SessionStarted | UniverseChanged)
 
 MARKET: Topic[MarketBatch] = Topic("market", MarketBatch)
 ORDER_REQUESTS = Topic(

@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "_bar": 6,
     "_validation": 6,
     "_universe": 6,
+    "_symbols": 6,
     "strategy": 7,
     "record": 7,
     "metrics": 6,
@@ -119,3 +120,126 @@ def test_no_pickle_anywhere() -> None:
             isinstance(n, ast.Import) and any(a.name in {"pickle", "cloudpickle"} for a in n.names)
             for n in ast.walk(tree)
         ), f"{path} imports pickle"
+
+
+# ---------------------------------------------------------------- state and dependencies
+
+ROLES = ("data", "execution", "portfolio", "risk", "strategy", "record")
+"""Role packages/modules: each talks to the others only through events on the bus."""
+
+CONSTANT_TABLES = {
+    # module: names of module-level dicts/lists/sets that are lookup tables built once at
+    # import and never written afterwards
+    "ml4t.backtest._time": {"_UNITS"},
+    "ml4t.backtest.cli": {"DEMO_SMALL", "DEMO_FULL"},
+    "ml4t.backtest.config": {"_OHLCV"},
+    "ml4t.backtest.data._chunks": {"_WIDTHS"},
+    "ml4t.backtest.data._source": {"_NS_PER_UNIT"},
+    "ml4t.backtest.data.validation": {"HINTS", "_PER_UNIT"},
+    "ml4t.backtest.execution.costs": {"_SLIPPAGE", "_COMMISSION", "_registry"},
+    "ml4t.backtest.execution.orders": {"_NONE"},
+    "ml4t.backtest.execution.presets": {"PRESETS"},
+    "ml4t.backtest.plugins": {"GROUPS"},
+    "ml4t.backtest.record.results": {"_SCHEMAS"},
+    "ml4t.backtest.sweep.runner": {"_DTYPES"},
+    "ml4t.backtest.sweep.summary": {"_FIXED"},
+}
+
+
+def _package_modules() -> list[str]:
+    names = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent.parent).with_suffix("").parts
+        if parts[-1] == "__main__":
+            continue
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_no_module_level_mutable_state() -> None:
+    import numpy as np
+
+    mutable = (list, dict, set, bytearray, np.ndarray)
+    found = []
+    for name in _package_modules():
+        module = importlib.import_module(name)
+        allowed = CONSTANT_TABLES.get(name, set())
+        for attr, value in vars(module).items():
+            if attr.startswith("__") or attr in allowed:
+                continue
+            if isinstance(value, mutable) or type(value).__name__ in ("defaultdict", "deque"):
+                found.append(f"{name}.{attr} ({type(value).__name__})")
+    assert not found, (
+        "module-level mutable state (make it a constant tuple/frozenset/MappingProxyType, "
+        "or state of a component): " + ", ".join(found)
+    )
+    # the one exception: a process-pool worker keeps the sweep's stop event, set by the
+    # pool's initializer in each worker process (how multiprocessing hands state over)
+    allowed_globals = {("sweep/task.py", "_stop")}
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        where = str(path.relative_to(PACKAGE))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Global):
+                rebound = {(where, n) for n in node.names} - allowed_globals
+                assert not rebound, f"{where} rebinds a module global: {sorted(rebound)}"
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (anywhere in it, functions included)."""
+    known = set(_package_modules())
+    graph: dict[str, set[str]] = {}
+    for name in known:
+        path = PACKAGE.parent.parent.joinpath(*name.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        tree = ast.parse(path.read_text())
+        targets: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                candidates = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                candidates = [a.name for a in node.names]
+            else:
+                continue
+            targets.update(c for c in candidates if c in known and c != name)
+        graph[name] = targets
+    return graph
+
+
+def test_no_import_cycles_between_modules() -> None:
+    graph = _module_imports()
+    # a package's __init__ re-exporting its own modules is not a cycle of the design
+    for name, targets in graph.items():
+        graph[name] = {t for t in targets if not name.startswith(t + ".")}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_role_imports_another_role() -> None:
+    violations = []
+    for name, targets in _module_imports().items():
+        parts = name.split(".")
+        own = parts[2] if len(parts) > 2 else ""
+        if own not in ROLES:
+            continue
+        for target in targets:
+            other = target.split(".")[2] if target.count(".") >= 2 else ""
+            if other in ROLES and other != own:
+                violations.append(f"{name} imports {target}")
+    assert not violations, "\n".join(violations)

@@ -56,11 +56,12 @@ def test_paper_replay_trades_equal_the_backtest_at_any_speed(short_data, tmp_pat
         span_s = (short_data.last_ts - short_data.first_ts) / 1e9
         assert wall >= span_s / speed * 0.95
     # paper runs journal by default, and the two journals agree event by event; the paper
-    # graph has one more component (the open-order guard), so lifecycle events differ
+    # graph has one more component (the open-order guard), so lifecycle events differ,
+    # and its config another output directory, which the session handshake's hash says
     result = diff(
         tmp_path / "bt" / JOURNAL_FILE,
         tmp_path / "bt-paper" / JOURNAL_FILE,
-        ignore_topics=["lifecycle"],
+        ignore_topics=["lifecycle", "session"],
     )
     assert result.equal, format_diff(result)
     assert result.compared > 1000
@@ -107,8 +108,10 @@ def test_ml4t_paper_and_journal_diff_from_the_command_line(short_data, tmp_path,
     out = capsys.readouterr().out
     assert "paper xinf: completed (complete)" in out
     a, b = tmp_path / "out" / JOURNAL_FILE, tmp_path / "out-paper" / JOURNAL_FILE
-    # the paper graph has one more component (the open-order guard): its lifecycle differs
-    assert main(["journal", "diff", str(a), str(b), "--ignore-topic", "lifecycle"]) == 0
+    # the paper graph has one more component (the open-order guard): its lifecycle differs;
+    # so does its config (the output directory), which the session handshake carries
+    args = ["--ignore-topic", "lifecycle", "--ignore-topic", "session"]
+    assert main(["journal", "diff", str(a), str(b), *args]) == 0
     assert "journals agree" in capsys.readouterr().out
 
 
@@ -123,7 +126,9 @@ def test_journal_diff_reports_the_first_divergence_with_both_events_and_context(
     BacktestEngine(cheap, strategy=Momentum("m")).run()
     BacktestEngine(dear, strategy=Momentum("m")).run()
     a, b = tmp_path / "a" / JOURNAL_FILE, tmp_path / "b" / JOURNAL_FILE
-    result = diff(a, b, context=2)
+    # the configs differ, which the session handshake says first (its config hash)
+    assert diff(a, b).fields == ["event.config_hash"]
+    result = diff(a, b, context=2, ignore_topics=["session"])
     assert not result.equal
     assert result.fields == ["event.commission"]
     assert result.event_a["topic"] == result.event_b["topic"] == "fills"
@@ -131,7 +136,10 @@ def test_journal_diff_reports_the_first_divergence_with_both_events_and_context(
         result.event_b["event"]["commission"]
     )
     assert len(result.before) == 2 and len(result.after_a) == 2 and len(result.after_b) == 2
-    assert main(["journal", "diff", str(a), str(b), "--context", "1"]) == 1
+    assert (
+        main(["journal", "diff", str(a), str(b), "--context", "1", "--ignore-topic", "session"])
+        == 1
+    )
     report = capsys.readouterr().out
     assert "first divergence at event #" in report and "event.commission" in report
     assert "A> " in report and "B> " in report and "before (equal in both)" in report

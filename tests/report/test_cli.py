@@ -1,5 +1,5 @@
-"""``ml4t report``, ``ml4t journal show|summary`` and ``ml4t replay`` (added by
-``report.add_cli`` to the ``ml4t`` parser)."""
+"""``ml4t report`` (added by ``report.add_cli``), ``ml4t journal show|summary`` and
+``ml4t replay`` (added by ``journal.add_cli``) on an ``ml4t``-like parser."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 
 from ml4t.backtest.record import Recorder, ReportingConfig
-from ml4t.backtest.report import add_cli
+from ml4t.backtest import journal, report
 from ml4t.backtest.testing import Script, run_components
 from tests.record._world import random_world
 
 
 def run_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="ml4t")
-    add_cli(parser.add_subparsers(dest="command", required=True))
+    commands = parser.add_subparsers(dest="command", required=True)
+    report.add_cli(commands)
+    journal.add_cli(commands)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio.to_thread
+import msgspec
 import numpy as np
 import polars as pl
 
@@ -38,8 +39,8 @@ from ml4t.backtest.data.validation import (
     raise_violations,
 )
 from ml4t.backtest.errors import ConfigError
-from ml4t.backtest.events import CODE_DTYPE, MarketBatch
-from ml4t.backtest.topics import MARKET
+from ml4t.backtest.events import CODE_DTYPE, MarketBatch, SessionStarted
+from ml4t.backtest.topics import MARKET, SESSION
 
 __all__ = ["ParquetFeed"]
 
@@ -71,6 +72,12 @@ class ParquetFeed(Component):
     ``asset``, ``signal_data`` and ``context`` override the paths in ``config`` with a
     path, glob, directory, LazyFrame or DataFrame. ``validated`` is the report of an
     earlier validation of the same data and config; the row rules are then not re-run.
+
+    Before its first batch the feed publishes the session handshake,
+    :class:`~ml4t.backtest.events.SessionStarted` on ``SESSION``: the universe in code
+    order, each column's role, the data's time span, calendar and timezone, and the
+    run's facts given in ``session`` (run id, config hash, starting cash: the engine
+    gives them), so every role builds its per-symbol state from one event.
     """
 
     def __init__(
@@ -81,10 +88,12 @@ class ParquetFeed(Component):
         signal_data: Where = None,
         context: Where = None,
         validated: ValidationReport | None = None,
+        session: SessionStarted | None = None,
         name: str = "feed",
     ) -> None:
         super().__init__(name)
         self.config = config or FeedConfig()
+        self._session = session if session is not None else SessionStarted(ts_event=0)
         self._where = (asset, signal_data, context)
         self._check_names()
         self.report: ValidationReport | None = validated
@@ -219,8 +228,28 @@ class ParquetFeed(Component):
             chunks=len(self._assets.plan),
             source=self._assets.source.name,
         )
+        self._publish(SESSION, self.session_started())
         if self._next_chunk():
             self._alarm = self._schedule(self._chunk.ts[0], self._emit, priority=AlarmPriority.DATA)  # type: ignore[union-attr]
+
+    def session_started(self) -> SessionStarted:
+        """The handshake this feed publishes (known once the data is prepared)."""
+        roles = {"symbol": "symbol", **dict.fromkeys(OHLCV, "ohlcv")}
+        roles.update(dict.fromkeys(self.signal_columns, "signal"))
+        roles.update(dict.fromkeys(self.indicator_columns, "indicator"))
+        first = self.first_ts or 0
+        return msgspec.structs.replace(
+            self._session,
+            ts_event=first,
+            ts_init=first,
+            calendar=self.config.calendar or self._session.calendar,
+            timezone=self.config.asset.timezone or self._session.timezone,
+            start_ns=first,
+            end_ns=self.last_ts or 0,
+            symbols=list(self.symbols),
+            columns=roles,
+            context=list(self.context_fields),
+        )
 
     def on_stop(self) -> None:
         report = self.report

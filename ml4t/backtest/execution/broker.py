@@ -60,8 +60,10 @@ from ml4t.backtest.events import (
     OrderUpdated,
     PortfolioSnapshot,
     RequestKind,
+    SessionStarted,
     SubmitOrder,
     TimeInForce,
+    UniverseChanged,
 )
 from ml4t.backtest.execution._batch import BarPrices, BatchView
 from ml4t.backtest.execution._cash import affordable, within_cash
@@ -73,7 +75,7 @@ from ml4t.backtest.execution.fills import (
     volume_cap,
 )
 from ml4t.backtest.execution.orders import Order, OrderBook
-from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDERS_APPROVED, PORTFOLIO
+from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDERS_APPROVED, PORTFOLIO, SESSION
 
 __all__ = ["SimulatedBroker"]
 
@@ -166,8 +168,8 @@ class SimulatedBroker(Component):
     @on(MARKET, phase=Phase.EXECUTION)
     def _on_market(self, batch: MarketBatch) -> None:
         ts = batch.ts_event
-        if not self._aligned:
-            self._align(Universe.of_frame(batch.frame))
+        if not self._aligned:  # no session event (a graph without a feed)
+            self._align(Universe.of_frame(batch.frame).symbols)
         self._batch.show(batch.frame, batch.symbol_codes(), ts, len(self._universe or ()))
         if self._used:
             self._used.clear()
@@ -184,18 +186,31 @@ class SimulatedBroker(Component):
         if book.expiries and book.expiries[0][0] <= ts:
             self._expire(book.pop_expired(ts, inclusive=True), ts)
 
-    def _align(self, data: Universe) -> None:
-        """Adopt the data's universe; one given up front must list the same symbols in
-        the same order (order codes are array indices)."""
+    @on(SESSION, phase=Phase.SESSION)
+    def _on_session(self, event: SessionStarted | UniverseChanged) -> None:
+        if isinstance(event, SessionStarted):
+            self._align(event.symbols)
+        else:
+            known = self._universe.symbols if self._universe is not None else []
+            self._align([*known, *(s for s in event.added if s not in known)])
+
+    def _align(self, symbols: list[str]) -> None:
+        """Adopt the run's universe (in code order); one given up front must list the
+        same symbols in the same order (order codes are array indices), and a universe
+        only grows."""
         self._aligned = True
         given = self._universe
-        if given is not None and given.symbols != data.symbols[: len(given)]:
-            raise ValueError(
+        if given is not None and given.symbols != symbols[: len(given)]:
+            raise ConfigError(
                 f"the broker was given symbols {given.symbols[:5]}... that do not match the "
-                f"data's universe {data.symbols[:5]}... (the sorted categories of the "
-                "'symbol' Enum); pass the data's universe or none"
+                f"run's universe {symbols[:5]}... (the session's symbols, in code order); "
+                "pass the run's universe or none"
             )
-        self._universe = data
+        if given is None:
+            self._universe = Universe(symbols)
+        else:
+            for symbol in symbols[len(given) :]:
+                given.add(symbol)
 
     def _match_batch(self, ts: int) -> None:
         """Match the symbols whose open orders this bar may affect: every open order's

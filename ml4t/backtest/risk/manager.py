@@ -50,7 +50,9 @@ from ml4t.backtest.events import (
     PortfolioSnapshot,
     PositionChanged,
     RequestKind,
+    SessionStarted,
     SubmitOrder,
+    UniverseChanged,
 )
 from ml4t.backtest.risk.config import RiskConfig
 from ml4t.backtest.risk.rules import RULES, Rejection, Rule, evaluate, impact
@@ -63,6 +65,7 @@ from ml4t.backtest.topics import (
     ORDERS_APPROVED,
     PORTFOLIO,
     POSITIONS,
+    SESSION,
 )
 
 __all__ = ["RiskManager"]
@@ -93,7 +96,6 @@ class RiskManager(Component):
         self.rules: tuple[Rule, ...] = tuple(rules) if rules is not None else RULES
         self.view = RiskView(Universe(symbols) if symbols is not None else None, costs=costs)
         self.view.days = DateDays(timezone)
-        self._aligned = False  # codes follow the data's universe once a batch was seen
 
     def on_start(self) -> None:
         calendar = self.context.calendar
@@ -231,13 +233,20 @@ class RiskManager(Component):
     def _on_market(self, batch: MarketBatch) -> None:
         view = self.view
         frame = batch.frame
-        if not self._aligned:
-            self._aligned = True
-            view.align(Universe.of_frame(frame))
+        if not view.table.known:  # no session event (a graph without a feed)
+            view.adopt(Universe.of_frame(frame).symbols)
         codes = batch.symbol_codes()
         view.price[codes] = frame.get_column("close").to_numpy()
         if view.costs is not None:
             view.volume[codes] = frame.get_column("volume").to_numpy()
+
+    @on(SESSION, phase=Phase.SESSION)
+    def _on_session(self, event: SessionStarted | UniverseChanged) -> None:
+        view = self.view
+        if isinstance(event, SessionStarted):
+            view.adopt(event.symbols)
+        else:
+            view.adopt([*view.table.symbols, *(s for s in event.added if s not in view.table)])
 
     @on(PORTFOLIO, phase=Phase.VALUATION)
     def _on_snapshot(self, snapshot: PortfolioSnapshot) -> None:

@@ -19,7 +19,8 @@ from collections.abc import Callable
 import numpy as np
 
 from ml4t.backtest._days import DateDays, TradingDays
-from ml4t.backtest._universe import Universe, grow, moved
+from ml4t.backtest._symbols import SymbolTable
+from ml4t.backtest._universe import Universe
 from ml4t.backtest.events import OrderType, SubmitOrder
 
 __all__ = ["CostEstimate", "Reservation", "RiskView"]
@@ -58,15 +59,21 @@ class RiskView:
     def __init__(
         self, universe: Universe | None = None, *, costs: CostEstimate | None = None
     ) -> None:
-        self.universe = universe
         self.costs = costs
         self.days: TradingDays = DateDays()  # the trading day of a snapshot
-        size = len(universe) if universe is not None else 0
-        self.position = np.zeros(size)
-        self.price = np.full(size, np.nan)
-        self.volume = np.full(size, np.nan)
-        self.pending_buy = np.zeros(size)
-        self.pending_sell = np.zeros(size)
+        self.table = SymbolTable(
+            {
+                "position": 0.0,
+                "price": math.nan,
+                "volume": math.nan,
+                "pending_buy": 0.0,
+                "pending_sell": 0.0,
+            },
+            universe.symbols if universe is not None else None,
+        )
+        # symbols given up front are checked against from the start, and re-coded to the
+        # run's codes by name when the session (or the first batch) brings them
+        self._given = universe is not None
         self.held: set[int] = set()
         self.orders: dict[str, Reservation] = {}
         self.orders_per_code: dict[int, int] = {}
@@ -87,46 +94,47 @@ class RiskView:
 
     # ------------------------------------------------------------------ symbols
 
+    @property
+    def universe(self) -> Universe | None:
+        """The run's universe once known (from the session or the first batch)."""
+        return self.table.universe if self.table.known or self._given else None
+
+    @property
+    def position(self) -> np.ndarray:
+        return self.table["position"]
+
+    @property
+    def price(self) -> np.ndarray:
+        return self.table["price"]
+
+    @property
+    def volume(self) -> np.ndarray:
+        return self.table["volume"]
+
+    @property
+    def pending_buy(self) -> np.ndarray:
+        return self.table["pending_buy"]
+
+    @property
+    def pending_sell(self) -> np.ndarray:
+        return self.table["pending_sell"]
+
     def code(self, symbol: str) -> int | None:
-        return self.universe.code.get(symbol) if self.universe is not None else None
+        return self.table.code_of(symbol)
 
     def ensure_code(self, symbol: str) -> int:
-        if self.universe is None:
-            self.universe = Universe()
-        code = self.universe.add(symbol)
-        self.resize(len(self.universe))
-        return code
+        return self.table.ensure(symbol)
 
-    def align(self, data: Universe) -> None:
-        """Adopt the data's symbol codes (moving anything recorded before, by name)."""
-        old = self.universe
-        if old is None or old.symbols == data.symbols[: len(old)]:
-            if old is None:
-                self.universe = data
-            else:
-                for symbol in data.symbols[len(old) :]:
-                    old.add(symbol)
-            self.resize(len(self.universe))  # type: ignore[arg-type]
+    def adopt(self, symbols: list[str]) -> None:
+        """Take the run's universe (in code order), re-coding anything recorded before
+        under other codes, by name."""
+        mapping = self.table.adopt(symbols)
+        if mapping is None:
             return
-        merged, mapping = old.aligned_to(data)
-        size = len(merged)
-        self.position = moved(self.position, mapping, size, 0.0)
-        self.price = moved(self.price, mapping, size, np.nan)
-        self.volume = moved(self.volume, mapping, size, np.nan)
-        self.pending_buy = moved(self.pending_buy, mapping, size, 0.0)
-        self.pending_sell = moved(self.pending_sell, mapping, size, 0.0)
         self.held = {int(mapping[c]) for c in self.held}
         for order in self.orders.values():
             order.code = int(mapping[order.code])
         self.orders_per_code = {int(mapping[c]): n for c, n in self.orders_per_code.items()}
-        self.universe = merged
-
-    def resize(self, size: int) -> None:
-        self.position = grow(self.position, size, 0.0)
-        self.price = grow(self.price, size, np.nan)
-        self.volume = grow(self.volume, size, np.nan)
-        self.pending_buy = grow(self.pending_buy, size, 0.0)
-        self.pending_sell = grow(self.pending_sell, size, 0.0)
 
     # ------------------------------------------------------------------ updates
 
