@@ -41,6 +41,7 @@ from ml4t.backtest.events import (
 )
 from ml4t.backtest.live.clocks import ReplayClock
 from ml4t.backtest.live.monitor import LiveView, PaperMonitor
+from ml4t.backtest.protocols import Recorder as RecorderRole
 from ml4t.backtest.runtime import RunOutcome, Runtime, unwrap_group
 from ml4t.backtest.topics import FILLS, ORDER_EVENTS, ORDER_REQUESTS
 
@@ -180,7 +181,8 @@ class PaperSession:
         self.interrupted = why
         self.cancelled_orders = self.guard.cancel_open_orders()
         recorder = self.engine.recorder
-        recorder.mark_incomplete(f"the paper session was {why} before the end of its data")
+        if isinstance(recorder, RecorderRole):  # as the engine reads it
+            recorder.mark_incomplete(f"the paper session was {why} before the end of its data")
         self.runtime.stop()
 
     async def run(self) -> BacktestResults:
