@@ -40,10 +40,11 @@ from ml4t.backtest import (
     DataValidationError,
     FeedConfig,
     MarketBatch,
+    SessionStarted,
     parse_duration,
     to_ns,
 )
-from ml4t.backtest.topics import MARKET
+from ml4t.backtest.topics import MARKET, SESSION
 
 __all__ = ["CsvFeed", "csv_files"]
 
@@ -254,6 +255,25 @@ class CsvFeed(Component):
     def on_start(self) -> None:
         self.prepare()
         self._i = 0
+        # the session handshake first: every role takes the universe's codes from it
+        roles = {"symbol": "symbol", **dict.fromkeys(OHLCV, "ohlcv")}
+        roles.update(dict.fromkeys(self.signal_columns, "signal"))
+        roles.update(dict.fromkeys(self.indicator_columns, "indicator"))
+        first = self.first_ts or 0
+        self.publish(
+            SESSION,
+            SessionStarted(
+                ts_event=first,
+                ts_init=first,
+                calendar=self.config.calendar or "",
+                timezone=self.config.asset.timezone or "UTC",
+                start_ns=first,
+                end_ns=self.last_ts or 0,
+                symbols=list(self.symbols),
+                columns=roles,
+                context=list(self.config.context.fields) if self.config.context else [],
+            ),
+        )
         if self._ts:
             self.context.clock.schedule(self._ts[0], self._emit, priority=AlarmPriority.DATA)
 
