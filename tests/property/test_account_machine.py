@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from ml4t.backtest import BacktestEngine, RunOutcome
@@ -184,7 +184,14 @@ def run_machine(machine: dict[str, Any]) -> tuple[Any, ScriptedMachine, AccountC
     return engine.run(), strategy, checks
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    # no explain phase: its line tracer makes each replay of a whole run ~10x slower,
+    # so a failure would hit the per-test timeout before the shrunk example is printed
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+)
 @given(machines())
 def test_random_strategies_keep_the_account_guarantees_at_every_timestamp(machine) -> None:
     results, _, checks = run_machine(machine)
