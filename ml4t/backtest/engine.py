@@ -14,11 +14,9 @@ objects; add components (a second strategy sharing the broker, a listener on fil
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +25,6 @@ import msgspec
 import polars as pl
 
 from ml4t.backtest import plugins
-from ml4t.backtest._time import from_ns, to_ns
 from ml4t.backtest.clock import SimulatedClock, WallClock
 from ml4t.backtest.component import Component
 from ml4t.backtest.config import RunConfig, load_config, load_strategy_class
@@ -255,12 +252,6 @@ class BacktestEngine:
             calendar=self.calendar,
             name=self.config.backtest.name,
         )
-        recorder = self.recorder if isinstance(self.recorder, RecorderRole) else None
-        if recorder is not None:
-            if recorder.data_fingerprint is None and self._config_data:
-                recorder.data_fingerprint = _fingerprint(self.config.data)
-            if recorder.periods_per_year is None and self.calendar is not None:
-                recorder.periods_per_year = _sessions_per_year(self.calendar, first)
         for component in (
             self.portfolio,
             self.broker,
@@ -355,33 +346,3 @@ async def _run_with_progress(runtime: Runtime, bar: ProgressBar) -> None:
     except BaseExceptionGroup as group:
         error = unwrap_group(group)
         raise error from error.__cause__  # keep the failure's own cause
-
-
-def _fingerprint(data: FeedConfig) -> str:
-    """sha256 over each input file's name, size and parquet footer (cheap, content-bound).
-
-    Frames passed in Python have no file; they are fingerprinted as such.
-    """
-    import pyarrow.parquet as pq
-
-    from ml4t.backtest.data import source_files
-
-    digest = hashlib.sha256()
-    for key in ("asset", "signal_data", "context"):
-        src = getattr(data, key)
-        if src is None or src.path is None:
-            digest.update(f"{key}:in-memory".encode())
-            continue
-        for path in source_files(src.path, role=key):  # the very files the feed reads
-            meta = pq.read_metadata(path)
-            digest.update(f"{key}:{path.name}:{path.stat().st_size}:{meta.num_rows}".encode())
-            digest.update(meta.schema.to_arrow_schema().to_string().encode())
-    return digest.hexdigest()
-
-
-def _sessions_per_year(calendar: SessionCalendar, around_ns: int | None) -> float:
-    """Trading sessions in the calendar year of ``around_ns`` (250 for NYSE 2023)."""
-    year = from_ns(around_ns or 0).year
-    first = to_ns(datetime(year, 1, 1, tzinfo=UTC))
-    last = to_ns(datetime(year + 1, 1, 1, tzinfo=UTC)) - 1
-    return float(calendar.sessions(first, last).height)

@@ -140,7 +140,10 @@ class SessionStarted(Event, frozen=True, kw_only=True):
     every role's per-symbol arrays and of ``MarketBatch.codes``). ``columns`` maps each
     column of the market frames to its role (``symbol``, ``ohlcv``, ``signal``,
     ``indicator``, ``extra``), ``context`` lists the market-wide fields. ``start_ns`` and
-    ``end_ns`` are the data's first and last timestamps (0 when unknown, e.g. live).
+    ``end_ns`` are the data's first and last timestamps (0 when unknown, e.g. live);
+    ``sessions_per_year`` the calendar's sessions in the year the data starts (0 without
+    a calendar), the annualisation the metrics use; ``data_fingerprint`` binds the run to
+    its input files.
     """
 
     run_id: str = ""
@@ -151,6 +154,7 @@ class SessionStarted(Event, frozen=True, kw_only=True):
     start_ns: int = 0
     end_ns: int = 0
     initial_cash: float = 0.0
+    sessions_per_year: int = 0
     symbols: list[str] = msgspec.field(default_factory=list)
     columns: dict[str, str] = msgspec.field(default_factory=dict)
     context: list[str] = msgspec.field(default_factory=list)

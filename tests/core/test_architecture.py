@@ -243,3 +243,22 @@ def test_no_role_imports_another_role() -> None:
             if other in ROLES and other != own:
                 violations.append(f"{name} imports {target}")
     assert not violations, "\n".join(violations)
+
+
+def test_the_engine_never_sets_attributes_on_a_component() -> None:
+    """What a component needs arrives at construction, in its Context (clock, calendar)
+    or on the bus (the session handshake): engine.py assigns only its own attributes."""
+    tree = ast.parse((PACKAGE / "engine.py").read_text())
+    poked = []
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            if not isinstance(target, ast.Attribute):
+                continue
+            owner = target.value
+            own = isinstance(owner, ast.Name) and owner.id == "self"
+            if not own:
+                poked.append(f"line {target.lineno}: {ast.unparse(target)}")
+    assert not poked, "engine.py sets attributes of other objects: " + ", ".join(poked)

@@ -15,7 +15,7 @@ import structlog
 
 from ml4t.backtest import DataValidationError
 from ml4t.backtest.cli import main
-from ml4t.backtest.data import FeedConfig, ParquetFeed
+from ml4t.backtest.data import AssetSourceConfig, FeedConfig, ParquetFeed
 from ml4t.backtest.data._source import source_files
 from ml4t.backtest.data.synthetic import SyntheticFrames
 from tests.data._feeds import write
@@ -185,15 +185,18 @@ def test_run_fingerprint_reads_the_files_the_feed_reads(
 ) -> None:
     # the run's provenance hash once listed *.parquet itself: it read the skipped
     # _tmp.parquet (ArrowInvalid on 0 bytes) and missed the .pq file the feed reads
-    from ml4t.backtest.data import AssetSourceConfig
-    from ml4t.backtest.engine import _fingerprint
+    from ml4t.backtest.data._source import data_fingerprint
 
     first, rest = two_days(frames)
     write(first, tmp_path / "d" / "a.parquet")
     pq_file = tmp_path / "d" / "b.pq"
     write(rest, pq_file)
     (tmp_path / "d" / "_tmp.parquet").write_bytes(b"")
-    config = FeedConfig(asset=AssetSourceConfig(path=str(tmp_path / "d")))
-    before = _fingerprint(config)
+    sources = {"asset": str(tmp_path / "d"), "signal_data": None, "context": None}
+    before = data_fingerprint(sources)
+    # the feed's handshake carries the same fingerprint of the same files
+    feed = ParquetFeed(FeedConfig(asset=AssetSourceConfig(path=str(tmp_path / "d"))))
+    feed.prepare()
+    assert feed.session_started().data_fingerprint == before
     write(rest.head(10), pq_file)
-    assert _fingerprint(config) != before
+    assert data_fingerprint(sources) != before

@@ -16,7 +16,14 @@ import polars as pl
 
 from ml4t.backtest.errors import DataValidationError
 
-__all__ = ["TS", "Source", "open_source", "schema_differences", "source_files"]
+__all__ = [
+    "TS",
+    "Source",
+    "data_fingerprint",
+    "open_source",
+    "schema_differences",
+    "source_files",
+]
 
 TS = "__ts"
 """Name of the normalised timestamp column (Int64 UTC ns, "known at") inside the data layer."""
@@ -279,3 +286,23 @@ def _hive_keys(files: list[Path], root: Path) -> set[str]:
         for part in f.relative_to(root).parts[:-1]
         if "=" in part
     }
+
+
+def data_fingerprint(sources: dict[str, str | None]) -> str:
+    """sha256 over each input file's name, size, row count and schema (its parquet footer:
+    cheap, and bound to the content), for the sources ``{role: path or None}``; a source
+    without a path (a frame given in Python) is fingerprinted as in memory."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    digest = hashlib.sha256()
+    for key, where in sources.items():
+        if where is None:
+            digest.update(f"{key}:in-memory".encode())
+            continue
+        for path in source_files(where, role=key):  # the very files the feed reads
+            meta = pq.read_metadata(path)
+            digest.update(f"{key}:{path.name}:{path.stat().st_size}:{meta.num_rows}".encode())
+            digest.update(meta.schema.to_arrow_schema().to_string().encode())
+    return digest.hexdigest()

@@ -104,6 +104,11 @@ class SessionCalendar:
             }
         )
 
+    def sessions_in_year(self, around_ns: int) -> int:
+        """Trading sessions in the calendar year of ``around_ns`` (250 for NYSE 2023)."""
+        year = from_ns(max(around_ns, 0)).year
+        return len(self._year(year)[0])
+
     def outside_mask(self, ts: np.ndarray) -> np.ndarray:
         """True where a known-at time (sorted int64 ns) is outside every (open, close]."""
         if len(ts) == 0:

@@ -28,7 +28,7 @@ from ml4t.backtest.data._chunks import ChunkReader
 from ml4t.backtest.data._context import ContextCursor, coverage_violations
 from ml4t.backtest.data._repair import OHLCV
 from ml4t.backtest.data._signals import SlowSignals
-from ml4t.backtest.data._source import TS, Source
+from ml4t.backtest.data._source import TS, Source, data_fingerprint
 from ml4t.backtest.data.config import FeedConfig, duration_ns
 from ml4t.backtest.data.validation import (
     ValidationReport,
@@ -238,10 +238,13 @@ class ParquetFeed(Component):
         roles.update(dict.fromkeys(self.signal_columns, "signal"))
         roles.update(dict.fromkeys(self.indicator_columns, "indicator"))
         first = self.first_ts or 0
+        calendar = self._assets.calendar if self._assets is not None else None
         return msgspec.structs.replace(
             self._session,
             ts_event=first,
             ts_init=first,
+            data_fingerprint=self._session.data_fingerprint or self._fingerprint(),
+            sessions_per_year=calendar.sessions_in_year(first) if calendar is not None else 0,
             calendar=self.config.calendar or self._session.calendar,
             timezone=self.config.asset.timezone or self._session.timezone,
             start_ns=first,
@@ -250,6 +253,24 @@ class ParquetFeed(Component):
             columns=roles,
             context=list(self.context_fields),
         )
+
+    def _fingerprint(self) -> str:
+        """The data fingerprint of the files this feed reads (frames count as in memory)."""
+        cfg = self.config
+        configured = (
+            cfg.asset.path,
+            cfg.signal_data.path if cfg.signal_data else None,
+            cfg.context.path if cfg.context else None,
+        )
+        sources: dict[str, str | None] = {}
+        for role, given, path in zip(
+            ("asset", "signal_data", "context"), self._where, configured, strict=True
+        ):
+            if given is None:
+                sources[role] = path
+            else:
+                sources[role] = str(given) if isinstance(given, str | Path) else None
+        return data_fingerprint(sources)
 
     def on_stop(self) -> None:
         report = self.report

@@ -42,7 +42,9 @@ from ml4t.backtest.events import (
     ModifyOrder,
     OrderFilled,
     PortfolioSnapshot,
+    SessionStarted,
     SubmitOrder,
+    UniverseChanged,
 )
 from ml4t.backtest.record import outputs
 from ml4t.backtest.record.config import ReportingConfig
@@ -67,6 +69,7 @@ from ml4t.backtest.topics import (
     ORDER_REQUESTS,
     ORDERS_APPROVED,
     PORTFOLIO,
+    SESSION,
 )
 
 __all__ = ["JOURNAL_FILE", "Recorder", "RecorderResults", "fill_params"]
@@ -312,6 +315,17 @@ class Recorder(Component):
         if self._first_ns is None:
             self._first_ns = ts
         self._last_ns = ts
+
+    @on(SESSION, phase=Phase.SESSION)
+    def _on_session(self, event: SessionStarted | UniverseChanged) -> None:
+        """The run's facts the recorder was not given: the data fingerprint and the
+        calendar's sessions per year (the metrics' annualisation)."""
+        if not isinstance(event, SessionStarted):
+            return
+        if self.data_fingerprint is None and event.data_fingerprint:
+            self.data_fingerprint = event.data_fingerprint
+        if self.periods_per_year is None and event.sessions_per_year:
+            self.periods_per_year = float(event.sessions_per_year)
 
     @on(MARKET, phase=Phase.RECORD)
     def _on_market(self, batch: MarketBatch) -> None:
