@@ -35,7 +35,7 @@ from ml4t.backtest.record.journal import (
     partial_path,
     recover,
 )
-from ml4t.backtest.record.recorder import fill_params
+from ml4t.backtest.record.recorder import fill_params, outcome_of
 from ml4t.backtest.runtime import Runtime
 
 __all__ = [
@@ -101,9 +101,8 @@ class JournalRecorder(Component):
     def on_stop(self) -> None:
         if self.writer is None:
             return
-        in_flight = sys.exc_info()[1]
-        reason = f"the run ended on {type(in_flight).__name__}" if in_flight else None
-        self.writer.close(complete=reason is None, reason=reason)
+        status, reason = outcome_of(self.context.stop_reason)
+        self.writer.close(complete=status == "complete", reason=reason)
 
 
 # --------------------------------------------------------------------------- inspect

@@ -20,12 +20,10 @@ manifest says ``"complete": false``, ``"status": "failed"`` or ``"incomplete"``,
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import anyio
 import msgspec
 import polars as pl
 import pyarrow as pa
@@ -33,7 +31,7 @@ import pyarrow as pa
 from ml4t.backtest._time import from_ns
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
-from ml4t.backtest.errors import ComponentError, ConfigError
+from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.events import (
     CancelOrder,
     ComponentFailed,
@@ -72,7 +70,7 @@ from ml4t.backtest.topics import (
     SESSION,
 )
 
-__all__ = ["JOURNAL_FILE", "Recorder", "RecorderResults", "fill_params"]
+__all__ = ["JOURNAL_FILE", "Recorder", "RecorderResults", "fill_params", "outcome_of"]
 
 # every file a recorder may write: what a new run clears from its output directory
 RESULT_FILES = (
@@ -413,24 +411,7 @@ class Recorder(Component):
             return ("failed" if failed else "incomplete"), self._incomplete
         if self.state is ComponentState.FAILED:
             return "failed", f"the recorder {self.name!r} failed"
-        stop_reason = self.context.stop_reason  # set by the runtime before on_stop
-        if stop_reason == "terminated":
-            return "incomplete", "the run was terminated (SIGTERM) before it finished"
-        if stop_reason == "cancelled":
-            return "incomplete", _CANCELLED
-        if stop_reason == "failed":
-            return "failed", "a component failed and the run stopped before the end of its data"
-        in_flight = sys.exc_info()[1]
-        if in_flight is not None:
-            if isinstance(in_flight, anyio.get_cancelled_exc_class() | KeyboardInterrupt):
-                return "incomplete", _CANCELLED
-            if isinstance(in_flight, ComponentError):
-                return "failed", str(in_flight)
-            return "failed", f"the run stopped on {type(in_flight).__name__}: {in_flight}"
-        clock = self.clock
-        if clock.is_simulated and clock.next_alarm_ns() is not None:
-            return "incomplete", "the run was stopped before the end of its data"
-        return "complete", None
+        return outcome_of(self.context.stop_reason)  # set by the runtime before on_stop
 
     def on_stop(self) -> None:
         if self.output_dir is not None and self._lock is None:
@@ -580,6 +561,23 @@ class Recorder(Component):
 
 
 _CANCELLED = "the run was cancelled (interrupted, e.g. by Ctrl-C) before it finished"
+
+
+def outcome_of(stop_reason: str) -> tuple[str, str | None]:
+    """A run's status (``complete``, ``incomplete`` or ``failed``) and why, from
+    :attr:`~ml4t.backtest.component.Context.stop_reason` alone: the one rule the recorder's
+    manifest and every journal writer follow."""
+    if stop_reason == "completed":
+        return "complete", None
+    if stop_reason == "stopped":
+        return "incomplete", "the run was stopped before the end of its data"
+    if stop_reason == "terminated":
+        return "incomplete", "the run was terminated (SIGTERM) before it finished"
+    if stop_reason == "cancelled":
+        return "incomplete", _CANCELLED
+    if stop_reason == "failed":
+        return "failed", "a component failed and the run stopped before the end of its data"
+    return "incomplete", f"the run ended without a stop reason from the runtime ({stop_reason!r})"
 
 
 def _describe_run(out: Path) -> str:
