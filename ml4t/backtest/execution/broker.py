@@ -95,7 +95,9 @@ class SimulatedBroker(Component):
     ``cash_account`` (the engine sets it from ``risk.account``): the account's cash may
     never go below zero, so a buy whose fill costs more than the cash left (a gap above
     the price it was approved at) is resized to what the cash affords, or cancelled under
-    ``insufficient_cash: reject``; ``allow`` is refused for such an account.
+    ``insufficient_cash: reject``; ``allow`` is refused for such an account. Nor may it
+    go short: a sell fills at most what the strategy holds when it comes to fill, and is
+    cancelled with the reason when nothing is left (a bracket child filled first).
 
     Orders marked ``reduce_only``, and every bracket child, may only reduce the
     strategy's position in their symbol (as this broker's fills built it): they are
@@ -306,10 +308,14 @@ class SimulatedBroker(Component):
 
     def _fill(self, order: Order, qty: float, rule_price: float, bar: BarPrices, ts: int) -> None:
         sign = order.sign
-        if order.reduce_only:
+        if order.reduce_only or (sign < 0 and self._strict_cash):
+            # a reduce-only order, or any sell in a cash account (which cannot sell short:
+            # a sell approved while shares were held may meet a position that a bracket
+            # child, filled earlier on this bar, has already closed)
             held = self._held.get((order.strategy_id, order.code), 0.0)
             if held * sign >= 0.0 or is_dust(held, order.quantity):
-                self._cancel(order, ts, _nothing_to_reduce(order, held))
+                why = _nothing_to_reduce(order, held) if order.reduce_only else _no_short(held)
+                self._cancel(order, ts, why)
                 return
             if qty > abs(held):
                 qty = abs(held)
@@ -763,6 +769,10 @@ class SimulatedBroker(Component):
 def _text(value: object) -> str:
     """An id as text for an event, whatever a malformed request carried."""
     return value if isinstance(value, str) else repr(value)
+
+
+def _no_short(held: float) -> str:
+    return f"a cash account cannot sell short: {held:+g} held when the sell came to fill"
 
 
 def _nothing_to_reduce(order: Order, held: float) -> str:
