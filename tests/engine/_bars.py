@@ -37,7 +37,8 @@ def frame(bars: Mapping[str, Sequence[OHLCV]], start: datetime = START) -> pl.Da
                     "volume": float(v),
                 }
             )
-    return pl.DataFrame(rows).with_columns(pl.col("timestamp").dt.cast_time_unit("ns"))
+    frame = pl.DataFrame(rows).with_columns(pl.col("timestamp").dt.cast_time_unit("ns"))
+    return frame.sort("timestamp", "symbol")  # the order the feed's validation asks for
 
 
 def flat(price: float, volume: float = 1e6) -> OHLCV:

@@ -83,7 +83,7 @@ def test_the_feed_publishes_the_handshake_first_with_the_universe_and_column_rol
     config = load_config(
         {"backtest": {"initial_capital": 25_000.0}, "reporting": {"output_dir": None}}
     )
-    asset = frame({"AAA": [flat(10)] * 2, "BBB": [flat(20)] * 2}).sort("timestamp", "symbol")
+    asset = frame({"AAA": [flat(10)] * 2, "BBB": [flat(20)] * 2})
     engine = BacktestEngine(config, strategy=Scripted({}), asset=asset)
     engine.add(capture)
     engine.run()
