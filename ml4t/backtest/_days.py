@@ -99,21 +99,25 @@ class CalendarDays:
     ``(days, opens, closes, early)`` as sorted ns arrays, as
     :class:`~ml4t.backtest.data.calendar.SessionCalendar` does)."""
 
-    __slots__ = ("_calendar", "_closes", "_opens", "_span")
+    __slots__ = ("_bar", "_calendar", "_closes", "_opens", "_span")
 
-    _MARGIN = 40 * NS_PER_DAY
+    _BEHIND = 15 * NS_PER_DAY  # sessions kept before a time: the last close before it
+    _AHEAD = 60 * NS_PER_DAY  # and after it: the next close
 
     def __init__(self, calendar: _Sessions) -> None:
         self._calendar = calendar
         self._span = (0, -1)
         self._opens = np.empty(0, dtype=np.int64)
         self._closes = np.empty(0, dtype=np.int64)
+        self._bar: tuple[int, int, int | None] = (0, -1, None)  # (lo, hi] -> day end
 
     def _load(self, ts_ns: int) -> None:
         lo, hi = self._span
-        if lo + self._MARGIN <= ts_ns <= hi - self._MARGIN:
+        if lo + self._BEHIND <= ts_ns <= hi - self._AHEAD // 2:
             return
-        start, end = ts_ns - 400 * NS_PER_DAY, ts_ns + 400 * NS_PER_DAY
+        # a window of a few weeks: the calendar computes (and keeps) only the years it
+        # touches, so a reload as the run moves on costs a lookup, not a schedule
+        start, end = ts_ns - 2 * self._BEHIND, ts_ns + self._AHEAD
         _, opens, closes, _ = self._calendar.arrays(start, end)
         self._opens = np.asarray(opens, dtype=np.int64)
         self._closes = np.asarray(closes, dtype=np.int64)
@@ -127,10 +131,18 @@ class CalendarDays:
 
     def bar_day_end(self, ts_ns: int) -> int | None:
         """The close of the session containing ``ts_ns`` (open < ts <= close), else the
-        last close before it."""
+        last close before it. Consecutive bars of one session (or of one closed spell)
+        are answered from the last answer's interval, without a search."""
+        lo, hi, answer = self._bar
+        if lo < ts_ns <= hi:
+            return answer
         self._load(ts_ns)
-        closes = self._closes
+        closes, opens = self._closes, self._opens
         i = int(np.searchsorted(closes, ts_ns, side="left"))  # first close >= ts
-        if i < len(closes) and self._opens[i] < ts_ns:
+        if i < len(closes) and opens[i] < ts_ns:
+            self._bar = (int(opens[i]), int(closes[i]), int(closes[i]))
             return int(closes[i])
-        return int(closes[i - 1]) if i > 0 else None
+        previous = int(closes[i - 1]) if i > 0 else None
+        upper = int(opens[i]) if i < len(opens) else ts_ns
+        self._bar = (previous if previous is not None else ts_ns - 1, upper, previous)
+        return previous

@@ -144,11 +144,13 @@ class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     slippage: SlippageConfig = msgspec.field(default_factory=SlippageConfig)
     commission: CommissionConfig = msgspec.field(default_factory=CommissionConfig)
 
-    def cost_estimate(self) -> Callable[[int, float, float, float], float]:
+    def cost_estimate(self) -> Callable[[int, float, float, float], float] | None:
         """``(sign, quantity, price, volume) -> money``: the commission and slippage this
         broker would charge on one fill at ``price`` (the risk manager reserves them in
-        a cash account). A model that needs a bar value it has not got (NaN volume, a
-        spread column) is taken at no slippage."""
+        a cash account); None when it charges neither. A model that needs a bar value it
+        has not got (NaN volume, a spread column) is taken at no slippage."""
+        if self.slippage.model.lower() == "none" and self.commission.model.lower() == "none":
+            return None
         slippage, commission = self.slippage.build(), self.commission.build()
 
         def estimate(sign: int, quantity: float, price: float, volume: float) -> float:
