@@ -238,7 +238,9 @@ class AssetData:
         With ``outside_session: drop`` rows outside sessions are dropped (and counted);
         with ``reject`` the mask of them is returned for validation to report.
         """
-        lf = self.source.frame.filter(self.source.time_range(lo, hi))
+        span = self.source.time_range(lo, hi)
+        assert span is not None  # both bounds given
+        lf = self.source.frame.filter(span)
         wanted = self.config.asset.symbols
         if wanted is not None:
             lf = lf.filter(pl.col(self.config.asset.symbol_column).cast(pl.String).is_in(wanted))

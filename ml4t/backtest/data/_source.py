@@ -198,7 +198,7 @@ def _file_schema(path: Path, role: str) -> pl.Schema:
 def _check_schemas(files: list[Path], name: str, role: str) -> None:
     """Every file readable and with the first file's schema, else one error naming each."""
     first = _file_schema(files[0], role)
-    lines = []
+    lines: list[str] = []
     for path in files[1:]:
         lines.extend(
             f"    {path}: {d}" for d in schema_differences(_file_schema(path, role), first)

@@ -131,7 +131,7 @@ def asof_join(
         check_sortedness=False,
     )
     out = joined.sort(_ROW).drop(_ROW, _KEY, _AVAIL, strict=False)
-    return out.collect() if isinstance(left, pl.DataFrame) else out  # type: ignore[return-value]
+    return out.collect() if isinstance(left, pl.DataFrame) else out
 
 
 def align(prices: F, *sources: AsofSource, on: str = "timestamp", by: str = "symbol") -> F:

@@ -57,10 +57,11 @@ class OutsideSession(enum.StrEnum):
 
 
 class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Base of every data-layer config struct."""
+    """Base of every data-layer config struct. Subclasses repeat ``frozen=True``: msgspec
+    inherits it, but type checkers read a subclass without it as mutable."""
 
 
-class AssetSourceConfig(_Config, kw_only=True):
+class AssetSourceConfig(_Config, frozen=True, kw_only=True):
     """Long-format bars: ``timestamp``, ``symbol``, OHLCV and extra columns.
 
     ``path`` is a file, a glob or a directory of (hive-)partitioned parquet; leave it
@@ -78,7 +79,7 @@ class AssetSourceConfig(_Config, kw_only=True):
     symbols: list[NonEmptyStr] | None = None
 
 
-class SignalSourceConfig(_Config, kw_only=True):
+class SignalSourceConfig(_Config, frozen=True, kw_only=True):
     """A slower per-symbol source (e.g. daily predictions) joined as of availability time."""
 
     path: str | None = None
@@ -91,7 +92,7 @@ class SignalSourceConfig(_Config, kw_only=True):
     timezone: NonEmptyStr | None = None
 
 
-class ContextSourceConfig(_Config, kw_only=True):
+class ContextSourceConfig(_Config, frozen=True, kw_only=True):
     """Market-wide fields (VIX, an index, a rate), one row per timestamp, any frequency."""
 
     path: str | None = None
@@ -102,7 +103,7 @@ class ContextSourceConfig(_Config, kw_only=True):
     timezone: NonEmptyStr | None = None
 
 
-class FeedConfig(_Config, kw_only=True):
+class FeedConfig(_Config, frozen=True, kw_only=True):
     """Everything the :class:`~ml4t.backtest.data.feed.ParquetFeed` needs."""
 
     asset: AssetSourceConfig = msgspec.field(default_factory=AssetSourceConfig)

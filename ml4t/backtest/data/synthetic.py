@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
@@ -234,7 +234,7 @@ def _indicators(
     prev_close = np.vstack([np.full((1, c.shape[1]), np.nan), c[:-1]])
     true_range = np.fmax(h - lo, np.fmax(np.abs(h - prev_close), np.abs(lo - prev_close)))
     cols = [str(i) for i in range(c.shape[1])]
-    wilder = {"alpha": 1 / 14, "adjust": False, "ignore_nulls": True}
+    wilder: dict[str, Any] = {"alpha": 1 / 14, "adjust": False, "ignore_nulls": True}
     closes = pl.DataFrame(c, schema=cols)
     delta = pl.all().diff()
     gain = delta.clip(lower_bound=0).ewm_mean(**wilder)

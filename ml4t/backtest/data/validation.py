@@ -11,6 +11,7 @@ when it can be found), the column, the count of offending rows and the first row
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import msgspec
 import numpy as np
@@ -312,9 +313,8 @@ class RowChecker:
         sums = df.select(masks).row(0)
         for (rule, col, mask, detail, show), n in zip(self._rules, sums, strict=True):
             if n:
-                self._add(
-                    rule, col, detail, int(n), lambda m=mask: df.filter(m.fill_null(False)), show
-                )
+                rows = partial(df.filter, mask.fill_null(False))
+                self._add(rule, col, detail, int(n), rows, show)
         unsorted, dup = order_problems(df)
         self._add_mask("unsorted", TS, "are out of (timestamp, symbol) order", df, unsorted, ())
         self._add_mask("duplicate", "symbol", "repeat a (timestamp, symbol) pair", df, dup, OHLCV)
@@ -390,6 +390,7 @@ def locate_file(source: Source, ts_ns: int, symbol: str, *, every: bool = False)
     """
     if source.rescan is None:
         return None
+    assert source.symbol_column is not None  # every validated source has one
     try:
         found = (
             source.rescan("__ml4t_file")
