@@ -285,7 +285,7 @@ class Bus:
                 f"responder {owner!r} on {topic.name!r} replied {type(reply).__name__}, "
                 f"expected {_type_name(topic.reply_type)}"
             )
-        return self.codec.roundtrip(reply) if self.strict else reply  # type: ignore[return-value]
+        return self.codec.roundtrip(reply) if self.strict else reply
 
 
 def _handler_owner(handler: Callable[..., Any]) -> str:

@@ -31,8 +31,9 @@ import binascii
 import io
 import math
 from collections.abc import Callable
-from operator import attrgetter
-from typing import Any, Union
+from functools import reduce
+from operator import attrgetter, or_
+from typing import Any, TypeVar
 
 import msgspec
 import polars as pl
@@ -41,6 +42,8 @@ from ml4t.backtest.errors import BusError
 from ml4t.backtest.events import Event, MarketBatch, event_types
 
 __all__ = ["ARROW_EXT", "Codec", "CodecError"]
+
+E = TypeVar("E", bound=Event)
 
 ARROW_EXT = 1
 """msgpack extension code of a polars frame serialised as an Arrow IPC stream."""
@@ -183,7 +186,7 @@ class Codec:
         self.types = types if types is not None else event_types()
         if not self.types:
             raise ValueError("a codec needs at least one event type")
-        union = Union[self.types]  # noqa: UP007 - a runtime union of a tuple of classes
+        union = reduce(or_, self.types)  # A | B | ...: a runtime union of classes
         self._mp_enc = msgspec.msgpack.Encoder(enc_hook=_msgpack_enc_hook)
         self._mp_dec = msgspec.msgpack.Decoder(
             union, ext_hook=_msgpack_ext_hook, dec_hook=_dec_hook
@@ -233,6 +236,9 @@ class Codec:
             raise CodecError(f"undecodable JSON event: {exc}") from exc
         return self._checked(event, "JSON event")
 
-    def roundtrip(self, event: Event) -> Event:
-        """``decode(encode(event))``: what a subscriber in another process would receive."""
-        return self.decode(self.encode(event))
+    def roundtrip(self, event: E) -> E:
+        """``decode(encode(event))``: what a subscriber in another process would receive
+        (an event of the same class: the encoding carries its tag)."""
+        decoded = self.decode(self.encode(event))
+        assert isinstance(decoded, type(event))
+        return decoded

@@ -70,7 +70,9 @@ def event_types() -> tuple[type[Event], ...]:
         cls = stack.pop()
         for sub in cls.__subclasses__():
             stack.append(sub)
-            found[sub.__struct_config__.tag] = sub
+            tag = sub.__struct_config__.tag
+            assert isinstance(tag, str)  # Event is tag=True: each class is tagged by its name
+            found[tag] = sub
     return tuple(found[tag] for tag in sorted(found))
 
 
