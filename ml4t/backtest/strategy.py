@@ -41,7 +41,8 @@ import inspect
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 import numpy as np
@@ -646,7 +647,10 @@ def _enum_symbols(owner: str, frame: pl.DataFrame) -> list[str]:
     return categories
 
 
-def _enum(kind: type[Any], value: Any, name: str) -> Any:
+_Enum = TypeVar("_Enum", bound=StrEnum)
+
+
+def _enum(kind: type[_Enum], value: object, name: str) -> _Enum:
     """``value`` as a member of the StrEnum ``kind``: the member itself, or its value or
     name in any case."""
     if isinstance(value, kind):
