@@ -241,7 +241,7 @@ def diff(
     result = JournalDiff(a=str(ra.path), b=str(rb.path), compared=0)
     for index, (x, y) in enumerate(itertools.zip_longest(sa, sb)):
         if _same(x, y):
-            before.append(x)  # type: ignore[arg-type]
+            before.append(x)
             result.compared = index + 1
             continue
         result.index = index

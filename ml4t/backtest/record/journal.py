@@ -131,7 +131,7 @@ def _frame(index: int, clock_ns: int, payload: bytes) -> bytes:
 
 class _Frame(NamedTuple):
     offset: int
-    index: int
+    topic_index: int
     clock: int
     data: bytes
 
@@ -360,7 +360,7 @@ class JournalReader:
         """
         events, first = 0, None
         with open(self.path, "rb") as raw:
-            handle = io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[arg-type]
+            handle = io.BufferedReader(raw, buffer_size=1 << 20)
             for frame in self._frames(handle, payloads=False):
                 events += 1
                 first = frame.clock if first is None else first
@@ -369,15 +369,15 @@ class JournalReader:
     def __iter__(self) -> Iterator[JournalEntry]:
         topics, decode = self.topics, self.codec.decode
         with open(self.path, "rb") as raw:
-            handle = io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[arg-type]
+            handle = io.BufferedReader(raw, buffer_size=1 << 20)
             for number, frame in enumerate(self._frames(handle)):
                 try:
                     event = decode(frame.data)
                 except CodecError as exc:
                     raise self.error(
-                        frame.offset, f"frame #{number} ({topics[frame.index]}): {exc}"
+                        frame.offset, f"frame #{number} ({topics[frame.topic_index]}): {exc}"
                     ) from exc
-                yield JournalEntry(topics[frame.index], frame.clock, event)
+                yield JournalEntry(topics[frame.topic_index], frame.clock, event)
 
     def entries(
         self,
@@ -404,9 +404,10 @@ class JournalReader:
             if wanted_topics is not None and entry.topic not in wanted_topics:
                 continue
             if wanted is not None:
-                entry = _only_symbols(entry, wanted)
-                if entry is None:
+                kept = _only_symbols(entry, wanted)
+                if kept is None:
                     continue
+                entry = kept
             yield entry
 
 
@@ -453,7 +454,7 @@ def recover(path: str | Path, output: str | Path | None = None) -> Recovery:
     reader = JournalReader(source)
     events, clock, end, problem = 0, 0, reader._offset, None
     with open(source, "rb") as raw:
-        handle = io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[arg-type]
+        handle = io.BufferedReader(raw, buffer_size=1 << 20)
         try:
             for frame in reader._frames(handle):
                 reader.codec.decode(frame.data)
@@ -471,10 +472,10 @@ def recover(path: str | Path, output: str | Path | None = None) -> Recovery:
         closing = _FRAME_V1.pack(len(trailer), _TRAILER, clock) + trailer
     else:
         closing = _frame(_TRAILER, clock, trailer)
-    with open(source, "rb") as handle, atomic_open(target) as out:
+    with open(source, "rb") as kept_part, atomic_open(target) as out:
         remaining = end
         while remaining:
-            block = handle.read(min(remaining, 1 << 20))
+            block = kept_part.read(min(remaining, 1 << 20))
             out.write(block)
             remaining -= len(block)
         out.write(closing)
