@@ -21,11 +21,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/system-deps.sh
 	$(BIN)/python -m ruff check ml4t tests benchmarks examples
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check ml4t tests benchmarks examples validation
 	$(BIN)/python -m ruff format --check ml4t tests benchmarks examples validation
+	$(BIN)/python -m mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
