@@ -46,4 +46,4 @@ validate-small: $(VALIDATE_STAMP)
 	$(BIN)/python -m validation --small
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache
