@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ml4t.backtest.record import Recorder, ReportingConfig
 from ml4t.backtest import journal, report
+from ml4t.backtest.record import Recorder, ReportingConfig
 from ml4t.backtest.testing import Script, run_components
 from tests.record._world import random_world
 

@@ -310,10 +310,21 @@ def test_batch_positions_align_holdings_and_working_orders_with_rows() -> None:
             [
                 (T0, FILLS, fill(T0, "x", "AAA", OrderSide.BUY, 10, 10.0)),
                 (T0, MARKET, batch(T0, {"AAA": (10.0, 0), "BBB": (20.0, 0), "CCC": (5.0, 0)})),
-                (T0 + MIN, FILLS, OrderFilled(
-                ts_event=T0 + MIN, fill_id="p1", order_id="s-1", strategy_id="s",
-                symbol="BBB", side=OrderSide.BUY, quantity=3, price=20.0,
-                remaining_quantity=4)),
+                (
+                    T0 + MIN,
+                    FILLS,
+                    OrderFilled(
+                        ts_event=T0 + MIN,
+                        fill_id="p1",
+                        order_id="s-1",
+                        strategy_id="s",
+                        symbol="BBB",
+                        side=OrderSide.BUY,
+                        quantity=3,
+                        price=20.0,
+                        remaining_quantity=4,
+                    ),
+                ),
                 (
                     T0 + MIN,
                     ORDER_EVENTS,
