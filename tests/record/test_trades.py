@@ -19,8 +19,8 @@ from ml4t.backtest import (
     OrderUpdated,
     SubmitOrder,
 )
-from ml4t.backtest.errors import ConfigError
-from ml4t.backtest.events import OrderStatus
+from ml4t.backtest.errors import ConfigError, DataValidationError
+from ml4t.backtest.events import OrderStatus, SessionStarted, UniverseChanged
 from ml4t.backtest.record import Recorder, ReportingConfig, TradeBuilder
 from ml4t.backtest.testing import Script, run_components
 from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDER_REQUESTS, ORDERS_APPROVED
@@ -467,17 +467,30 @@ def test_fills_without_market_data_still_make_trades(trades_of) -> None:
     assert first["pnl_gross"] == 10.0 and second["pnl_gross"] == 0.0
 
 
-def test_a_universe_that_grows_mid_run_is_learned_again() -> None:
-    small, large = Tape(["B", "D"]), Tape(["A", "B", "C", "D"])
+def test_symbols_that_join_mid_run_get_the_next_codes_and_open_lots_keep_theirs() -> None:
+    # the batches' codes are the session's: B, D first, then A and C as they join
+    tape = Tape(["B", "D", "A", "C"])
     builder = TradeBuilder(signals=())
-    builder.on_market(small.bar(day(0), {"D": (10, 10, 10, 10)}))
-    builder.on_fill(small.fill(day(0), "A", "D", BUY, 1, 10.0))
-    builder.on_market(large.bar(day(1), {"A": (1, 1, 1, 1), "D": (11, 12, 9, 11)}))
-    builder.on_market(large.bar(day(2), {"C": (5, 5, 5, 5), "D": (11, 11, 11, 11)}))
-    builder.on_fill(large.fill(day(2), "B", "D", SELL, 1, 11.0))
+    builder.on_session(SessionStarted(ts_event=day(0), ts_init=day(0), symbols=["B", "D"]))
+    builder.on_market(tape.bar(day(0), {"D": (10, 10, 10, 10)}))
+    builder.on_fill(tape.fill(day(0), "A", "D", BUY, 1, 10.0))
+    builder.on_session(UniverseChanged(ts_event=day(1), ts_init=day(1), added=["A", "C"]))
+    builder.on_market(tape.bar(day(1), {"A": (1, 1, 1, 1), "D": (11, 12, 9, 11)}))
+    builder.on_market(tape.bar(day(2), {"C": (5, 5, 5, 5), "D": (11, 11, 11, 11)}))
+    builder.on_fill(tape.fill(day(2), "B", "D", SELL, 1, 11.0))
     (trade,) = rows(builder.finish().frame())
-    # D moved from code 1 to code 3; its bars were still found
     check(trade, holding_period_bars=2, max_favorable_excursion=2.0, max_adverse_excursion=1.0)
+
+
+def test_a_batch_with_a_code_the_session_never_announced_is_an_error() -> None:
+    tape = Tape(["B", "D", "A"])
+    builder = TradeBuilder(signals=())
+    builder.on_session(SessionStarted(ts_event=day(0), ts_init=day(0), symbols=["B", "D"]))
+    builder.on_market(tape.bar(day(0), {"D": (10, 10, 10, 10)}))
+    builder.on_fill(tape.fill(day(0), "A", "D", BUY, 1, 10.0))
+    builder.on_market(tape.bar(day(1), {"A": (1, 1, 1, 1), "D": (11, 12, 9, 11)}))
+    with pytest.raises(DataValidationError, match="symbol code 2, past the 2 symbols"):
+        builder.finish()
 
 
 def test_context_json_is_the_same_whether_a_value_came_as_int_or_float() -> None:

@@ -20,8 +20,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ml4t.backtest.errors import ConfigError
-from ml4t.backtest.events import MarketBatch
+from ml4t.backtest._symbols import SymbolTable
+from ml4t.backtest._universe import Universe
+from ml4t.backtest.errors import ConfigError, DataValidationError
+from ml4t.backtest.events import MarketBatch, SessionStarted, UniverseChanged
 
 __all__ = ["OHLCV", "Capture", "MarketView", "OpenLots"]
 
@@ -43,38 +45,51 @@ NO_CAPTURE = Capture((), {})
 
 
 class MarketView:
-    """The latest market batch, with symbol codes mapped to its rows on demand."""
+    """The latest market batch, with symbol codes mapped to its rows on demand.
+
+    Codes are the run's (a :class:`~ml4t.backtest._symbols.SymbolTable` fed by the
+    session events, the same table every role keeps); ``row_of[code]`` is valid where
+    ``stamp[code] == seq``."""
 
     def __init__(self, signals: tuple[str, ...] | None, context: tuple[str, ...] | None) -> None:
         self._want_signals = signals
         self._want_context = context
         self.signal_types: dict[str, pa.DataType] | None = None
         self.context_fields: tuple[str, ...] | None = None
-        self.codes: dict[str, int] = {}
+        self.table = SymbolTable({"row_of": 0, "stamp": -1})
         self.batch: MarketBatch | None = None
-        self._universe_size = 0
-        self._batch_codes: np.ndarray | None = None
         self._columns: dict[str, Any] = {}
         self._stamped = False
-        self.row_of = np.zeros(0, dtype=np.intp)
-        self.stamp = np.zeros(0, dtype=np.int64)
         self.seq = 0
         self._arange = np.arange(0)
         self.recoded = False  # set when codes changed; the owner re-codes its lots
 
-    def set(self, batch: MarketBatch, *, codes_now: bool) -> None:
-        """Make ``batch`` current; take its codes now if asked (while the shared cache
-        still holds them)."""
-        if self.batch is None:
-            self._learn(batch)
+    @property
+    def codes(self) -> dict[str, int]:
+        return self.table.code
+
+    @property
+    def row_of(self) -> np.ndarray:
+        return self.table["row_of"]
+
+    @property
+    def stamp(self) -> np.ndarray:
+        return self.table["stamp"]
+
+    def on_session(self, event: SessionStarted | UniverseChanged) -> None:
+        """The universe from the session events (codes are the run's from then on)."""
+        if self.table.apply(event) is not None:
+            self.recoded = True
+
+    def set(self, batch: MarketBatch) -> None:
+        """Make ``batch`` current."""
+        if not self.table.known:  # no session event (a graph without a feed)
+            self.recoded |= self.table.adopt(Universe.of_frame(batch.frame).symbols) is not None
+        if self.signal_types is None:
+            self.choose_columns(batch.frame, batch.context)
         self.batch = batch
         self._columns = {}
         self._stamped = False
-        self._batch_codes = batch.symbol_codes() if codes_now else None
-
-    def take_codes(self) -> None:
-        if self.batch is not None and self._batch_codes is None:
-            self._batch_codes = self.batch.symbol_codes()
 
     def stamped(self) -> MarketBatch | None:
         """The current batch with ``row_of[code]`` valid where ``stamp[code] == seq``."""
@@ -82,11 +97,13 @@ class MarketView:
         if batch is None or batch.frame.height == 0:
             return None
         if not self._stamped:
-            self.take_codes()
-            codes = self._batch_codes
-            assert codes is not None
-            if codes.size and int(codes.max()) >= self._universe_size:
-                self._learn(batch)
+            codes = batch.symbol_codes()
+            if codes.size and int(codes.max()) >= self.table.size:
+                raise DataValidationError(
+                    f"a market batch at {batch.ts_event} has symbol code {int(codes.max())}, "
+                    f"past the {self.table.size} symbols of the session; the feed must "
+                    "announce new symbols with UniverseChanged before their rows"
+                )
             self.seq += 1
             if self._arange.size < codes.size:
                 self._arange = np.arange(codes.size)
@@ -94,24 +111,6 @@ class MarketView:
             self.stamp[codes] = self.seq
             self._stamped = True
         return batch
-
-    def _learn(self, batch: MarketBatch) -> None:
-        frame = batch.frame
-        dtype = frame.schema["symbol"]
-        categories = dtype.categories.to_list() if isinstance(dtype, pl.Enum) else []
-        if not categories:
-            raise TypeError(
-                f"market frames must carry 'symbol' as a pl.Enum of the universe, got {dtype}"
-            )
-        known = set(categories)
-        extra = [s for s in self.codes if s not in known]
-        self.recoded = bool(self.codes)
-        self.codes = {s: i for i, s in enumerate(categories + extra)}
-        self._universe_size = len(categories)
-        self.row_of = np.zeros(len(self.codes), dtype=np.intp)
-        self.stamp = np.full(len(self.codes), -1, dtype=np.int64)
-        if self.signal_types is None:
-            self.choose_columns(frame, batch.context)
 
     def choose_columns(self, frame: pl.DataFrame | None, context: dict[str, Any]) -> None:
         schema = frame.schema if frame is not None else {}
@@ -135,12 +134,7 @@ class MarketView:
 
     def code_of(self, symbol: str) -> int:
         """``symbol``'s code, a new one past the universe if it was never seen."""
-        code = self.codes.get(symbol)
-        if code is None:
-            code = self.codes[symbol] = len(self.codes)
-            self.row_of = np.append(self.row_of, 0)
-            self.stamp = np.append(self.stamp, -1)
-        return code
+        return self.table.ensure(symbol)
 
     def column(self, name: str) -> Any:
         """A column of the current batch: float64 numpy for numbers, else a list."""

@@ -317,7 +317,10 @@ class Recorder(Component):
     @on(SESSION, phase=Phase.SESSION)
     def _on_session(self, event: SessionStarted | UniverseChanged) -> None:
         """The run's facts the recorder was not given: the data fingerprint and the
-        calendar's sessions per year (the metrics' annualisation)."""
+        calendar's sessions per year (the metrics' annualisation), and the universe."""
+        parts = self._parts
+        assert parts is not None  # handlers run only after on_start
+        parts.builder.on_session(event)
         if not isinstance(event, SessionStarted):
             return
         if self.data_fingerprint is None and event.data_fingerprint:

@@ -46,7 +46,9 @@ from ml4t.backtest.events import (
     OrderSide,
     OrderType,
     OrderUpdated,
+    SessionStarted,
     SubmitOrder,
+    UniverseChanged,
 )
 from ml4t.backtest.record._lots import OHLCV, Capture, MarketView, OpenLots
 from ml4t.backtest.record.tables import TableBuffer, trades_schema
@@ -246,11 +248,15 @@ class TradeBuilder:
     def open_lots(self) -> int:
         return self._open.n
 
+    def on_session(self, event: SessionStarted | UniverseChanged) -> None:
+        """The run's universe (the codes the batches carry)."""
+        self._market.on_session(event)
+
     def on_market(self, batch: MarketBatch) -> None:
         """A new bar: the previous one is applied to the lots open now."""
         if self._open.n:
             self._apply()
-        self._market.set(batch, codes_now=self._open.n > 0)
+        self._market.set(batch)
 
     def on_order(self, order: SubmitOrder) -> None:
         """An order request: remember its reason, bracket levels and the decision bar."""
@@ -360,7 +366,6 @@ class TradeBuilder:
         lots.append(lot)
         code = self._market.code_of(lot.symbol)
         lot.slot = self._open.add(lot, code, fill.ts_event, fill.price, late=at_close)
-        self._market.take_codes()
 
     def _release(self, lot: _Lot) -> None:
         moved = self._open.release(lot.slot)
