@@ -61,12 +61,22 @@ class Topic(Generic[E]):
     ``strategy_id`` of an order request): a component that publishes for another is a
     :class:`BusError` at the call, unless it is a declared relay
     (:attr:`~ml4t.backtest.component.Component.relay`).
+
+    A ``retained`` topic (the session's facts) keeps every event published on it: a
+    subscriber that joins later is handed them all, in publish order, before anything
+    published after it subscribed, so a component added to a running graph knows what
+    the ones there from the start know.
     """
 
-    __slots__ = ("name", "sender_field", "type")
+    __slots__ = ("name", "retained", "sender_field", "type")
 
     def __init__(
-        self, name: str, event_type: type[E] | UnionType, *, sender_field: str | None = None
+        self,
+        name: str,
+        event_type: type[E] | UnionType,
+        *,
+        sender_field: str | None = None,
+        retained: bool = False,
     ) -> None:
         if not name:
             raise BusError("a topic needs a non-empty name")
@@ -77,6 +87,7 @@ class Topic(Generic[E]):
         self.name = name
         self.type = event_type
         self.sender_field = sender_field
+        self.retained = retained
 
     def __repr__(self) -> str:
         return f"Topic({self.name!r}, {_type_name(self.type)})"
@@ -118,7 +129,15 @@ class Subscription:
 class Bus:
     """Typed publish/subscribe and request/reply between components."""
 
-    __slots__ = ("_codec", "_dispatcher", "_responders", "_subs", "_topics", "strict")
+    __slots__ = (
+        "_codec",
+        "_dispatcher",
+        "_responders",
+        "_retained",
+        "_subs",
+        "_topics",
+        "strict",
+    )
 
     def __init__(self, *, strict: bool = False, codec: Codec | None = None) -> None:
         self.strict = strict
@@ -126,6 +145,7 @@ class Bus:
         self._topics: dict[str, Topic[Any] | RequestTopic[Any, Any]] = {}
         self._subs: dict[str, tuple[Subscription, ...]] = {}
         self._responders: dict[str, tuple[str, Callable[[Any], Any]]] = {}
+        self._retained: dict[str, list[Any]] = {}
         self._dispatcher: Dispatcher = SequencedDispatcher()
 
     # ------------------------------------------------------------ set-up
@@ -170,12 +190,17 @@ class Bus:
         subscriber: str = "",
         phase: int = Phase.DEFAULT,
     ) -> Subscription:
-        """Deliver every event published on ``topic`` to ``handler``, in publish order."""
+        """Deliver every event published on ``topic`` to ``handler``, in publish order
+        (on a retained topic, every event published before too)."""
         if not callable(handler):
             raise BusError(f"handler for {topic.name!r} is not callable: {handler!r}")
         self.declare(topic)
         sub = Subscription(topic, handler, subscriber or _handler_owner(handler), int(phase))
         self._subs[topic.name] = (*self._subs.get(topic.name, ()), sub)
+        for event in self._retained.get(topic.name, ()):
+            if self.strict:
+                event = self.codec.roundtrip(event)
+            self._dispatcher.submit(sub.phase, sub.handler, event, sub.subscriber)
         return sub
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -209,6 +234,8 @@ class Bus:
                     f"{topic.name!r} with {field}={claimed!r}: a request names its own "
                     "publisher (only a declared relay publishes for others)"
                 )
+        if topic.retained:
+            self._retained.setdefault(topic.name, []).append(event)
         subs = self._subs.get(topic.name)
         if subs is None:
             self.declare(topic)

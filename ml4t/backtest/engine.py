@@ -207,8 +207,6 @@ class BacktestEngine:
         self.recorder = recorder or Recorder(
             config.reporting,
             run_config=config,
-            data_fingerprint=None,
-            initial_equity=capital,
             fill_timing=config.execution.fill_timing,
             intrabar=config.execution.intrabar,
         )

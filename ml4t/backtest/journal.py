@@ -35,7 +35,7 @@ from ml4t.backtest.record.journal import (
     partial_path,
     recover,
 )
-from ml4t.backtest.record.recorder import fill_params, outcome_of
+from ml4t.backtest.record.recorder import outcome_of
 from ml4t.backtest.runtime import Runtime
 
 __all__ = [
@@ -61,8 +61,8 @@ __all__ = [
 class JournalRecorder(Component):
     """Journals every event on ``topics`` (all standard topics by default) to ``path``.
 
-    ``header`` goes into the journal's header: pass ``{"config": ..., "recorder":
-    recorder.replay_params()}`` so that :func:`replay` can rebuild the recorder. Add it to
+    ``header`` goes into the journal's header: pass ``{"config": run_config}`` (the
+    run's config as plain data) so that :func:`replay` can rebuild the recorder. Add it to
     the graph after the :class:`~ml4t.backtest.record.Recorder`: components stop in
     reverse order, so the journal is complete when the recorder writes its manifest.
     """
@@ -329,23 +329,14 @@ def replay(
 ) -> RecorderResults:
     """Rebuild a run's results from its journal alone (``ml4t replay JOURNAL``).
 
-    The recorder is rebuilt from the header's recorder parameters (or ``reporting``),
-    writing to ``output_dir`` (in memory if None); each event is published on its topic
-    at its journaled clock time on a simulated clock.
+    The recorder is rebuilt from the journal alone (:meth:`Recorder.for_replay`: the
+    header's run config, then the journaled ``SessionStarted``), writing to
+    ``output_dir`` (in memory if None); ``reporting`` overrides the journaled reporting
+    section. Each event is published on its topic at its journaled clock time on a
+    simulated clock.
     """
     reader = JournalReader(path)
-    params = reader.header.get("recorder")
-    if reporting is not None:
-        out = output_dir if output_dir is not None else reporting.output_dir
-        config = msgspec.structs.replace(
-            reporting, output_dir=str(out) if out is not None else None, journal=False
-        )
-        recorder = Recorder(config, **_recorder_kwargs(params))
-    elif params is not None:
-        recorder = Recorder.from_replay_params(params, output_dir=output_dir)
-    else:
-        out = str(output_dir) if output_dir is not None else None
-        recorder = Recorder(ReportingConfig(output_dir=out), manifest_extra={"replayed": True})
+    recorder = Recorder.for_replay(reader.header, output_dir=output_dir, reporting=reporting)
     by_name = {topic.name: topic for topic in topics}
     missing = sorted(set(reader.topics) - set(by_name))
     if missing:
@@ -368,19 +359,6 @@ def replay(
         raise
     assert recorder.results is not None
     return recorder.results
-
-
-def _recorder_kwargs(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    if not params:
-        return {"manifest_extra": {"replayed": True}}
-    return {
-        "run_config": params.get("run_config"),
-        "data_fingerprint": params.get("data_fingerprint"),
-        "initial_equity": params.get("initial_equity"),
-        "periods_per_year": params.get("periods_per_year"),
-        **fill_params(params),
-        "manifest_extra": {"replayed": True},
-    }
 
 
 # --------------------------------------------------------------------------- command line

@@ -105,6 +105,7 @@ class Runtime:
         self._components: list[Component] = []
         self._observers: set[str] = set()
         self._started: list[Component] = []
+        self._joining: list[Component] = []  # added while running, not yet started
         self._stop_requested = False
         self._terminated: int | None = None  # the signal terminate() was called for
         self._scope: anyio.CancelScope | None = None
@@ -126,8 +127,14 @@ class Runtime:
         An ``observer`` (a recorder) is started even when a component before it fails to
         start, so that it sees the failure (``ComponentFailed`` on ``errors``) and its
         ``on_stop`` can record it.
+
+        Added while the graph runs (from a handler or an alarm), the component joins
+        once the current delivery is done: it subscribes, starts, and is handed the
+        session's events published so far (``SESSION`` is a retained topic) before
+        anything else, so it builds its per-symbol state as the others did. It stops
+        with the rest.
         """
-        if self.outcome is not RunOutcome.NOT_RUN:
+        if self.outcome not in (RunOutcome.NOT_RUN, RunOutcome.RUNNING):
             raise ComponentError(
                 f"cannot add {component.name!r}: the graph has already run",
                 component=component.name,
@@ -144,6 +151,9 @@ class Runtime:
         self._components.append(component)
         if observer:
             self._observers.add(component.name)
+        if self.outcome is RunOutcome.RUNNING:
+            self._joining.append(component)
+            self._poke()
         return component
 
     def stop(self) -> None:
@@ -278,6 +288,16 @@ class Runtime:
         self._started.append(component)
         self._set_state(component, ComponentState.RUNNING)
 
+    async def _join(self) -> None:
+        """Start the components added while running (see :meth:`add`)."""
+        while self._joining:
+            component = self._joining.pop(0)
+            if component in self._started:  # added by an on_start: started with the rest
+                continue
+            component._subscribe_handlers()  # retained session events are queued first
+            await self._start(component)
+            await self.bus.drain()
+
     async def _start_observers(self) -> None:
         """Start the observers a start failure came before (a further failure is logged)."""
         for component in self._components:
@@ -297,6 +317,8 @@ class Runtime:
         fired = 0
         last_yield = monotonic()
         await drain()
+        if self._joining:
+            await self._join()
         while not self._stop_requested:
             alarm = pop_alarm()
             if alarm is None:
@@ -304,6 +326,8 @@ class Runtime:
             clock.advance_to(alarm.ts_ns)
             _fire(alarm, clock.now_ns())
             await drain()
+            if self._joining:
+                await self._join()
             fired += 1
             # yield to the event loop (so Ctrl-C and cancel scopes get in) every few
             # hundred alarms, or sooner when handlers are slow
@@ -318,6 +342,8 @@ class Runtime:
         drain = self.bus.dispatcher.drain
         while not self._stop_requested:
             await drain()
+            if self._joining:
+                await self._join()
             if self._stop_requested:
                 break
             due = clock.next_alarm_ns()

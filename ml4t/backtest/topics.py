@@ -46,7 +46,7 @@ __all__ = [
     "SESSION",
 ]
 
-SESSION = Topic("session", SessionStarted | UniverseChanged)
+SESSION = Topic("session", SessionStarted | UniverseChanged, retained=True)
 
 MARKET: Topic[MarketBatch] = Topic("market", MarketBatch)
 ORDER_REQUESTS = Topic(

@@ -194,3 +194,24 @@ async def test_failing_responder_raises_component_error() -> None:
     bus.serve(QUOTE, broken, subscriber="broken")
     with pytest.raises(ComponentError, match="component 'broken' failed answering Word"):
         await bus.request(QUOTE, Word(ts_event=0, text="k"))
+
+
+@pytest.mark.anyio
+async def test_a_retained_topic_hands_a_late_subscriber_everything_published_before() -> None:
+    bus = Bus(strict=True)
+    facts, news = Topic("facts", Num, retained=True), Topic("news", Num)
+    early: list[int] = []
+    bus.subscribe(facts, lambda e: early.append(e.value))
+    bus.publish(facts, Num(ts_event=1, value=1))
+    bus.publish(news, Num(ts_event=1, value=9))  # not retained: nobody hears it later
+    bus.publish(facts, Num(ts_event=2, value=2))
+    await bus.drain()
+    late: list[int] = []
+    bus.subscribe(facts, lambda e: late.append(e.value))
+    missed: list[int] = []
+    bus.subscribe(news, lambda e: missed.append(e.value))
+    bus.publish(facts, Num(ts_event=3, value=3))
+    await bus.drain()
+    assert early == [1, 2, 3]
+    assert late == [1, 2, 3]  # the past first, in publish order, then the new
+    assert missed == []

@@ -127,3 +127,37 @@ def test_a_symbol_listed_mid_run_reaches_every_role_through_the_session_events()
     assert strategy.position("CCC") == 10.0
     assert strategy.last_price("CCC") == 33.0
     assert results.final_equity == 10_000.0
+
+
+class Door(Component):
+    """Lets ``late`` into the running graph at ``at`` (as a user would attach a monitor to
+    a live session)."""
+
+    def __init__(self, engine: BacktestEngine, late: Component, at: int) -> None:
+        super().__init__("door")
+        self.engine, self.late, self.at = engine, late, at
+
+    def on_start(self) -> None:
+        self.clock.schedule(self.at, self._open, priority=AlarmPriority.DATA)
+
+    def _open(self) -> None:
+        assert self.engine.runtime is not None
+        self.engine.runtime.add(self.late)
+
+
+def test_a_component_that_joins_mid_run_builds_its_state_from_the_session_events() -> None:
+    early, late = LateJoiner(), LateJoiner()
+    late.name = "late-joiner"
+    config = load_config(
+        {"backtest": {"initial_capital": 10_000.0}, "reporting": {"output_dir": None}}
+    )
+    engine = BacktestEngine(config, strategy=Scripted({}), feed=GrowingFeed())
+    engine.add(early)
+    # it joins after day 2's bars (CCC listed then), before day 3's
+    engine.add(Door(engine, late, T0 + 2 * DAY + DAY // 2))
+    engine.run()
+    # handed SessionStarted (AAA, BBB) then UniverseChanged (CCC) on joining, it knows
+    # the universe by the run's codes and reads day 3's batch as the others do
+    assert late.table.symbols == ["AAA", "BBB", "CCC"]
+    assert late.seen == [(["AAA", "BBB", "CCC"], [13.0, 23.0, 33.0])]
+    assert early.seen[-1] == late.seen[0]

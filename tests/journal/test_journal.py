@@ -16,6 +16,7 @@ from ml4t.backtest import (
     OrderFilled,
     OrderSide,
     Phase,
+    SessionStarted,
     SubmitOrder,
     on,
 )
@@ -31,7 +32,7 @@ from ml4t.backtest.journal import (
 )
 from ml4t.backtest.record import Recorder, ReportingConfig
 from ml4t.backtest.testing import Script, run_components
-from ml4t.backtest.topics import FILLS, MARKET, ORDER_REQUESTS, ORDERS_APPROVED
+from ml4t.backtest.topics import FILLS, MARKET, ORDER_REQUESTS, ORDERS_APPROVED, SESSION
 from tests.record._world import Tape, day, random_world
 
 TABLES = ("trades", "fills", "orders", "order_history", "portfolio")
@@ -102,18 +103,26 @@ class Flipper(Component):
 
 
 def record(tape: Tape, out: Path, *, extra: tuple[Component, ...] = (), **config: Any) -> Recorder:
-    recorder = Recorder(
-        ReportingConfig(output_dir=str(out), **config),
-        initial_equity=100_000.0,
-        run_config={"strategy": "toy"},
+    """Run ``tape`` behind a session handshake, journaled as the engine journals: the
+    header holds the run config only; the rest travels in ``SessionStarted``."""
+    run_config = {"strategy": "toy", "reporting": config}
+    recorder = Recorder(ReportingConfig(output_dir=str(out), **config), run_config=run_config)
+    journal = JournalRecorder(out / JOURNAL_FILE, header={"config": run_config})
+    run_components(Script(with_session(tape)), *extra, recorder, journal)
+    return recorder
+
+
+def with_session(tape: Tape) -> list[Any]:
+    """The tape's steps after the handshake a feed publishes first."""
+    first = tape.steps[0][0]
+    session = SessionStarted(
+        ts_event=first,
+        ts_init=first,
+        symbols=tape.symbols,
+        initial_cash=100_000.0,
         data_fingerprint="sha256:abc",
     )
-    journal = JournalRecorder(
-        out / JOURNAL_FILE,
-        header={"config": {"strategy": "toy"}, "recorder": recorder.replay_params()},
-    )
-    run_components(Script(tape.steps), *extra, recorder, journal)
-    return recorder
+    return [(first, SESSION, session), *tape.steps]
 
 
 def test_writer_and_reader_round_trip(tmp_path: Path) -> None:
@@ -148,7 +157,7 @@ def test_the_journal_holds_events_in_publish_order_across_phases(tmp_path: Path)
     # at each bar: the feed publishes the bar; the broker (EXECUTION) fills yesterday's
     # order; the strategy (STRATEGY) requests; risk (RISK) approves
     days = list(per_day.values())
-    assert days[0] == ["market", "orders.requested", "orders.approved"]
+    assert days[0] == ["session", "market", "orders.requested", "orders.approved"]
     assert days[1:] == [["market", "fills", "orders.requested", "orders.approved"]] * 5
 
 
@@ -249,15 +258,16 @@ def test_the_recorder_journals_the_run_itself_when_configured(tmp_path: Path) ->
     tape = random_world(days=40, symbols=3, seed=9)
     recorder = Recorder(
         ReportingConfig(output_dir=str(tmp_path / "run"), journal=True),
-        initial_equity=100_000.0,
-        run_config={"strategy": "toy"},
+        run_config={"strategy": "toy", "reporting": {"journal": True}},
     )
-    run_components(Script(tape.steps), Broker(), Flipper(), recorder)
+    run_components(Script(with_session(tape)), Broker(), Flipper(), recorder)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert JOURNAL_FILE in manifest["files"] and manifest["complete"]
     header = JournalReader(tmp_path / "run" / JOURNAL_FILE).header
-    assert header["config"] == {"strategy": "toy"}
-    assert header["recorder"]["initial_equity"] == 100_000.0
+    # the run's config and id, nothing for the replay's sake: the rest is in the events
+    assert set(header) == {"format", "versions", "topics", "created_at", "config", "run_id"}
+    assert header["config"] == {"strategy": "toy", "reporting": {"journal": True}}
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["initial_equity"] == 1e5
     replay(tmp_path / "run" / JOURNAL_FILE, tmp_path / "replay")
     for name in [f"{t}.parquet" for t in TABLES] + ["metrics.json"]:
         assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "replay" / name).read_bytes()

@@ -639,13 +639,18 @@ def test_an_unknown_fill_timing_is_refused_with_the_value() -> None:
 
 def test_a_journal_header_with_only_the_old_flag_replays_with_its_fill_timing() -> None:
     # journals written before fill_timing was recorded carry excursion_from_entry_bar
-    old_same_close = Recorder.from_replay_params(
-        {"excursion_from_entry_bar": False}, output_dir=None
-    )
+    def legacy(params: dict[str, Any]) -> Recorder:
+        return Recorder.for_replay({"recorder": params}, output_dir=None)
+
+    old_same_close = legacy({"excursion_from_entry_bar": False})
     assert (old_same_close.fill_timing, old_same_close.intrabar) == ("same_close", "ohlc")
-    old_default = Recorder.from_replay_params({"excursion_from_entry_bar": True}, output_dir=None)
-    assert old_default.fill_timing == "next_open"
-    recorder = Recorder(fill_timing="next_close", intrabar="close")
-    params = recorder.replay_params()
-    again = Recorder.from_replay_params(params, output_dir=None)
+    assert legacy({"excursion_from_entry_bar": True}).fill_timing == "next_open"
+    old = legacy({"fill_timing": "next_close", "intrabar": "close", "initial_equity": 5.0})
+    assert (old.fill_timing, old.intrabar, old.initial_equity) == ("next_close", "close", 5.0)
+
+
+def test_a_journal_header_gives_the_fill_rules_from_the_run_config() -> None:
+    header = {"config": {"execution": {"fill_timing": "next_close", "intrabar": "close"}}}
+    again = Recorder.for_replay(header, output_dir=None)
     assert (again.fill_timing, again.intrabar) == ("next_close", "close")
+    assert again.initial_equity is None  # it comes with the journaled SessionStarted

@@ -84,7 +84,8 @@ RESULT_FILES = (
 
 
 def fill_params(params: Mapping[str, Any]) -> dict[str, str]:
-    """``fill_timing`` and ``intrabar`` from a journal's recorder parameters.
+    """``fill_timing`` and ``intrabar`` from a run's execution section (or an old
+    journal's recorder parameters).
 
     Journals written before these were recorded carry ``excursion_from_entry_bar``
     instead (False meant same-close fills).
@@ -118,9 +119,10 @@ class Recorder(Component):
     """Records trades, fills, orders, portfolio states and metrics (see ``docs/results.md``).
 
     The engine passes what the events do not carry: ``run_config`` (the resolved config,
-    written to ``config.yaml`` and hashed), ``data_fingerprint``, ``initial_equity``,
-    ``periods_per_year`` (from the trading calendar), and the broker's ``fill_timing``
-    and ``intrabar`` (which fills are at their bar's close: the bars MFE/MAE count).
+    written to ``config.yaml``, hashed, and the journal's header) and the broker's
+    ``fill_timing`` and ``intrabar`` (which fills are at their bar's close: the bars
+    MFE/MAE count). ``data_fingerprint``, ``initial_equity`` and ``periods_per_year``
+    come from the session's ``SessionStarted`` unless given (a graph without a feed).
     ``mark_incomplete(reason)`` marks the results of a run the engine knows did not finish.
     """
 
@@ -173,34 +175,57 @@ class Recorder(Component):
         if self._incomplete is None:
             self._incomplete = reason
 
-    def replay_params(self) -> dict[str, Any]:
-        """Everything needed to build an identical recorder for a replay (journal header)."""
-        return {
-            "reporting": outputs.to_builtins(self.config),
-            "initial_equity": self.initial_equity,
-            "periods_per_year": self.periods_per_year,
-            "fill_timing": self.fill_timing,
-            "intrabar": self.intrabar,
-            "data_fingerprint": self.data_fingerprint,
-            "run_config": outputs.to_builtins(self.run_config),
-        }
-
     @classmethod
-    def from_replay_params(
-        cls, params: Mapping[str, Any], *, output_dir: str | Path | None, name: str = "recorder"
+    def for_replay(
+        cls,
+        header: Mapping[str, Any],
+        *,
+        output_dir: str | Path | None,
+        reporting: ReportingConfig | None = None,
+        name: str = "recorder",
     ) -> Recorder:
-        reporting = dict(params.get("reporting") or {})
-        reporting.update(output_dir=str(output_dir) if output_dir is not None else None)
-        reporting.update(journal=False, html_report=False)
-        config = msgspec.convert(reporting, ReportingConfig)
+        """The recorder a journaled run had, rebuilt from its journal header alone.
+
+        The header holds the run's config (``config``, as written to ``config.yaml``):
+        its ``reporting`` section and the broker's fill rules come from it; everything
+        else (initial cash, data fingerprint, sessions per year, the universe) arrives
+        with the journaled ``SessionStarted``, as in the run. ``reporting`` overrides
+        the journaled section. Journals written before the session handshake carry the
+        recorder's parameters under ``recorder`` and are read too.
+        """
+        run_config = header.get("config")
+        legacy = header.get("recorder")
+        if isinstance(legacy, Mapping):
+            section: Any = legacy.get("reporting")
+            execution: Mapping[str, Any] = legacy
+            run_config = legacy.get("run_config", run_config)
+            known: dict[str, Any] = {
+                "data_fingerprint": legacy.get("data_fingerprint"),
+                "initial_equity": legacy.get("initial_equity"),
+                "periods_per_year": legacy.get("periods_per_year"),
+            }
+        else:
+            config = run_config if isinstance(run_config, Mapping) else {}
+            section, execution, known = config.get("reporting"), config.get("execution") or {}, {}
+        if reporting is None:
+            reporting = msgspec.convert(dict(section or {}), ReportingConfig)
+        out = output_dir if output_dir is not None else reporting.output_dir
+        reporting = msgspec.structs.replace(
+            reporting,
+            output_dir=str(out) if out is not None else None,
+            journal=False,
+            html_report=False,
+        )
+        fills = fill_params(execution)
         return cls(
-            config,
+            reporting,
             name=name,
-            run_config=params.get("run_config"),
-            data_fingerprint=params.get("data_fingerprint"),
-            initial_equity=params.get("initial_equity"),
-            periods_per_year=params.get("periods_per_year"),
-            **fill_params(params),
+            run_config=run_config,
+            data_fingerprint=known.get("data_fingerprint"),
+            initial_equity=known.get("initial_equity"),
+            periods_per_year=known.get("periods_per_year"),
+            fill_timing=fills["fill_timing"],
+            intrabar=fills["intrabar"],
             manifest_extra={"replayed": True},
         )
 
@@ -298,11 +323,7 @@ class Recorder(Component):
         self._journal = JournalWriter(
             self.output_dir / JOURNAL_FILE,
             [topic.name for topic in STANDARD_TOPICS],
-            header={
-                "config": self.run_config,
-                "recorder": self.replay_params(),
-                "run_id": self.run_id,
-            },
+            header={"config": self.run_config, "run_id": self.run_id},
             codec=self.bus.codec,
         )
 
@@ -323,6 +344,10 @@ class Recorder(Component):
         parts.builder.on_session(event)
         if not isinstance(event, SessionStarted):
             return
+        if self.initial_equity is None and event.initial_cash > 0:
+            self.initial_equity = event.initial_cash
+            if parts.states.initial_equity is None:
+                parts.states.initial_equity = event.initial_cash
         if self.data_fingerprint is None and event.data_fingerprint:
             self.data_fingerprint = event.data_fingerprint
         if self.periods_per_year is None and event.sessions_per_year:
