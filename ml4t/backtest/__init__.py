@@ -25,10 +25,14 @@ from ml4t.backtest.errors import (
     OrderError,
 )
 from ml4t.backtest.events import (
+    ActionKind,
     CancelOrder,
+    CashFlow,
+    CashFlowKind,
     ComponentFailed,
     ComponentState,
     ComponentStateChanged,
+    CorporateAction,
     Event,
     MarketBatch,
     ModifyOrder,
@@ -77,6 +81,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "AccountingError",
+    "ActionKind",
     "Alarm",
     "AlarmPriority",
     "BacktestEngine",
@@ -88,6 +93,8 @@ __all__ = [
     "Bus",
     "BusError",
     "CancelOrder",
+    "CashFlow",
+    "CashFlowKind",
     "Clock",
     "Codec",
     "CodecError",
@@ -100,6 +107,7 @@ __all__ = [
     "ComponentStateChanged",
     "ConfigError",
     "Context",
+    "CorporateAction",
     "DataValidationError",
     "Event",
     "Feed",

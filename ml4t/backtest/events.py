@@ -24,10 +24,14 @@ import numpy as np
 import polars as pl
 
 __all__ = [
+    "ActionKind",
     "CancelOrder",
+    "CashFlow",
+    "CashFlowKind",
     "ComponentFailed",
     "ComponentState",
     "ComponentStateChanged",
+    "CorporateAction",
     "Event",
     "MarketBatch",
     "ModifyOrder",
@@ -121,6 +125,23 @@ class RequestKind(enum.StrEnum):
     MODIFY = "modify"
 
 
+class ActionKind(enum.StrEnum):
+    """What a :class:`CorporateAction` does."""
+
+    SPLIT = "split"
+    DIVIDEND = "dividend"
+    DELISTING = "delisting"
+    SYMBOL_CHANGE = "symbol_change"
+
+
+class CashFlowKind(enum.StrEnum):
+    """Why cash moved without a trade (a :class:`CashFlow`)."""
+
+    DIVIDEND = "dividend"  # paid to longs, charged to shorts, on the pay date
+    BORROW_FEE = "borrow_fee"  # the cost of holding a short, accrued per session
+    CASH_IN_LIEU = "cash_in_lieu"  # the fractional share a split left, paid out
+
+
 class ComponentState(enum.StrEnum):
     CREATED = "created"
     STARTING = "starting"
@@ -169,6 +190,45 @@ class UniverseChanged(Event, frozen=True, kw_only=True):
 
     added: list[str] = msgspec.field(default_factory=list)
     removed: list[str] = msgspec.field(default_factory=list)
+
+
+class CorporateAction(Event, frozen=True, kw_only=True):
+    """A corporate action on ``symbol``, in effect from ``ts_event`` on: the feed
+    publishes it on ``CORPORATE_ACTIONS`` in the SESSION phase, before the first batch
+    after its ex-date (or time), so every role applies it before that bar.
+
+    - ``split``: ``ratio`` new shares per old share (4.0 for 4:1, 0.1 for 1:10). Holdings
+      are multiplied by it, prices and average costs divided by it, working orders
+      adjusted to match.
+    - ``dividend``: ``amount`` cash per share, to holders at ``ts_event`` (shorts pay it),
+      booked at ``pay_ns``.
+    - ``delisting``: the symbol stops trading; positions are closed at ``price`` per share
+      (the feed fills in the last close when the file gave none) and orders cancelled.
+    - ``symbol_change``: the symbol trades on as ``new_symbol`` (a code of the session):
+      positions, orders and open trades carry over.
+    """
+
+    symbol: str
+    action: ActionKind
+    ratio: float = 1.0
+    amount: float = 0.0
+    price: float | None = None
+    new_symbol: str = ""
+    pay_ns: int = 0
+
+
+class CashFlow(Event, frozen=True, kw_only=True):
+    """Cash into (``amount`` > 0) or out of the account without a trade, published by the
+    portfolio when it books it: a dividend, a borrow fee, cash in lieu of a fractional
+    share. ``quantity`` is the signed position it was computed on and ``rate`` the
+    amount per share (dividend), the annual rate (borrow fee) or the price per share
+    (cash in lieu)."""
+
+    symbol: str
+    kind: CashFlowKind
+    amount: float
+    quantity: float = 0.0
+    rate: float = 0.0
 
 
 # --------------------------------------------------------------------------- market data
@@ -359,7 +419,10 @@ class PortfolioSnapshot(Event, frozen=True, kw_only=True):
 
     ``realized_pnl`` and ``unrealized_pnl`` are price P&L (slippage included, since it is
     in the fill prices); ``commission`` and ``slippage`` are the run's cumulative costs in
-    money, so equity = initial cash + realized + unrealized - commission.
+    money; ``income`` is the cumulative cash that came without a trade (dividends
+    received less dividends paid on shorts, cash in lieu) and ``borrow_fees`` the
+    cumulative cost of shorts, so equity = initial cash + realized + unrealized -
+    commission + income - borrow_fees.
     """
 
     equity: float
@@ -372,6 +435,8 @@ class PortfolioSnapshot(Event, frozen=True, kw_only=True):
     unrealized_pnl: float = 0.0
     commission: float = 0.0
     slippage: float = 0.0
+    income: float = 0.0
+    borrow_fees: float = 0.0
 
 
 # --------------------------------------------------------------------------- runtime

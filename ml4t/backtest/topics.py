@@ -2,11 +2,13 @@
 
 ```
  feed ──SESSION──▶ everyone (first, before any other event)
+ feed ──CORPORATE_ACTIONS──▶ everyone (SESSION phase, before the bar they precede)
  feed ──MARKET──▶ broker, portfolio, strategies, recorder
  strategy ──ORDER_REQUESTS──▶ risk ──ORDERS_APPROVED──▶ broker
  risk, broker ──ORDER_EVENTS──▶ strategies, recorder
  broker ──FILLS──▶ portfolio, strategies, recorder
  portfolio ──POSITIONS, PORTFOLIO──▶ strategies, risk, recorder
+ portfolio ──CASH_FLOWS──▶ recorder (dividends, borrow fees, cash in lieu)
  runtime ──LIFECYCLE, ERRORS──▶ anyone
 ```
 """
@@ -16,8 +18,10 @@ from __future__ import annotations
 from ml4t.backtest.bus import Topic
 from ml4t.backtest.events import (
     CancelOrder,
+    CashFlow,
     ComponentFailed,
     ComponentStateChanged,
+    CorporateAction,
     MarketBatch,
     ModifyOrder,
     OrderAccepted,
@@ -34,6 +38,8 @@ from ml4t.backtest.events import (
 )
 
 __all__ = [
+    "CASH_FLOWS",
+    "CORPORATE_ACTIONS",
     "ERRORS",
     "FILLS",
     "LIFECYCLE",
@@ -48,6 +54,8 @@ __all__ = [
 
 SESSION = Topic("session", SessionStarted | UniverseChanged, retained=True)
 
+CORPORATE_ACTIONS: Topic[CorporateAction] = Topic("corporate_actions", CorporateAction)
+
 MARKET: Topic[MarketBatch] = Topic("market", MarketBatch)
 ORDER_REQUESTS = Topic(
     "orders.requested", SubmitOrder | CancelOrder | ModifyOrder, sender_field="strategy_id"
@@ -59,5 +67,6 @@ ORDER_EVENTS = Topic(
 FILLS: Topic[OrderFilled] = Topic("fills", OrderFilled)
 POSITIONS: Topic[PositionChanged] = Topic("positions", PositionChanged)
 PORTFOLIO: Topic[PortfolioSnapshot] = Topic("portfolio", PortfolioSnapshot)
+CASH_FLOWS: Topic[CashFlow] = Topic("cash_flows", CashFlow)
 LIFECYCLE: Topic[ComponentStateChanged] = Topic("lifecycle", ComponentStateChanged)
 ERRORS: Topic[ComponentFailed] = Topic("errors", ComponentFailed)
