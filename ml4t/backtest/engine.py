@@ -36,8 +36,7 @@ from ml4t.backtest.events import SessionStarted
 from ml4t.backtest.execution.broker import SimulatedBroker
 from ml4t.backtest.portfolio import Portfolio, PortfolioConfig
 from ml4t.backtest.progress import ProgressBar, RunProgress
-from ml4t.backtest.protocols import Feed
-from ml4t.backtest.protocols import Recorder as RecorderRole
+from ml4t.backtest.protocols import Feed, RecorderRole
 from ml4t.backtest.record.outputs import config_hash
 from ml4t.backtest.record.recorder import Recorder
 from ml4t.backtest.risk.manager import RiskManager
@@ -64,7 +63,7 @@ class BacktestResults:
         if results is None:
             raise RuntimeError(
                 f"the recorder {recorder.name!r} produced no results (was the graph started? "
-                "is it an ml4t.backtest.protocols.Recorder?)"
+                "is it an ml4t.backtest.protocols.RecorderRole?)"
             )
         self._results = results
         self.outcome = outcome

@@ -41,7 +41,7 @@ from ml4t.backtest.events import (
 )
 from ml4t.backtest.live.clocks import ReplayClock
 from ml4t.backtest.live.monitor import LiveView, PaperMonitor
-from ml4t.backtest.protocols import Recorder as RecorderRole
+from ml4t.backtest.protocols import RecorderRole
 from ml4t.backtest.runtime import RunOutcome, Runtime, unwrap_group
 from ml4t.backtest.topics import FILLS, ORDER_EVENTS, ORDER_REQUESTS
 
