@@ -31,7 +31,7 @@ from ml4t.backtest.config import RunConfig, load_config, load_strategy_class
 from ml4t.backtest.data.calendar import SessionCalendar
 from ml4t.backtest.data.config import FeedConfig, time_ns
 from ml4t.backtest.data.feed import ParquetFeed
-from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.errors import ComponentError, ConfigError
 from ml4t.backtest.events import SessionStarted
 from ml4t.backtest.execution.broker import SimulatedBroker
 from ml4t.backtest.portfolio import Portfolio, PortfolioConfig
@@ -61,9 +61,10 @@ class BacktestResults:
     ) -> None:
         results = recorder.results if isinstance(recorder, RecorderRole) else None
         if results is None:
-            raise RuntimeError(
+            raise ComponentError(
                 f"the recorder {recorder.name!r} produced no results (was the graph started? "
-                "is it an ml4t.backtest.protocols.RecorderRole?)"
+                "is it an ml4t.backtest.protocols.RecorderRole?)",
+                component=recorder.name,
             )
         self._results = results
         self.outcome = outcome

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.errors import ConfigError, ProtocolError
 from ml4t.backtest.events import MarketBatch
 
 __all__ = ["OHLCV", "CapturedValues", "MarketView", "OpenLots"]
@@ -100,7 +100,7 @@ class MarketView:
         dtype = frame.schema["symbol"]
         categories = dtype.categories.to_list() if isinstance(dtype, pl.Enum) else []
         if not categories:
-            raise TypeError(
+            raise ProtocolError(
                 f"market frames must carry 'symbol' as a pl.Enum of the universe, got {dtype}"
             )
         known = set(categories)
