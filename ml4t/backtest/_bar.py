@@ -13,6 +13,8 @@ from typing import Any
 
 import polars as pl
 
+from ml4t.backtest.errors import UnknownNameError
+
 __all__ = ["Bar"]
 
 
@@ -91,7 +93,7 @@ class Bar:
             return cols.get(name)[self._i]
         if name in self.context:
             return self.context[name]
-        raise KeyError(f"bar has no column or context field {name!r}")
+        raise UnknownNameError(f"bar has no column or context field {name!r}")
 
     def get(self, name: str, default: Any = None) -> Any:
         try:
@@ -102,11 +104,11 @@ class Bar:
     def __getattr__(self, name: str) -> Any:
         # Only called for names that are not slots or properties: columns and context.
         if name.startswith("_"):
-            raise AttributeError(name)
+            raise UnknownNameError(name)
         try:
             return self[name]
         except KeyError:
-            raise AttributeError(
+            raise UnknownNameError(
                 f"bar has no column or context field {name!r}; columns: "
                 f"{self._cols.names if self._cols else []}, context: {sorted(self.context)}"
             ) from None

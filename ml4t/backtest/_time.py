@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from ml4t.backtest.errors import TimeFormatError
+
 __all__ = [
     "NS_PER_DAY",
     "NS_PER_HOUR",
@@ -42,15 +44,21 @@ def to_ns(value: datetime | str | int) -> int:
     Naive datetimes are refused: ml4t never guesses a timezone.
     """
     if isinstance(value, bool):
-        raise TypeError("a bool is not a timestamp")
+        raise TimeFormatError("a bool is not a timestamp")
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise TimeFormatError(
+                f"cannot parse timestamp {value!r} ({exc}); expected ISO-8601 with a "
+                "timezone, e.g. '2024-03-01T14:30:00+00:00'"
+            ) from None
     if not isinstance(value, datetime):
-        raise TypeError(f"cannot convert {type(value).__name__} to a timestamp")
+        raise TimeFormatError(f"cannot convert {type(value).__name__} to a timestamp")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
+        raise TimeFormatError(
             f"naive datetime {value.isoformat()} has no timezone; attach one "
             "(e.g. datetime(..., tzinfo=UTC)) so ml4t knows which instant it means"
         )
@@ -66,20 +74,25 @@ def from_ns(ns: int) -> datetime:
 def parse_duration(value: str | int | timedelta) -> int:
     """Parse ``"5m"``, ``"16h"``, ``"1d 2h"``, ``"250ms"``, a timedelta or ns into nanoseconds."""
     if isinstance(value, bool):
-        raise TypeError("a bool is not a duration")
+        raise TimeFormatError("a bool is not a duration")
     if isinstance(value, int):
         return value
     if isinstance(value, timedelta):
         return (value.days * 86_400 + value.seconds) * NS_PER_SECOND + value.microseconds * 1_000
+    if not isinstance(value, str):
+        raise TimeFormatError(
+            f"cannot convert {type(value).__name__} to a duration; give e.g. '5m', a "
+            "timedelta or integer nanoseconds"
+        )
     pos = 0
     total = 0
     text = value.strip()
     if not text:
-        raise ValueError("empty duration; expected e.g. '5m', '16h' or '1d'")
+        raise TimeFormatError("empty duration; expected e.g. '5m', '16h' or '1d'")
     while pos < len(text):
         match = _DURATION.match(text, pos)
         if match is None:
-            raise ValueError(
+            raise TimeFormatError(
                 f"cannot parse duration {value!r}; expected a number and a unit "
                 f"({', '.join(_UNITS)}), e.g. '5m', '16h', '1d 2h'"
             )

@@ -11,10 +11,13 @@ chunk); :func:`frame_codes` reads them from a bare frame's Enum.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
 import polars as pl
+
+from ml4t.backtest.errors import ConfigError, ProtocolError
 
 __all__ = ["Universe", "frame_codes", "grow", "moved"]
 
@@ -39,14 +42,15 @@ class Universe:
         self.symbols: list[str] = list(symbols)
         self.code: dict[str, int] = {s: i for i, s in enumerate(self.symbols)}
         if len(self.code) != len(self.symbols):
-            raise ValueError("a universe cannot list a symbol twice")
+            twice = sorted(s for s, n in Counter(self.symbols).items() if n > 1)
+            raise ConfigError(f"a universe cannot list a symbol twice: {twice}; list each once")
 
     @classmethod
     def of_frame(cls, frame: pl.DataFrame) -> Universe:
         """The universe of a market frame: the categories of its ``symbol`` Enum."""
         dtype = frame.schema["symbol"]
         if not isinstance(dtype, pl.Enum):
-            raise TypeError(
+            raise ProtocolError(
                 f"market frames must carry 'symbol' as a pl.Enum of the universe, got {dtype}"
             )
         return cls(dtype.categories.to_list())

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from itertools import count
 
 from ml4t.backtest._time import NS_PER_SECOND, from_ns
+from ml4t.backtest.errors import ClockError
 
 __all__ = ["Alarm", "AlarmPriority", "Clock", "SimulatedClock", "Timer", "WallClock"]
 
@@ -85,7 +86,7 @@ class Clock(abc.ABC):
         error if the callback raises (default: the name of the bound method's object).
         """
         if self.is_simulated and ts_ns < self.now_ns():
-            raise ValueError(
+            raise ClockError(
                 f"cannot schedule an alarm at {from_ns(ts_ns).isoformat()}, before the "
                 f"simulated time {from_ns(self.now_ns()).isoformat()}"
             )
@@ -131,9 +132,9 @@ class Clock(abc.ABC):
         """
         if next_time is None:
             if interval_ns is None and start_ns is None:
-                raise ValueError("a timer needs interval_ns, start_ns or next_time")
+                raise ClockError("a timer needs interval_ns, start_ns or next_time")
             if interval_ns is not None and interval_ns <= 0:
-                raise ValueError(f"timer interval must be positive, got {interval_ns} ns")
+                raise ClockError(f"timer interval must be positive, got {interval_ns} ns")
             first = start_ns if start_ns is not None else self.now_ns() + (interval_ns or 0)
             next_time = _interval_rule(first, interval_ns)
         timer = Timer(self, callback, next_time, stop_ns)
@@ -214,7 +215,7 @@ class SimulatedClock(Clock):
     def advance_to(self, ts_ns: int) -> None:
         """Move time forward (never back)."""
         if ts_ns < self._now:
-            raise ValueError(
+            raise ClockError(
                 f"simulated time cannot go back from {from_ns(self._now).isoformat()} "
                 f"to {from_ns(ts_ns).isoformat()}"
             )
@@ -227,7 +228,7 @@ class WallClock(Clock):
     def __init__(self, *, speed: float = 1.0, origin_ns: int | None = None) -> None:
         super().__init__()
         if not speed > 0:
-            raise ValueError(f"speed must be positive, got {speed}")
+            raise ClockError(f"speed must be positive, got {speed}")
         self.speed = speed
         self._wall0 = time.monotonic_ns()
         self._origin = origin_ns if origin_ns is not None else time.time_ns()

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import msgspec
 import polars as pl
 
-from ml4t.backtest.errors import BusError
+from ml4t.backtest.errors import BusError, ConfigError
 from ml4t.backtest.events import Event, MarketBatch, event_types
 
 __all__ = ["ARROW_EXT", "Codec", "CodecError"]
@@ -185,7 +185,7 @@ class Codec:
     def __init__(self, types: tuple[type[Event], ...] | None = None) -> None:
         self.types = types if types is not None else event_types()
         if not self.types:
-            raise ValueError("a codec needs at least one event type")
+            raise ConfigError("a codec needs at least one event type (types=None: every one)")
         union = reduce(or_, self.types)  # A | B | ...: a runtime union of classes
         self._mp_enc = msgspec.msgpack.Encoder(enc_hook=_msgpack_enc_hook)
         self._mp_dec = msgspec.msgpack.Decoder(

@@ -31,13 +31,12 @@ from ml4t.backtest.config import RunConfig, load_config, load_strategy_class
 from ml4t.backtest.data.calendar import SessionCalendar
 from ml4t.backtest.data.config import FeedConfig, time_ns
 from ml4t.backtest.data.feed import ParquetFeed
-from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.errors import ComponentError, ConfigError
 from ml4t.backtest.events import SessionStarted
 from ml4t.backtest.execution.broker import SimulatedBroker
 from ml4t.backtest.portfolio import Portfolio, PortfolioConfig
 from ml4t.backtest.progress import ProgressBar, RunProgress
-from ml4t.backtest.protocols import Feed
-from ml4t.backtest.protocols import Recorder as RecorderRole
+from ml4t.backtest.protocols import Feed, RecorderRole
 from ml4t.backtest.record.outputs import config_hash
 from ml4t.backtest.record.recorder import Recorder
 from ml4t.backtest.risk.manager import RiskManager
@@ -62,9 +61,10 @@ class BacktestResults:
     ) -> None:
         results = recorder.results if isinstance(recorder, RecorderRole) else None
         if results is None:
-            raise RuntimeError(
+            raise ComponentError(
                 f"the recorder {recorder.name!r} produced no results (was the graph started? "
-                "is it an ml4t.backtest.protocols.Recorder?)"
+                "is it an ml4t.backtest.protocols.RecorderRole?)",
+                component=recorder.name,
             )
         self._results = results
         self.outcome = outcome

@@ -13,6 +13,8 @@ from typing import TextIO
 
 import structlog
 
+from ml4t.backtest.errors import ConfigError
+
 __all__ = ["configure_logging"]
 
 
@@ -22,7 +24,7 @@ def configure_logging(
     """Set the level (``debug``, ``info``, ``warning``, ``error``) and the output format."""
     numeric = logging.getLevelNamesMapping().get(level.upper())
     if numeric is None:
-        raise ValueError(f"unknown log level {level!r}; use debug, info, warning or error")
+        raise ConfigError(f"unknown log level {level!r}; use debug, info, warning or error")
     renderer: structlog.typing.Processor
     if json:
         renderer = structlog.processors.JSONRenderer()

@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from ml4t.backtest.errors import ConfigError
-from ml4t.backtest.protocols import Broker, Feed, Recorder, missing
+from ml4t.backtest.protocols import Broker, Feed, RecorderRole, missing
 
 __all__ = [
     "GROUPS",
@@ -173,7 +173,7 @@ def load(kind: str, name: str) -> Any:
 
 
 PROTOCOLS: Mapping[str, type] = MappingProxyType(
-    {"feeds": Feed, "brokers": Broker, "recorders": Recorder}
+    {"feeds": Feed, "brokers": Broker, "recorders": RecorderRole}
 )
 """Plugin kind -> the protocol what its factory returns must follow."""
 

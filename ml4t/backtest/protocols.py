@@ -1,4 +1,4 @@
-"""The published contracts of the graph's replaceable roles: Feed, Broker and Recorder.
+"""The published contracts of the graph's replaceable roles: Feed, Broker and RecorderRole.
 
 The engine and the plugin loader (``ml4t.backtest.plugins``) rely on these and on nothing
 else: a third-party feed, execution venue or recorder that has the members below runs in
@@ -34,7 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 from ml4t.backtest.component import Component
 from ml4t.backtest.topics import MARKET, ORDERS_APPROVED
 
-__all__ = ["Broker", "Feed", "Recorder", "missing"]
+__all__ = ["Broker", "Feed", "RecorderRole", "missing"]
 
 
 @runtime_checkable
@@ -79,8 +79,9 @@ class Broker(Protocol):
 
 
 @runtime_checkable
-class Recorder(Protocol):
-    """What the engine and the results read from the run's recorder."""
+class RecorderRole(Protocol):
+    """What the engine and the results read from the run's recorder (the built-in is
+    :class:`~ml4t.backtest.Recorder`, hence the name)."""
 
     name: str
     output_dir: Path | None
@@ -104,7 +105,7 @@ _MEMBERS: Mapping[type, tuple[str, ...]] = MappingProxyType(
     {
         Feed: ("name", "first_ts", "last_ts", "symbols", "columns", "prepare"),
         Broker: ("name",),
-        Recorder: (
+        RecorderRole: (
             "name",
             "output_dir",
             "results",
@@ -120,7 +121,7 @@ _HANDLES: Mapping[type, tuple[str, ...]] = MappingProxyType(
 
 
 def missing(obj: object, protocol: type) -> list[str]:
-    """What ``obj`` lacks to be a ``protocol`` (Feed, Broker or Recorder): members, the
+    """What ``obj`` lacks to be a ``protocol`` (Feed, Broker or RecorderRole): members, the
     Component base, topics it must handle. Empty when it conforms."""
     lacks = [f"attribute {m!r}" for m in _MEMBERS[protocol] if not hasattr(obj, m)]
     if not isinstance(obj, Component):

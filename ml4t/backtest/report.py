@@ -21,6 +21,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from ml4t.backtest.errors import ResultsNotFoundError
 from ml4t.backtest.record.outputs import atomic_write_bytes
 
 __all__ = ["write_report"]
@@ -437,7 +438,9 @@ def write_report(
     """Write ``report.html`` (or ``path``) for the results in ``results_dir``; returns it."""
     root = Path(results_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"no results directory at {root}")
+        raise ResultsNotFoundError(
+            f"no results directory at {root}; give the reporting.output_dir of a run"
+        )
 
     def read(name: str) -> pl.DataFrame:
         file = root / f"{name}.parquet"

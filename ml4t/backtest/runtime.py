@@ -40,7 +40,7 @@ from ml4t.backtest.bus import Bus
 from ml4t.backtest.clock import Alarm, Clock, SimulatedClock, WallClock
 from ml4t.backtest.codec import Codec
 from ml4t.backtest.component import Component, Context, call_hook, default_logger
-from ml4t.backtest.errors import ComponentError
+from ml4t.backtest.errors import ComponentError, ConfigError
 from ml4t.backtest.events import ComponentFailed, ComponentState, ComponentStateChanged
 from ml4t.backtest.topics import ERRORS, LIFECYCLE
 
@@ -92,7 +92,7 @@ class Runtime:
         name: str = "graph",
     ) -> None:
         if dispatch not in ("sequenced", "concurrent"):
-            raise ValueError(f"dispatch must be 'sequenced' or 'concurrent', not {dispatch!r}")
+            raise ConfigError(f"dispatch must be 'sequenced' or 'concurrent', not {dispatch!r}")
         self.name = name
         self.clock = clock if clock is not None else SimulatedClock()
         self.calendar = calendar  # given to every component in its Context

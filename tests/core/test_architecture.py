@@ -4,6 +4,7 @@ architecture)."""
 from __future__ import annotations
 
 import ast
+import builtins
 import importlib
 from pathlib import Path
 
@@ -262,3 +263,120 @@ def test_the_engine_never_sets_attributes_on_a_component() -> None:
             if not own:
                 poked.append(f"line {target.lineno}: {ast.unparse(target)}")
     assert not poked, "engine.py sets attributes of other objects: " + ", ".join(poked)
+
+
+# ---------------------------------------------------------------- errors and names
+
+_BUILTIN_EXCEPTIONS = frozenset(
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+)
+_ALLOWED_BUILTINS = frozenset({"NotImplementedError"})
+"""An abstract method or a msgspec hook that declines a type raises NotImplementedError."""
+
+
+def _bound_at_module_level(tree: ast.Module) -> set[str]:
+    """Names a module binds itself (imports, classes): a builtin's name bound here is not
+    the builtin."""
+    bound: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ClassDef):
+            bound.add(node.name)
+    return bound
+
+
+def builtin_raises(source: str, filename: str) -> list[str]:
+    """``file:line: code`` of each ``raise`` (or construction) of a builtin exception other
+    than NotImplementedError; ``raise`` and ``raise exc`` of a caught exception pass."""
+    tree = ast.parse(source, filename=filename)
+    builtin = _BUILTIN_EXCEPTIONS - _ALLOWED_BUILTINS - _bound_at_module_level(tree)
+    raised = {id(n.exc) for n in ast.walk(tree) if isinstance(n, ast.Raise)}
+    found = []
+    for node in ast.walk(tree):
+        target = None
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            target = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+        elif isinstance(node, ast.Call) and id(node) not in raised:
+            target = node.func  # built here, raised elsewhere (returned, stored)
+        if isinstance(target, ast.Name) and target.id in builtin:
+            found.append((node.lineno, ast.unparse(node).splitlines()[0]))
+    return [f"{filename}:{line}: {code}" for line, code in sorted(found)]
+
+
+def test_the_builtin_raise_check_sees_every_form() -> None:
+    source = (
+        "from ml4t.backtest.errors import ConfigError\n"
+        "def f(x):\n"
+        "    if x == 1:\n"
+        "        raise ValueError('bad')\n"
+        "    if x == 2:\n"
+        "        raise KeyError\n"
+        "    if x == 3:\n"
+        "        return TypeError('built here, raised by the caller')\n"
+        "    if x == 4:\n"
+        "        raise NotImplementedError\n"
+        "    if x == 5:\n"
+        "        raise ConfigError('fine')\n"
+        "    try:\n"
+        "        pass\n"
+        "    except ValueError as exc:\n"
+        "        raise exc\n"
+        "    except KeyError:\n"
+        "        raise\n"
+    )
+    assert builtin_raises(source, "m.py") == [
+        "m.py:4: raise ValueError('bad')",
+        "m.py:6: raise KeyError",
+        "m.py:8: TypeError('built here, raised by the caller')",
+    ]
+
+
+def test_every_exception_ml4t_raises_is_an_ml4t_error() -> None:
+    """errors.py: every raise is an ML4TError subclass (those replacing a builtin also
+    inherit it, so ``except ValueError`` callers keep working)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        found += builtin_raises(path.read_text(), str(path.relative_to(PACKAGE)))
+    assert not found, (
+        "builtin exceptions raised; raise an ml4t.backtest.errors class (one that also "
+        "inherits the builtin, if callers catch it):\n" + "\n".join(found)
+    )
+
+
+def test_every_exception_class_of_the_package_is_an_ml4t_error() -> None:
+    from ml4t.backtest.errors import ML4TError
+    from ml4t.backtest.runtime import RunTerminated
+
+    # SIGTERM's RunTerminated is a SystemExit on purpose: `except Exception` must not
+    # swallow it on the way out
+    allowed = {RunTerminated}
+    strays = []
+    for name in _package_modules():
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseException)
+                and value.__module__ == name
+                and not issubclass(value, ML4TError)
+                and value not in allowed
+            ):
+                strays.append(f"{name}.{value.__qualname__}")
+    assert not strays, f"exception classes outside the ML4TError tree: {strays}"
+
+
+def test_no_two_classes_of_the_package_share_a_name() -> None:
+    """STYLE.md: two classes with one name are removed (a reader, a traceback or a
+    ``repr`` cannot tell them apart)."""
+    where: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    shared = {name: places for name, places in where.items() if len(places) > 1}
+    assert not shared, "class names defined more than once:\n" + "\n".join(
+        f"{name}: {', '.join(places)}" for name, places in sorted(shared.items())
+    )

@@ -29,9 +29,9 @@ from ml4t.backtest.plugins import PluginError, build
 def test_builtin_roles_follow_their_protocols() -> None:
     assert roles.missing(ParquetFeed(), Feed) == []
     assert roles.missing(SimulatedBroker(), Broker) == []
-    assert roles.missing(Recorder(), roles.Recorder) == []
+    assert roles.missing(Recorder(), roles.RecorderRole) == []
     assert isinstance(ParquetFeed(), Feed)
-    assert isinstance(Recorder(), roles.Recorder)
+    assert isinstance(Recorder(), roles.RecorderRole)
 
 
 def test_missing_names_each_absent_member_and_topic() -> None:

@@ -17,6 +17,7 @@ import polars as pl
 from ml4t.backtest._time import from_ns
 from ml4t.backtest.data._source import Source
 from ml4t.backtest.data.validation import Violation
+from ml4t.backtest.errors import ML4TError
 
 __all__ = ["AVAIL", "ContextCursor", "coverage_violations"]
 
@@ -45,7 +46,10 @@ class ContextCursor:
         if self._lo is None:
             self._carry(self._frame.filter(pl.col(AVAIL) < lo))
         elif lo != self._hi:
-            raise ValueError("context chunks must be read in order, without gaps")
+            raise ML4TError(
+                f"context chunks must be read in order, without gaps: asked for [{lo}, {hi}) "
+                f"after one ending at {self._hi} (a bug in the feed reading them)"
+            )
         self._lo, self._hi = lo, hi
         rows = self._frame.filter((pl.col(AVAIL) >= lo) & (pl.col(AVAIL) < hi)).collect()
         rows = rows.sort(AVAIL, maintain_order=True)

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.execution.costs import (
     CommissionModel,
     SlippageModel,
@@ -37,8 +38,8 @@ __all__ = ["BrokerConfig", "CommissionConfig", "SlippageConfig"]
 _PARAM_PATH = re.compile(r"`\$\.")
 
 
-def _reword(exc: ValueError) -> ValueError:
-    return ValueError(_PARAM_PATH.sub("`params.", str(exc)))
+def _reword(exc: ValueError) -> ConfigError:
+    return ConfigError(_PARAM_PATH.sub("`params.", str(exc)))
 
 
 class SlippageConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -23,6 +23,8 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 from msgspec import Meta
 
+from ml4t.backtest.errors import ConfigError
+
 __all__ = [
     "CommissionModel",
     "FixedBpsSlippage",
@@ -247,13 +249,13 @@ def _lookup(kind: str, registry: dict[str, Any], name: str, base: type) -> Any:
                 break
     if cls is None:
         known = ", ".join(sorted(n for n in registry if n.islower()))
-        raise ValueError(
+        raise ConfigError(
             f"unknown {kind} model {name!r}; built-in models are {known} (or their class "
             f"names), and plugins register more under the entry-point group "
             f"'ml4t.backtest.{kind}'"
         )
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise ValueError(f"{kind} model {name!r} is {cls!r}, not a {base.__name__} subclass")
+        raise ConfigError(f"{kind} model {name!r} is {cls!r}, not a {base.__name__} subclass")
     return cls
 
 
@@ -261,7 +263,7 @@ def _build(cls: type, params: dict[str, Any], name: str) -> Any:
     try:
         return msgspec.convert(params, cls)
     except msgspec.ValidationError as exc:
-        raise ValueError(f"bad params for model {name!r}: {exc}") from None
+        raise ConfigError(f"bad params for model {name!r}: {exc}") from None
 
 
 def slippage_model(name: str, params: dict[str, Any] | None = None) -> SlippageModel:

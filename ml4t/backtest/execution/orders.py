@@ -22,6 +22,7 @@ from itertools import count
 
 import numpy as np
 
+from ml4t.backtest.errors import OrderError
 from ml4t.backtest.events import (
     OrderSide,
     OrderStatus,
@@ -241,7 +242,9 @@ class OrderBook:
 
     def add(self, order: Order) -> None:
         if order.order_id in self.orders:
-            raise ValueError(f"order id {order.order_id!r} is already in the book")
+            raise OrderError(
+                f"order id {order.order_id!r} is already in the book; give each order its own id"
+            )
         self.orders[order.order_id] = order
         self.open_by_code.setdefault(order.code, []).append(order)
         if self._free:

@@ -38,7 +38,7 @@ import msgspec
 
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
-from ml4t.backtest.errors import ComponentError, ML4TError
+from ml4t.backtest.errors import ComponentError, ML4TError, ProtocolError
 from ml4t.backtest.events import (
     CancelOrder,
     Event,
@@ -214,7 +214,7 @@ class BrokerAdapter(Component):
     ) -> None:
         super().__init__(name)
         if not isinstance(client, ExecutionClient):
-            raise TypeError(f"{client!r} does not implement the ExecutionClient protocol")
+            raise ProtocolError(f"{client!r} does not implement the ExecutionClient protocol")
         self.client = client
         self.expected = dict(expected_positions or {})
         self.on_mismatch = on_mismatch
@@ -294,7 +294,7 @@ class FeedAdapter(Component):
     ) -> None:
         super().__init__(name)
         if not isinstance(client, MarketDataClient):
-            raise TypeError(f"{client!r} does not implement the MarketDataClient protocol")
+            raise ProtocolError(f"{client!r} does not implement the MarketDataClient protocol")
         self.client = client
         self.symbols = tuple(symbols)
         self.backoff = backoff or Backoff()

@@ -23,6 +23,7 @@ import time
 
 from ml4t.backtest._time import NS_PER_SECOND, from_ns
 from ml4t.backtest.clock import Alarm, WallClock
+from ml4t.backtest.errors import ClockError
 
 __all__ = ["DrivenClock", "ReplayClock"]
 
@@ -34,7 +35,7 @@ class ReplayClock(WallClock):
 
     def __init__(self, *, speed: float = 1.0, origin_ns: int) -> None:
         if not speed > 0:
-            raise ValueError(f"speed must be positive (or inf for 'max'), got {speed}")
+            raise ClockError(f"speed must be positive (or inf for 'max'), got {speed}")
         super().__init__(speed=1.0, origin_ns=origin_ns)
         self.speed = speed
         self._now = origin_ns
@@ -81,7 +82,7 @@ class DrivenClock(WallClock):
     def advance_to(self, ts_ns: int) -> None:
         """Move time forward (never back) and wake the runtime if an alarm became due."""
         if ts_ns < self._now:
-            raise ValueError(
+            raise ClockError(
                 f"driven time cannot go back from {from_ns(self._now).isoformat()} "
                 f"to {from_ns(ts_ns).isoformat()}"
             )

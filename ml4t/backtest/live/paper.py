@@ -31,6 +31,7 @@ from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.config import RunConfig, load_config
 from ml4t.backtest.engine import BacktestEngine, BacktestResults
+from ml4t.backtest.errors import ConfigError, DataValidationError
 from ml4t.backtest.events import (
     CancelOrder,
     OrderAccepted,
@@ -41,7 +42,7 @@ from ml4t.backtest.events import (
 )
 from ml4t.backtest.live.clocks import ReplayClock
 from ml4t.backtest.live.monitor import LiveView, PaperMonitor
-from ml4t.backtest.protocols import Recorder as RecorderRole
+from ml4t.backtest.protocols import RecorderRole
 from ml4t.backtest.runtime import RunOutcome, Runtime, unwrap_group
 from ml4t.backtest.topics import FILLS, ORDER_EVENTS, ORDER_REQUESTS
 
@@ -55,9 +56,9 @@ def parse_speed(value: str | float) -> float:
     try:
         speed = float(value)
     except ValueError:
-        raise ValueError(f"speed must be a positive number or 'max', not {value!r}") from None
+        raise ConfigError(f"speed must be a positive number or 'max', not {value!r}") from None
     if not speed > 0 or math.isnan(speed):
-        raise ValueError(f"speed must be a positive number or 'max', not {value!r}")
+        raise ConfigError(f"speed must be a positive number or 'max', not {value!r}")
     return speed
 
 
@@ -164,7 +165,10 @@ class PaperSession:
             prepare()
         origin = getattr(feed, "first_ts", None)
         if origin is None:
-            raise ValueError("a paper replay needs a feed with data (its first_ts is unknown)")
+            raise DataValidationError(
+                "a paper replay needs a feed with data (its first_ts is unknown); check the "
+                "data paths and the start and end dates"
+            )
         self.clock = ReplayClock(speed=self.speed, origin_ns=origin)
         self.runtime = self.engine.build(clock=self.clock)
         return self.runtime
@@ -253,8 +257,6 @@ def add_cli(commands: Any) -> None:
 
 
 def _cli_paper(args: Any) -> int:
-    from ml4t.backtest.errors import ConfigError
-
     try:
         speed = parse_speed(args.speed)
     except ValueError as exc:

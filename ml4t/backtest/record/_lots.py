@@ -3,7 +3,7 @@
 - :class:`MarketView` holds the latest :class:`~ml4t.backtest.events.MarketBatch`: its
   symbol codes (carried by the batch, ``MarketBatch.symbol_codes``), which
   row each code is on, the columns the builder reads, and the signal and context values
-  of one symbol (a :class:`Capture`).
+  of one symbol (a :class:`CapturedValues`).
 - :class:`OpenLots` keeps the excursion state of every open lot in numpy arrays indexed
   by slot (symbol code, entry time, whether the entry filled at its bar's close, highest
   high, lowest low, bars held, last close), so applying a bar is a few vectorised
@@ -25,13 +25,13 @@ from ml4t.backtest._universe import Universe
 from ml4t.backtest.errors import ConfigError, DataValidationError
 from ml4t.backtest.events import MarketBatch, SessionStarted, UniverseChanged
 
-__all__ = ["OHLCV", "Capture", "MarketView", "OpenLots"]
+__all__ = ["OHLCV", "CapturedValues", "MarketView", "OpenLots"]
 
 OHLCV = ("symbol", "open", "high", "low", "close", "volume")
 _F64 = pa.float64()
 
 
-class Capture:
+class CapturedValues:
     """Signal values of one symbol and the context, at one moment."""
 
     __slots__ = ("context", "values")
@@ -41,7 +41,7 @@ class Capture:
         self.context = context
 
 
-NO_CAPTURE = Capture((), {})
+NO_CAPTURE = CapturedValues((), {})
 
 
 class MarketView:
@@ -161,7 +161,7 @@ class MarketView:
         row = int(self.row_of[code])
         return float(self.column("high")[row]), float(self.column("low")[row])
 
-    def capture(self, symbol: str) -> Capture:
+    def capture(self, symbol: str) -> CapturedValues:
         """``symbol``'s signal values in the current batch (None if absent), and the context."""
         if self.signal_types is None:
             self.choose_columns(None, {})
@@ -171,13 +171,13 @@ class MarketView:
         assert self.signal_types is not None
         code = self.codes.get(symbol)
         if code is None or self.stamp[code] != self.seq:
-            return Capture((None,) * len(self.signal_types), batch.context)
+            return CapturedValues((None,) * len(self.signal_types), batch.context)
         row = int(self.row_of[code])
         values = []
         for name, typ in self.signal_types.items():
             value = self.column(name)[row]
             values.append(float(value) if typ == _F64 else value)
-        return Capture(tuple(values), batch.context)
+        return CapturedValues(tuple(values), batch.context)
 
 
 class OpenLots:

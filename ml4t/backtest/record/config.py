@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from ml4t.backtest._time import parse_duration
+from ml4t.backtest.errors import ConfigError
 
 __all__ = ["TABLES", "ReportingConfig", "TableName"]
 
@@ -64,25 +65,25 @@ class ReportingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     def __post_init__(self) -> None:
         if len(set(self.tables)) != len(self.tables):
-            raise ValueError(f"tables lists a table twice: {list(self.tables)}")
+            raise ConfigError(f"tables lists a table twice: {list(self.tables)}")
         self.frequency_ns()  # raises on a bad frequency
         try:
             ZoneInfo(self.day_timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown day_timezone {self.day_timezone!r}; use an IANA name such as "
                 "'UTC' or 'America/New_York'"
             ) from exc
         for group in (self.signals or (), self.context or ()):
             for name in group:
                 if not _NAME.match(name):
-                    raise ValueError(
+                    raise ConfigError(
                         f"{name!r} cannot be a column name suffix; use letters, digits "
                         "and underscores"
                     )
         both = set(self.signals or ()) & set(self.context or ())
         if both:
-            raise ValueError(
+            raise ConfigError(
                 f"{sorted(both)} listed both as signals and as context; trade columns "
                 "entry_<name> would clash, list each name once"
             )
@@ -97,10 +98,10 @@ class ReportingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         try:
             width = parse_duration(freq)
         except ValueError as exc:
-            raise ValueError(
+            raise ConfigError(
                 f"portfolio_frequency {self.portfolio_frequency!r} is not 'bar', 'daily' or "
                 "a duration such as '5m' or '1h'"
             ) from exc
         if width <= 0:
-            raise ValueError(f"portfolio_frequency must be positive, got {freq!r}")
+            raise ConfigError(f"portfolio_frequency must be positive, got {freq!r}")
         return width

@@ -14,6 +14,7 @@ import msgspec
 import polars as pl
 import pyarrow as pa
 
+from ml4t.backtest.errors import UnknownNameError
 from ml4t.backtest.record.tables import (
     FILLS_SCHEMA,
     ORDER_HISTORY_SCHEMA,
@@ -79,7 +80,7 @@ class RecorderResults:
     def table(self, name: str) -> pl.DataFrame:
         """One table by name (an empty frame if it was not recorded)."""
         if name not in self.TABLES:
-            raise KeyError(f"no table {name!r}; tables are {', '.join(self.TABLES)}")
+            raise UnknownNameError(f"no table {name!r}; tables are {', '.join(self.TABLES)}")
         frame = self._frames.get(name)
         if frame is None:
             file = f"{name}.parquet"

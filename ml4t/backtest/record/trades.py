@@ -50,7 +50,7 @@ from ml4t.backtest.events import (
     SubmitOrder,
     UniverseChanged,
 )
-from ml4t.backtest.record._lots import OHLCV, Capture, MarketView, OpenLots
+from ml4t.backtest.record._lots import OHLCV, CapturedValues, MarketView, OpenLots
 from ml4t.backtest.record.tables import TableBuffer, trades_schema
 
 __all__ = [
@@ -116,12 +116,12 @@ def fills_at_close(
     return fill_timing == "next_close" or (fill_timing == "same_close" and same_timestamp)
 
 
-class _Order:
+class _PendingOrder:
     """What the builder keeps of an order until it is done."""
 
     __slots__ = ("capture", "order_type", "reason", "stop_loss", "take_profit", "ts")
 
-    def __init__(self, order: SubmitOrder, capture: Capture | None) -> None:
+    def __init__(self, order: SubmitOrder, capture: CapturedValues | None) -> None:
         self.ts = order.ts_event
         self.reason = order.reason
         self.order_type = order.order_type
@@ -151,7 +151,7 @@ class _Lot:
 
     commission: float
     direction: int  # +1 long, -1 short
-    entry: Capture
+    entry: CapturedValues
     entry_ts: int
     filled: float
     lot_id: str
@@ -187,7 +187,7 @@ class _Exit:
     )
 
     bars: int
-    capture: Capture
+    capture: CapturedValues
     commission: float
     entry_commission: float
     entry_slippage: float
@@ -235,7 +235,7 @@ class TradeBuilder:
         )
         self.table: TableBuffer | None = None
         self._lots: dict[tuple[str, str], deque[_Lot]] = {}
-        self._orders: dict[str, _Order] = {}
+        self._orders: dict[str, _PendingOrder] = {}
         self._exits: dict[tuple[str, str], dict[tuple[str, str], _Exit]] = {}
         self._exit_keys: dict[str, set[tuple[str, str]]] = {}
         self._last_fill_price: dict[str, float] = {}
@@ -261,7 +261,7 @@ class TradeBuilder:
     def on_order(self, order: SubmitOrder) -> None:
         """An order request: remember its reason, bracket levels and the decision bar."""
         if order.order_id not in self._orders:
-            self._orders[order.order_id] = _Order(order, self._market.capture(order.symbol))
+            self._orders[order.order_id] = _PendingOrder(order, self._market.capture(order.symbol))
 
     def on_order_event(self, event: Any) -> None:
         if isinstance(event, OrderUpdated):
@@ -520,7 +520,7 @@ class TradeBuilder:
             self.table = self._make_table(schema)
         return self.table
 
-    def _captured(self, capture: Capture | None) -> list[Any]:
+    def _captured(self, capture: CapturedValues | None) -> list[Any]:
         signals, fields = self._market.signal_types, self._market.context_fields
         assert signals is not None and fields is not None
         if capture is None:

@@ -55,13 +55,13 @@ class ParamValues(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     def __post_init__(self) -> None:
         given = [f for f in self.__struct_fields__ if getattr(self, f) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of {list(self.__struct_fields__)}; got {given}")
+            raise ConfigError(f"give exactly one of {list(self.__struct_fields__)}; got {given}")
         if self.range is not None and self.range[2] == 0:
-            raise ValueError("range step must not be 0")
+            raise ConfigError("range step must not be 0")
         for name in ("uniform", "loguniform", "randint"):
             bounds = getattr(self, name)
             if bounds is not None and bounds[1] < bounds[0]:
-                raise ValueError(f"{name}: high {bounds[1]} is below low {bounds[0]}")
+                raise ConfigError(f"{name}: high {bounds[1]} is below low {bounds[0]}")
 
     @property
     def continuous(self) -> bool:
@@ -112,23 +112,23 @@ class SweepSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     def __post_init__(self) -> None:
         for key, values in self.params.items():
             if not _KEY.match(key):
-                raise ValueError(f"params: {key!r} is not a dotted config key (a.b.c)")
+                raise ConfigError(f"params: {key!r} is not a dotted config key (a.b.c)")
             if key in _OWNED:
-                raise ValueError(f"params: {key} is set by the sweep (each run's directory)")
+                raise ConfigError(f"params: {key} is set by the sweep (each run's directory)")
             if self.walk_forward is not None and key in _WINDOW_KEYS:
-                raise ValueError(f"params: {key} is set by walk_forward for each window")
+                raise ConfigError(f"params: {key} is set by walk_forward for each window")
             listed = values if isinstance(values, list) else None
             if listed is not None and not listed:
-                raise ValueError(f"params: {key} has no values")
+                raise ConfigError(f"params: {key} has no values")
             if self.search == "grid" and isinstance(values, ParamValues) and values.continuous:
-                raise ValueError(
+                raise ConfigError(
                     f"params: {key} draws from a range, which only a random search can do; "
                     "give a list, range or linspace, or set search: random"
                 )
         if self.search == "random" and self.samples is None:
-            raise ValueError("search: random needs samples (how many points to draw)")
+            raise ConfigError("search: random needs samples (how many points to draw)")
         if self.search == "grid" and self.samples is not None:
-            raise ValueError("samples is for search: random; a grid runs every combination")
+            raise ConfigError("samples is for search: random; a grid runs every combination")
 
 
 def load_spec(source: str | Path | dict[str, Any] | SweepSpec) -> SweepSpec:

@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.record.outputs import atomic_write_bytes
 
 __all__ = ["best_runs", "heatmap_svg", "param_columns", "write_summary"]
@@ -33,7 +34,7 @@ def best_runs(
 ) -> pl.DataFrame:
     """The ``n`` successful runs with the best ``metric`` (test runs only, in walk-forward)."""
     if metric not in table.columns:
-        raise ValueError(
+        raise ConfigError(
             f"no metric {metric!r} in the table; metrics: "
             f"{[c for c in table.columns if c not in _FIXED and '.' not in c]}"
         )

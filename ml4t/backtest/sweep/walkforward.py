@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 import polars as pl
@@ -56,9 +56,15 @@ class WalkForward(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     def __post_init__(self) -> None:
         if self.end < self.start:
-            raise ValueError(f"end {self.end} is before start {self.start}")
+            raise ConfigError(f"end {self.end} is before start {self.start}")
         if self.timezone is not None:
-            ZoneInfo(self.timezone)  # raises on an unknown name
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ConfigError(
+                    f"unknown timezone {self.timezone!r}; use an IANA name such as 'UTC' or "
+                    "'America/New_York'"
+                ) from exc
 
 
 class Window(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,12 +145,12 @@ def select_out_of_sample(
     (default: every column with a dot in its name, as sweep parameters are named).
     """
     if "role" not in table.columns:
-        raise ValueError("the table has no walk-forward columns (role, window)")
+        raise ConfigError("the table has no walk-forward columns (role, window)")
     keys = params if params is not None else [c for c in table.columns if "." in c]
     ok = table.filter(pl.col("status") == "ok")
     train = ok.filter(pl.col("role") == "train")
     if train.is_empty():
-        raise ValueError("no successful train runs: set walk_forward.train_runs: true")
+        raise ConfigError("no successful train runs: set walk_forward.train_runs: true")
     ranked = train.filter(pl.col(metric).is_not_null()).sort(
         ["window", metric], descending=[False, maximize], nulls_last=True, maintain_order=True
     )
