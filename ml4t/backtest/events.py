@@ -166,7 +166,11 @@ class SessionStarted(Event, frozen=True, kw_only=True):
     ``end_ns`` are the data's first and last timestamps (0 when unknown, e.g. live);
     ``sessions_per_year`` the calendar's sessions in the year the data starts (0 without
     a calendar), the annualisation the metrics use; ``data_fingerprint`` binds the run to
-    its input files.
+    its input files. ``members`` is the point-in-time universe at the start (None: every
+    symbol is a member throughout); strategies see only members' rows, and
+    ``UniverseChanged`` moves symbols in and out. ``universe_exit`` is what happens to a
+    strategy's holding in a symbol that leaves: ``hold`` it (still marked at its own
+    prices) or ``close`` it at the next bar (a market order, reason ``universe_exit``).
     """
 
     run_id: str = ""
@@ -181,12 +185,15 @@ class SessionStarted(Event, frozen=True, kw_only=True):
     symbols: list[str] = msgspec.field(default_factory=list)
     columns: dict[str, str] = msgspec.field(default_factory=dict)
     context: list[str] = msgspec.field(default_factory=list)
+    members: list[str] | None = None
+    universe_exit: str = "hold"
 
 
 class UniverseChanged(Event, frozen=True, kw_only=True):
-    """Symbols join or leave the universe from ``ts_event`` on. ``added`` get the next
-    codes in order (after every symbol the run has known); a ``removed`` symbol keeps its
-    code, and its rows stop."""
+    """Symbols join or leave the universe from ``ts_event`` on. An ``added`` symbol the
+    session did not know gets the next code (after every symbol the run has known); a
+    ``removed`` symbol keeps its code. Strategies see only members' rows; a batch may
+    still carry a removed symbol's rows, so holdings stay marked at their own prices."""
 
     added: list[str] = msgspec.field(default_factory=list)
     removed: list[str] = msgspec.field(default_factory=list)

@@ -29,11 +29,20 @@ import polars as pl
 from msgspec import Meta
 
 from ml4t.backtest._accounting import AccountingError, apply_fill, identity_gap
+from ml4t.backtest._corporate import BorrowConfig, borrow_fee
+from ml4t.backtest._days import CalendarDays, DateDays, TradingDays
 from ml4t.backtest._symbols import SymbolTable
+from ml4t.backtest._time import NS_PER_DAY
 from ml4t.backtest._universe import Universe
 from ml4t.backtest.bus import Phase
+from ml4t.backtest.clock import AlarmPriority
 from ml4t.backtest.component import Component, on
+from ml4t.backtest.errors import DataValidationError
 from ml4t.backtest.events import (
+    ActionKind,
+    CashFlow,
+    CashFlowKind,
+    CorporateAction,
     MarketBatch,
     OrderFilled,
     PortfolioSnapshot,
@@ -42,7 +51,15 @@ from ml4t.backtest.events import (
     TimerFired,
     UniverseChanged,
 )
-from ml4t.backtest.topics import FILLS, MARKET, PORTFOLIO, POSITIONS, SESSION
+from ml4t.backtest.topics import (
+    CASH_FLOWS,
+    CORPORATE_ACTIONS,
+    FILLS,
+    MARKET,
+    PORTFOLIO,
+    POSITIONS,
+    SESSION,
+)
 
 __all__ = ["AccountingError", "Portfolio", "PortfolioConfig"]
 
@@ -77,6 +94,7 @@ class Portfolio(Component):
         config: PortfolioConfig | None = None,
         *,
         symbols: Iterable[str] | None = None,
+        borrow: BorrowConfig | None = None,
         name: str = "portfolio",
     ) -> None:
         super().__init__(name)
@@ -96,6 +114,18 @@ class Portfolio(Component):
         self._held_idx: np.ndarray | None = np.empty(0, dtype=np.intp)
         self._snapshot_ts: int | None = None
         self._resnapshot_pending = False
+        self.income = 0.0  # dividends received less dividends paid on shorts
+        self.borrow_fees = 0.0
+        borrow = borrow if borrow is not None else BorrowConfig()
+        self._borrow_rate = borrow.annual_rate
+        self._borrow_rates, _ = borrow.load()
+        self._charges_borrow = self._borrow_rate > 0 or any(self._borrow_rates.values())
+        self._days: TradingDays | None = None  # session boundaries, for borrow fees
+        self._day_end: int | None = None
+
+    def on_start(self) -> None:
+        if self._charges_borrow and self.context.calendar is not None:
+            self._days = CalendarDays(self.context.calendar)
 
     # ------------------------------------------------------------------ handlers
 
@@ -122,39 +152,155 @@ class Portfolio(Component):
         elif code in self._held:
             self._held.discard(code)
             self._held_idx = None
-        self.publish(
-            POSITIONS,
-            PositionChanged(
-                ts_event=fill.ts_event,
-                ts_init=fill.ts_event,
-                symbol=fill.symbol,
-                quantity=qty,
-                avg_price=avg,
-                realized_pnl=float(self.realized[code]),
-                last_fill_id=fill.fill_id,
-            ),
-        )
-        if self._snapshot_ts == fill.ts_event and not self._resnapshot_pending:
-            self._resnapshot_pending = True
-            event = TimerFired(
-                ts_event=fill.ts_event, ts_init=fill.ts_event, name=_RESNAPSHOT, component=self.name
-            )
-            self.context.deliver(_AFTER_ROUTING, self.on_timer, event, self.name)
+        self._position_changed(fill.ts_event, code, fill.fill_id)
+        if self._snapshot_ts == fill.ts_event:
+            self._resnapshot_after(fill.ts_event)
         if self._check:
             self.check()
 
     @on(SESSION, phase=Phase.SESSION)
     def _on_session(self, event: SessionStarted | UniverseChanged) -> None:
         self._recoded(self._table.apply(event))
+        if isinstance(event, SessionStarted) and self._charges_borrow and self._days is None:
+            self._days = DateDays(event.timezone)
+
+    @on(CORPORATE_ACTIONS, phase=Phase.SESSION)
+    def _on_action(self, action: CorporateAction) -> None:
+        """Apply a split, fix a dividend's entitlement, or carry a position over to a new
+        symbol. A delisting needs nothing here: the broker closes its positions with
+        fills at the delisting price."""
+        code = self._code(action.symbol)
+        kind = action.action
+        if kind is ActionKind.SPLIT:
+            ratio = action.ratio
+            self.last_price[code] /= ratio
+            if self.quantity[code] != 0.0:
+                self.quantity[code] *= ratio
+                self.avg_price[code] /= ratio
+                self._position_changed(action.ts_event, code)
+        elif kind is ActionKind.DIVIDEND:
+            held = float(self.quantity[code])
+            if held != 0.0:
+                flow = CashFlow(
+                    ts_event=max(action.pay_ns, action.ts_event),
+                    symbol=action.symbol,
+                    kind=CashFlowKind.DIVIDEND,
+                    amount=held * action.amount,
+                    quantity=held,
+                    rate=action.amount,
+                )
+                if action.pay_ns <= action.ts_event:
+                    self._book(flow, snapshot=False)  # the bar's snapshot follows
+                else:
+                    self.clock.schedule(
+                        action.pay_ns, lambda: self._book(flow), priority=AlarmPriority.TIMER
+                    )
+        elif kind is ActionKind.SYMBOL_CHANGE:
+            self._rename(code, action)
+        elif kind is ActionKind.DELISTING and self.quantity[code] != 0.0:
+            # the broker's closing fills follow; mark the account after them even when
+            # no bar comes at this time (a delisting after the data's last bar)
+            self._resnapshot_after(action.ts_event)
+        if self._check:
+            self.check()
+
+    def _rename(self, code: int, action: CorporateAction) -> None:
+        new = self._code(action.new_symbol)
+        if self.quantity[new] != 0.0 and self.quantity[code] != 0.0:
+            raise DataValidationError(
+                f"symbol change {action.symbol} -> {action.new_symbol} at {action.ts_event}: "
+                f"the account holds both; a symbol may only change to one not held"
+            )
+        for name in ("quantity", "avg_price", "realized"):
+            array = self._table[name]
+            array[new] += array[code]
+            array[code] = 0.0
+        if math.isnan(self.last_price[new]):
+            self.last_price[new] = self.last_price[code]
+        if code in self._held:
+            self._held.discard(code)
+            self._held.add(new)
+            self._held_idx = None
+            self._position_changed(action.ts_event, code)
+            self._position_changed(action.ts_event, new)
+
+    def _book(self, flow: CashFlow, *, snapshot: bool = True) -> None:
+        """Move cash by a cash flow, say so on ``CASH_FLOWS``, and (between bars) mark the
+        account again so everyone sees the new cash."""
+        self.cash += flow.amount
+        if flow.kind is CashFlowKind.BORROW_FEE:
+            self.borrow_fees -= flow.amount
+        else:
+            self.income += flow.amount
+        self.publish(CASH_FLOWS, flow)
+        if snapshot:
+            self.publish(PORTFOLIO, self.snapshot(flow.ts_event))
+
+    def _charge_borrow(self, ts: int) -> None:
+        """At the first bar of a session: the shorts held into it pay their borrow for
+        the calendar days since the last session boundary, on their value at the last
+        close."""
+        assert self._days is not None
+        day_end = self._days.bar_day_end(ts)
+        if day_end is None or day_end == self._day_end:
+            return
+        last, self._day_end = self._day_end, day_end
+        if last is None or not self._held:
+            return
+        days = round((day_end - last) / NS_PER_DAY)
+        symbols = self._table.symbols
+        for code in self._held_codes().tolist():
+            held = float(self.quantity[code])
+            if held >= 0.0:
+                continue
+            symbol = symbols[code]
+            rate = self._borrow_rates.get(symbol, self._borrow_rate)
+            fee = borrow_fee(-held * float(self.last_price[code]), rate, days)
+            if fee > 0.0:
+                flow = CashFlow(
+                    ts_event=ts,
+                    symbol=symbol,
+                    kind=CashFlowKind.BORROW_FEE,
+                    amount=-fee,
+                    quantity=held,
+                    rate=rate,
+                )
+                self._book(flow, snapshot=False)
 
     @on(MARKET, phase=Phase.VALUATION)
     def _on_market(self, batch: MarketBatch) -> None:
         frame = batch.frame
         if not self._table.known:  # no session event (a graph without a feed)
             self._recoded(self._table.adopt(Universe.of_frame(frame).symbols))
+        if self._charges_borrow:
+            if self._days is None:
+                self._days = DateDays(None)
+            self._charge_borrow(batch.ts_event)
         self.last_price[batch.symbol_codes()] = frame.get_column("close").to_numpy()
         self._snapshot_ts = batch.ts_event
         self.publish(PORTFOLIO, self.snapshot(batch.ts_event))
+
+    def _resnapshot_after(self, ts: int) -> None:
+        """Publish one more snapshot at ``ts`` once routing is done."""
+        if self._resnapshot_pending:
+            return
+        self._resnapshot_pending = True
+        event = TimerFired(ts_event=ts, ts_init=ts, name=_RESNAPSHOT, component=self.name)
+        self.context.deliver(_AFTER_ROUTING, self.on_timer, event, self.name)
+
+    def _position_changed(self, ts: int, code: int, fill_id: str = "") -> None:
+        self.publish(
+            POSITIONS,
+            PositionChanged(
+                ts_event=ts,
+                ts_init=ts,
+                symbol=self._table.symbols[code],
+                quantity=float(self.quantity[code]),
+                avg_price=float(self.avg_price[code]),
+                realized_pnl=float(self.realized[code]),
+                last_fill_id=fill_id,
+            ),
+        )
 
     def on_timer(self, event: TimerFired) -> None:
         if event.name != _RESNAPSHOT:
@@ -224,6 +370,8 @@ class Portfolio(Component):
             unrealized_pnl=unrealized,
             commission=self.commission_paid,
             slippage=self.slippage_paid,
+            income=self.income,
+            borrow_fees=self.borrow_fees,
         )
 
     @property
@@ -292,7 +440,7 @@ class Portfolio(Component):
         gap = identity_gap(
             self.cash,
             value,
-            self.initial_cash,
+            self.initial_cash + self.income - self.borrow_fees,
             self.realized_total,
             unrealized,
             self.commission_paid,
@@ -301,7 +449,8 @@ class Portfolio(Component):
         if not abs(gap) <= self.config.invariant_tolerance * scale:
             raise AccountingError(
                 f"account identity broken by {gap:.6g}: cash {self.cash:.6f} + positions "
-                f"{value:.6f} != initial {self.initial_cash:.6f} + realized "
+                f"{value:.6f} != initial {self.initial_cash:.6f} + income {self.income:.6f} "
+                f"- borrow fees {self.borrow_fees:.6f} + realized "
                 f"{self.realized_total:.6f} + unrealized {unrealized:.6f} - commission "
                 f"{self.commission_paid:.6f}"
             )

@@ -57,7 +57,10 @@ from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.errors import ConfigError, ML4TError, OrderError
 from ml4t.backtest.events import (
+    CODE_DTYPE,
+    ActionKind,
     CancelOrder,
+    CorporateAction,
     MarketBatch,
     ModifyOrder,
     OrderCancelled,
@@ -75,6 +78,7 @@ from ml4t.backtest.events import (
     UniverseChanged,
 )
 from ml4t.backtest.topics import (
+    CORPORATE_ACTIONS,
     FILLS,
     MARKET,
     ORDER_EVENTS,
@@ -149,6 +153,8 @@ class StrategyBase(Component):
         self._equity = math.nan
         # per-symbol arrays by code, for last_price and batch_positions
         self._table = SymbolTable({"last_close": math.nan, "position": 0.0, "pending": 0.0})
+        self._members: np.ndarray | None = None  # by code, with a point-in-time universe
+        self._close_on_exit = False
         self._now_dt: tuple[int, datetime] = (-1, from_ns(0))
         self._frame_codes: tuple[pl.DataFrame | None, np.ndarray] = (None, np.empty(0, np.intp))
 
@@ -475,6 +481,12 @@ class StrategyBase(Component):
     def on_fill(self, fill: OrderFilled) -> Any:
         """Called for each fill of this strategy's orders, before the next bar."""
 
+    def on_corporate_action(self, action: CorporateAction) -> Any:
+        """Called after a corporate action (split, dividend, delisting, symbol change) on
+        any symbol is applied to this strategy's view; override to react (the default does
+        nothing). Positions and orders are already restated."""
+        return None
+
     def on_reject(self, rejection: OrderRejected) -> Any:
         """Called when the risk manager or the broker refuses one of this strategy's
         requests; ``rejection.rule`` and ``rejection.reason`` say why."""
@@ -531,8 +543,36 @@ class StrategyBase(Component):
             if order is not None:
                 before = order.working_signed
                 order.quantity, order.filled = event.quantity, event.filled_quantity
+                if event.symbol != order.symbol:  # a symbol change moved it
+                    self._bump_pending(order.symbol, -before)
+                    order.symbol = event.symbol
+                    before = 0.0
                 self._bump_pending(order.symbol, order.working_signed - before)
         return None
+
+    @on(CORPORATE_ACTIONS, phase=Phase.SESSION)
+    def _handle_action(self, action: CorporateAction) -> Any:
+        """A split restates the position and last price in post-split shares; a symbol
+        change carries the position over. (Working orders follow from the broker's
+        ``OrderUpdated``; cash in lieu and delistings arrive as fills.) Then
+        :meth:`on_corporate_action`."""
+        symbol = action.symbol
+        if action.action is ActionKind.SPLIT:
+            code = self._table.code_of(symbol)
+            if code is not None:
+                self._table["last_close"][code] /= action.ratio
+            if symbol in self._qty:
+                self._qty[symbol] *= action.ratio
+                self._avg[symbol] /= action.ratio
+                self._dirty.add(symbol)
+        elif action.action is ActionKind.SYMBOL_CHANGE and symbol in self._qty:
+            new = action.new_symbol
+            self._qty[new] = self._qty.pop(symbol)
+            self._avg[new] = self._avg.pop(symbol)
+            self._held.discard(symbol)
+            self._held.add(new)
+            self._dirty.update((symbol, new))
+        return self.on_corporate_action(action)
 
     def _forget(self, order_id: str) -> None:
         order = self._open.pop(order_id, None)
@@ -553,6 +593,19 @@ class StrategyBase(Component):
         if not table.known or (codes.size and codes.max() >= table.size):
             self._learn(_enum_symbols(self.name, frame))  # no session event told us
         table["last_close"][codes] = frame.get_column("close").to_numpy()
+        members = self._members
+        if members is not None:
+            mask = members[codes]
+            if not mask.all():  # only members' rows reach the strategy's code
+                frame, codes = frame.filter(pl.Series(mask)), codes[mask]
+                self._frame_codes = (frame, codes)
+                batch = MarketBatch(
+                    ts_event=batch.ts_event,
+                    ts_init=batch.ts_init,
+                    frame=frame,
+                    context=batch.context,
+                    codes=codes.astype(CODE_DTYPE).tobytes(),
+                )
         return self._dispatch(batch)
 
     @on(SESSION, phase=Phase.SESSION)
@@ -560,8 +613,23 @@ class StrategyBase(Component):
         table = self._table
         if isinstance(event, SessionStarted):
             self._learn(event.symbols)
-        else:
-            self._learn([*table.symbols, *(s for s in event.added if s not in table)])
+            if event.members is not None:
+                self._members = np.zeros(table.size, dtype=bool)
+                self._members[[table.code[s] for s in event.members if s in table]] = True
+                self._close_on_exit = event.universe_exit == "close"
+            return
+        self._learn([*table.symbols, *(s for s in event.added if s not in table)])
+        members = self._members
+        if members is None:
+            return
+        if members.size < table.size:
+            members = self._members = np.append(members, np.zeros(table.size - members.size, bool))
+        members[[table.code[s] for s in event.added]] = True
+        members[[table.code[s] for s in event.removed if s in table]] = False
+        if self._close_on_exit:
+            for symbol in event.removed:
+                if self.position(symbol) != 0.0:
+                    self.close_position(symbol, reason="universe_exit")
 
     def _learn(self, symbols: list[str]) -> None:
         """Take the universe; the position arrays are rebuilt from the dicts by name."""

@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "execution": 6,
     "portfolio": 6,
     "_accounting": 6,
+    "_corporate": 6,
     "risk": 6,
     "_bar": 6,
     "_validation": 6,

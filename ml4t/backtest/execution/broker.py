@@ -46,7 +46,9 @@ from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.events import (
+    ActionKind,
     CancelOrder,
+    CorporateAction,
     MarketBatch,
     ModifyOrder,
     OrderAccepted,
@@ -65,6 +67,7 @@ from ml4t.backtest.events import (
     TimeInForce,
     UniverseChanged,
 )
+from ml4t.backtest.execution._actions import ActionDesk
 from ml4t.backtest.execution._batch import BarPrices, BatchView
 from ml4t.backtest.execution._cash import affordable, within_cash
 from ml4t.backtest.execution._pricing import Pricer, conflict_kind
@@ -75,7 +78,15 @@ from ml4t.backtest.execution.fills import (
     volume_cap,
 )
 from ml4t.backtest.execution.orders import Order, OrderBook
-from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDERS_APPROVED, PORTFOLIO, SESSION
+from ml4t.backtest.topics import (
+    CORPORATE_ACTIONS,
+    FILLS,
+    MARKET,
+    ORDER_EVENTS,
+    ORDERS_APPROVED,
+    PORTFOLIO,
+    SESSION,
+)
 
 __all__ = ["SimulatedBroker"]
 
@@ -159,6 +170,10 @@ class SimulatedBroker(Component):
         self._close_only = pricer.close_only
         self._trail_before = pricer.trail_before
         self._used: dict[int, float] = {}  # quantity filled per symbol code on this bar
+        self._hard_to_borrow = config.borrow.load()[1]
+        self._desk = ActionDesk(
+            self.book, self._held, self._action_code, self._action_fill, self._cancel, self._updated
+        )
 
     def on_start(self) -> None:
         calendar = self.context.calendar
@@ -195,6 +210,27 @@ class SimulatedBroker(Component):
         else:
             known = self._universe.symbols if self._universe is not None else []
             self._align([*known, *(s for s in event.added if s not in known)])
+
+    @on(CORPORATE_ACTIONS, phase=Phase.SESSION)
+    def _on_action(self, action: CorporateAction) -> None:
+        """Restate orders and positions for a split or symbol change; close them for a
+        delisting (see :mod:`~ml4t.backtest.execution._actions`)."""
+        self._desk.apply(action)
+        if action.action is ActionKind.SYMBOL_CHANGE and self._groups:
+            old, new = self._action_code(action.symbol), self._action_code(action.new_symbol)
+            for key in [k for k in self._groups if k[1] == old]:
+                self._groups[(key[0], new, key[2])] = self._groups.pop(key)
+
+    def _action_code(self, symbol: str) -> int:
+        if self._universe is None:
+            self._align([])
+        assert self._universe is not None
+        return self._universe.add(symbol)
+
+    def _action_fill(self, fill: OrderFilled) -> None:
+        if not math.isnan(self._cash):
+            self._cash -= fill.side.sign * fill.quantity * fill.price
+        self.publish(FILLS, fill)
 
     def _align(self, symbols: list[str]) -> None:
         """Adopt the run's universe (in code order); one given up front must list the
@@ -533,6 +569,18 @@ class SimulatedBroker(Component):
                     f"reduce-only order {request.order_id} ({request.side} "
                     f"{request.quantity:g} {request.symbol}) has no position to reduce: "
                     f"{held:+g} held",
+                )
+                return
+        if self._hard_to_borrow and request.symbol in self._hard_to_borrow:
+            held = self._held.get((request.strategy_id, code), 0.0)
+            if request.side is OrderSide.SELL and request.quantity > held * (1 + QTY_EPSILON):
+                self._reject(
+                    request.order_id,
+                    request.strategy_id,
+                    request.symbol,
+                    "hard_to_borrow",
+                    f"{request.symbol} is hard to borrow (execution.borrow): selling "
+                    f"{request.quantity:g} with {held:+g} held would open or increase a short",
                 )
                 return
         if self._submit_check and not self._cash_at_submit(request, code, ts):

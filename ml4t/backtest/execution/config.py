@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from ml4t.backtest._corporate import BorrowConfig
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.execution.costs import (
     CommissionModel,
@@ -126,6 +127,9 @@ class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     - ``share_rounding``: ``fractional`` or ``integer`` (floor) quantities for a resize.
     - ``fill_order``: orders of different symbols on one bar are matched by ``symbol``
       (code order, then acceptance order) or in ``accepted`` order across symbols.
+    - ``borrow``: what shorts cost (:class:`~ml4t.backtest._corporate.BorrowConfig`:
+      an annual ``rate``, per-symbol ``rates_path``, a ``hard_to_borrow`` list whose
+      symbols cannot be sold short).
     """
 
     fill_timing: Literal["next_open", "same_close", "next_close"] = "next_open"
@@ -144,6 +148,7 @@ class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     fill_order: Literal["symbol", "accepted"] = "symbol"
     slippage: SlippageConfig = msgspec.field(default_factory=SlippageConfig)
     commission: CommissionConfig = msgspec.field(default_factory=CommissionConfig)
+    borrow: BorrowConfig = msgspec.field(default_factory=BorrowConfig)
 
     def cost_estimate(self) -> Callable[[int, float, float, float], float] | None:
         """``(sign, quantity, price, volume) -> money``: the commission and slippage this

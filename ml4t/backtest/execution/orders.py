@@ -185,6 +185,18 @@ class Order:
         level = self.stop_price if self.stop_price is not None else _INF
         return (-_INF, level) if buy else (level, _INF)
 
+    def split(self, ratio: float) -> None:
+        """Restate the order in post-split shares: quantities x ``ratio``, every price
+        level (limit, stop, trailing amount and reference, bracket levels) / ``ratio``;
+        its notional and a trailing percent are unchanged."""
+        self.quantity *= ratio
+        self.filled *= ratio
+        for name in ("limit_price", "stop_price", "trail_amount", "stop_loss", "take_profit"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value / ratio)
+        self.extreme /= ratio
+
     def set_status(self, ts_ns: int, status: OrderStatus) -> None:
         if status is not self.status:
             self.status = status
@@ -262,6 +274,20 @@ class OrderBook:
         """Re-derive the order's window after its state changed (trigger, move, modify)."""
         if order.slot >= 0:
             self._below[order.slot], self._above[order.slot] = order.window()
+
+    def recode(self, order: Order, code: int) -> None:
+        """Move an open order to another symbol code (a symbol change)."""
+        orders = self.open_by_code.get(order.code)
+        if orders is not None and order in orders:
+            orders.remove(order)
+            if not orders:
+                del self.open_by_code[order.code]
+        order.code = code
+        self.open_by_code.setdefault(code, []).append(order)
+        self.open_by_code[code].sort(key=lambda o: o.seq)
+        if order.slot >= 0:
+            self._codes[order.slot] = code
+        self.refresh(order)
 
     def candidates(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Sorted codes of the symbols whose open orders a batch may affect, given the

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 
@@ -37,7 +38,9 @@ from ml4t.backtest._validation import (
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.events import (
+    ActionKind,
     CancelOrder,
+    CorporateAction,
     MarketBatch,
     ModifyOrder,
     OrderAccepted,
@@ -58,6 +61,7 @@ from ml4t.backtest.risk.config import RiskConfig
 from ml4t.backtest.risk.rules import RULES, Rejection, Rule, evaluate, impact
 from ml4t.backtest.risk.view import CostEstimate, Reservation, RiskView
 from ml4t.backtest.topics import (
+    CORPORATE_ACTIONS,
     FILLS,
     MARKET,
     ORDER_EVENTS,
@@ -95,6 +99,7 @@ class RiskManager(Component):
         self.config = config if config is not None else RiskConfig()
         self.rules: tuple[Rule, ...] = tuple(rules) if rules is not None else RULES
         self.view = RiskView(Universe(symbols) if symbols is not None else None, costs=costs)
+        self._members: set[str] | None = None  # the point-in-time universe, if the data has one
         self.view.days = DateDays(timezone)
 
     def on_start(self) -> None:
@@ -118,7 +123,9 @@ class RiskManager(Component):
                     "every order a new id",
                 )
             else:
-                rejection = evaluate(request, self.view, self.config, self.rules)
+                rejection = self._membership(request) or evaluate(
+                    request, self.view, self.config, self.rules
+                )
             if rejection is None:
                 self._reserve(request)
         elif isinstance(request, CancelOrder):
@@ -245,8 +252,38 @@ class RiskManager(Component):
         view = self.view
         if isinstance(event, SessionStarted):
             view.adopt(event.symbols)
+            if event.members is not None:
+                self._members = set(event.members)
         else:
             view.adopt([*view.table.symbols, *(s for s in event.added if s not in view.table)])
+            if self._members is not None:
+                self._members.difference_update(event.removed)
+                self._members.update(event.added)
+
+    def _membership(self, request: SubmitOrder) -> Rejection | None:
+        """With a point-in-time universe, an order in a symbol outside it may only
+        reduce the position (a holding kept after its symbol left)."""
+        members = self._members
+        if members is None or request.symbol in members:
+            return None
+        code = self.view.code(request.symbol)
+        held = float(self.view.position[code]) if code is not None else 0.0
+        if held * request.side.sign < 0 and request.quantity <= abs(held) * (1 + 1e-9):
+            return None
+        return Rejection(
+            "not_in_universe",
+            f"{request.symbol} is not in the universe (data.universe) at this time; an order "
+            f"may only reduce a holding in it ({held:+g} held)",
+        )
+
+    @on(CORPORATE_ACTIONS, phase=Phase.SESSION)
+    def _on_action(self, action: CorporateAction) -> None:
+        """A split restates the last price and volume the estimates use; positions and
+        orders follow from the portfolio's and the broker's own announcements."""
+        if action.action is ActionKind.SPLIT:
+            code = self.view.ensure_code(action.symbol)
+            self.view.price[code] /= action.ratio
+            self.view.volume[code] *= action.ratio
 
     @on(PORTFOLIO, phase=Phase.VALUATION)
     def _on_snapshot(self, snapshot: PortfolioSnapshot) -> None:
@@ -292,23 +329,30 @@ class RiskManager(Component):
         request = tracked.request
         remaining = max(event.quantity - event.filled_quantity, 0.0)
         priced_by_levels = request.order_type not in (OrderType.MARKET, OrderType.TRAILING_STOP)
-        if remaining == tracked.remaining and (
-            not priced_by_levels
-            or (event.limit_price, event.stop_price) == (request.limit_price, request.stop_price)
+        renamed = event.symbol != request.symbol  # a symbol change moved the order
+        if (
+            remaining == tracked.remaining
+            and not renamed
+            and (
+                not priced_by_levels
+                or (event.limit_price, event.stop_price)
+                == (request.limit_price, request.stop_price)
+            )
         ):
             return  # a trailing stop moved, a trigger: nothing reserved changes
         view.release(event.order_id)
-        changes: dict[str, float] = {"quantity": event.quantity}
+        code = view.ensure_code(event.symbol) if renamed else tracked.code
+        changes: dict[str, Any] = {"quantity": event.quantity, "symbol": event.symbol}
         if event.limit_price is not None and tracked.request.limit_price is not None:
             changes["limit_price"] = event.limit_price
         if event.stop_price is not None and tracked.request.stop_price is not None:
             changes["stop_price"] = event.stop_price
         request = msgspec.structs.replace(tracked.request, **changes)
-        price = view.estimate_price(request, tracked.code, self.config.market_price_buffer)
+        price = view.estimate_price(request, code, self.config.market_price_buffer)
         if math.isnan(price):
             price = tracked.price
         if remaining > 0:
-            order = view.open_order(request, tracked.code, price, remaining, tracked.increasing)
+            order = view.open_order(request, code, price, remaining, tracked.increasing)
             view.reserve(event.order_id, order)
 
 
