@@ -42,14 +42,21 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_left
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 import msgspec
 import polars as pl
 
+from ml4t.backtest.data._action_rules import (
+    COLUMNS,
+    OPTIONAL,
+    REQUIRED,
+    column_problems,
+    cross_problems,
+    row_problems,
+)
 from ml4t.backtest.data._tabular import (
-    Problem,
     TableRuleViolation,
     instants,
     numbers,
@@ -85,17 +92,6 @@ APPLICATION_ORDER: tuple[ActionKind, ...] = (
     ActionKind.DELISTING,
 )
 """How the actions of one instant are applied (see the module docstring)."""
-
-REQUIRED = ("symbol", "ex_date", "action")
-OPTIONAL = ("ratio", "amount", "pay_date", "price", "new_symbol")
-USES: dict[str, tuple[str, ...]] = {
-    "split": ("ratio",),
-    "dividend": ("amount", "pay_date"),
-    "delisting": ("price",),
-    "symbol_change": ("new_symbol",),
-}
-_KINDS = ", ".join(USES)
-COLUMNS = (*REQUIRED, *OPTIONAL)
 
 
 class CorporateActionRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -176,7 +172,7 @@ def parse_corporate_actions(
     name: str = "<corporate actions frame>",
 ) -> ActionSchedule:
     """Validate a frame shaped like the file (see the module docstring) into a schedule."""
-    problems = _column_problems(frame)
+    problems = column_problems(frame)
     if any(p.column in REQUIRED for p in problems):
         raise TableRuleViolation(name, KIND, problems, COLUMNS)
     for column in OPTIONAL:
@@ -201,235 +197,12 @@ def parse_corporate_actions(
     unparsed = {(q.row, q.column) for q in problems}
     problems += [
         q
-        for q in [*_row_problems(p, symbols), *_cross_problems(p)]
+        for q in [*row_problems(p, symbols), *cross_problems(p)]
         if (q.row, q.column) not in unparsed
     ]
     if problems:
         raise TableRuleViolation(name, KIND, problems, COLUMNS)
     return ActionSchedule(rows=_sorted_rows(p), source=name)
-
-
-# --------------------------------------------------------------------------- rules
-
-
-def _column_problems(frame: pl.DataFrame) -> list[Problem]:
-    known = COLUMNS
-    out = [
-        Problem(
-            row=None,
-            column=c,
-            what=f"required column is missing (columns: {', '.join(frame.columns) or 'none'})",
-            fix="add it",
-        )
-        for c in REQUIRED
-        if c not in frame.columns
-    ]
-    out += [
-        Problem(
-            row=None,
-            column=c,
-            what="is not a corporate-action column",
-            fix=f"rename or drop it (the columns are {', '.join(known)})",
-        )
-        for c in frame.columns
-        if c not in known
-    ]
-    return out
-
-
-def _flag(
-    p: pl.DataFrame,
-    mask: pl.Expr,
-    column: str,
-    what: Callable[[dict[str, Any]], str],
-    fix: str,
-) -> list[Problem]:
-    """A problem for each row of ``p`` where ``mask`` holds (null counts as false)."""
-    bad = p.filter(mask.fill_null(False))
-    return [
-        Problem(row=r["row"], column=column, what=what(r), fix=fix)
-        for r in bad.iter_rows(named=True)
-    ]
-
-
-def _row_problems(p: pl.DataFrame, symbols: Collection[str] | None) -> list[Problem]:
-    action = pl.col("action")
-    split, dividend = action == "split", action == "dividend"
-    delisting, change = action == "delisting", action == "symbol_change"
-    ratio, amount, price = pl.col("ratio"), pl.col("amount"), pl.col("price")
-    new = pl.col("new_symbol")
-    out = _flag(
-        p,
-        action.is_not_null() & ~action.is_in(list(USES)),
-        "action",
-        lambda r: f"unknown action {r['action']!r}",
-        f"use one of {_KINDS}",
-    )
-    out += _flag(
-        p,
-        split & ratio.is_null(),
-        "ratio",
-        lambda r: "a split needs a ratio",
-        "give new shares per old share (4.0 for 4:1, 0.1 for 1:10)",
-    )
-    out += _flag(
-        p,
-        split & ~(ratio.is_finite() & (ratio > 0)),
-        "ratio",
-        lambda r: f"{r['ratio']} is not a finite number > 0",
-        "give new shares per old share (4.0 for 4:1, 0.1 for 1:10)",
-    )
-    out += _flag(
-        p,
-        split & (ratio == 1.0),
-        "ratio",
-        lambda r: "a split of ratio 1 changes nothing",
-        "remove the row, or correct the ratio",
-    )
-    out += _flag(
-        p,
-        dividend & amount.is_null(),
-        "amount",
-        lambda r: "a dividend needs an amount",
-        "give the cash paid per share",
-    )
-    out += _flag(
-        p,
-        dividend & ~(amount.is_finite() & (amount > 0)),
-        "amount",
-        lambda r: f"{r['amount']} is not a finite amount > 0",
-        "give the cash paid per share",
-    )
-    out += _flag(
-        p,
-        delisting & ~(price.is_finite() & (price >= 0)),
-        "price",
-        lambda r: f"{r['price']} is not a finite price >= 0",
-        "give the cash paid per share (0 if worthless), or leave it empty for the last close",
-    )
-    out += _flag(
-        p,
-        change & new.is_null(),
-        "new_symbol",
-        lambda r: "a symbol_change needs a new_symbol",
-        "give the symbol the market data uses from the ex date on",
-    )
-    out += _flag(
-        p,
-        change & (new == pl.col("symbol")),
-        "new_symbol",
-        lambda r: f"{r['new_symbol']!r} is the row's own symbol",
-        "give the new symbol, or remove the row",
-    )
-    if symbols is not None:
-        known = sorted(set(symbols))
-        fix = f"correct the symbol (the market data has {len(known)}), or remove the row"
-        out += _flag(
-            p,
-            ~pl.col("symbol").is_in(known),
-            "symbol",
-            lambda r: f"{r['symbol']!r} is not a symbol of the market data",
-            fix,
-        )
-        out += _flag(
-            p,
-            change & ~new.is_in(known),
-            "new_symbol",
-            lambda r: f"{r['new_symbol']!r} is not a symbol of the market data",
-            fix,
-        )
-    for column in OPTIONAL:
-        users = [kind for kind, used in USES.items() if column in used]
-        out += _flag(
-            p,
-            action.is_in(list(USES)) & ~action.is_in(users) & _given(p, column),
-            column,
-            lambda r: f"is set on a {r['action']} row, which does not use it",
-            f"leave it empty ({column} belongs to {' and '.join(users)} rows)",
-        )
-    out += _flag(
-        p,
-        pl.col("pay") < pl.col("ex"),
-        "pay_date",
-        lambda r: f"{r['pay_text']} is before the ex_date {r['ex_text']}",
-        "give a pay_date on or after the ex_date, or leave it empty",
-    )
-    return out
-
-
-def _given(p: pl.DataFrame, column: str) -> pl.Expr:
-    """The cell holds a value (a time column is judged on its text, so a cell that did
-    not parse still counts as given)."""
-    return pl.col("pay_text" if column == "pay_date" else column).is_not_null()
-
-
-def _cross_problems(p: pl.DataFrame) -> list[Problem]:
-    """Rules between rows, on the rows whose keys are sound."""
-    ok = p.filter(
-        pl.col("symbol").is_not_null()
-        & pl.col("ex").is_not_null()
-        & pl.col("action").is_in(list(USES))
-    ).select("row", "symbol", "action", "ex", "ex_text", "new_symbol")
-    first = pl.col("row").min()
-    out = _flag(
-        ok.with_columns(first=first.over("symbol", "ex", "action")),
-        pl.col("row") != pl.col("first"),
-        "ex_date",
-        lambda r: f"repeats row {r['first']} (same symbol, ex_date and action)",
-        "keep one of the rows",
-    )
-    delisted = (
-        ok.filter(pl.col("action") == "delisting")
-        .group_by("symbol")
-        .agg(gone=pl.col("ex").min(), gone_row=pl.col("row").sort_by("ex").first())
-    )
-    out += _flag(
-        ok.join(delisted, on="symbol"),
-        pl.col("ex") > pl.col("gone"),
-        "ex_date",
-        lambda r: f"{r['symbol']} was delisted before (row {r['gone_row']})",
-        "remove the row, or correct the dates",
-    )
-    both = (
-        ok.filter(pl.col("action").is_in(["delisting", "symbol_change"]))
-        .with_columns(
-            kinds=pl.col("action").n_unique().over("symbol", "ex"),
-            first=first.over("symbol", "ex"),
-        )
-        .filter(pl.col("kinds") > 1)
-    )
-    out += _flag(
-        both,
-        pl.col("row") != pl.col("first"),
-        "action",
-        lambda r: (
-            f"{r['symbol']} also has a symbol_change or delisting at this instant "
-            f"(row {r['first']})"
-        ),
-        "a symbol cannot be renamed and delisted at once: give them different times",
-    )
-    changes = ok.filter(pl.col("action") == "symbol_change")
-    out += _flag(
-        changes.with_columns(
-            first=first.over("ex", "new_symbol"),
-            first_symbol=pl.col("symbol").sort_by("row").first().over("ex", "new_symbol"),
-        ),
-        pl.col("symbol") != pl.col("first_symbol"),
-        "new_symbol",
-        lambda r: f"row {r['first']} renames another symbol to {r['new_symbol']!r} at this instant",
-        "two symbols cannot take one name at once: correct one of the rows",
-    )
-    renamed = changes.select("ex", new_symbol=pl.col("symbol"), renamed_row=pl.col("row")).unique(
-        ["ex", "new_symbol"]
-    )
-    out += _flag(
-        changes.join(renamed, on=["ex", "new_symbol"]),
-        pl.col("row") != pl.col("renamed_row"),
-        "new_symbol",
-        lambda r: f"{r['new_symbol']!r} is itself renamed at this instant (row {r['renamed_row']})",
-        "give chained renames different times",
-    )
-    return out
 
 
 def _sorted_rows(p: pl.DataFrame) -> tuple[CorporateActionRow, ...]:
@@ -440,14 +213,13 @@ def _sorted_rows(p: pl.DataFrame) -> tuple[CorporateActionRow, ...]:
     rows = []
     for r in ordered.iter_rows(named=True):
         kind = ActionKind(r["action"])
+        pay = r["pay"] if r["pay"] is not None else r["ex"]  # a dividend pays on ex by default
         rows.append(
             CorporateActionRow(
                 symbol=r["symbol"],
                 action=kind,
                 effective_ns=r["ex"],
-                pay_ns=(r["pay"] if r["pay"] is not None else r["ex"])
-                if kind is ActionKind.DIVIDEND
-                else None,
+                pay_ns=pay if kind is ActionKind.DIVIDEND else None,
                 ratio=r["ratio"],
                 amount=r["amount"],
                 price=r["price"],
