@@ -55,7 +55,11 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class SyntheticConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Shape of a synthetic data set; the headline set is 250 symbols x 252 days of 1m bars."""
+    """Shape of a synthetic data set; the headline set is 250 symbols x 252 days of 1m bars.
+
+    ``splits``, ``dividends``, ``delistings``, ``late_listings`` and ``universe_changes``
+    are counts over the whole set (default 0: no actions, raw = adjusted).
+    """
 
     n_symbols: Annotated[int, msgspec.Meta(ge=1, le=17_576)] = 10
     n_days: Annotated[int, msgspec.Meta(ge=1)] = 20
