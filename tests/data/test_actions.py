@@ -285,6 +285,21 @@ def test_each_broken_rule_names_file_row_and_column(
     assert len(error.problems) == 1, f"{case}: reported more than once:\n{error}"
 
 
+@pytest.mark.parametrize(
+    ("case", "rows", "row", "column", "what"), CASES, ids=[c[0] for c in CASES]
+)
+def test_each_broken_rule_is_found_in_a_typed_parquet_file_too(
+    tmp_path: Path, case: str, rows: list[str], row: int, column: str, what: str
+) -> None:
+    # the CSV read with types inferred (numbers as numbers, dates as Date), then stored
+    frame = pl.read_csv(csv_file(tmp_path, *rows), try_parse_dates=True)
+    path = tmp_path / "actions.parquet"
+    frame.write_parquet(path)
+    error = problems_of(path)
+    where = (None, column) if case == "ratio text" else (row, column)  # '4:1' reads as a Time
+    assert [(p.row, p.column) for p in error.problems] == [where], f"{case}:\n{error}"
+
+
 def test_allowed_combinations_load(tmp_path: Path) -> None:
     path = csv_file(
         tmp_path,

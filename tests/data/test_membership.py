@@ -181,6 +181,20 @@ def test_each_broken_rule_names_file_row_and_column(
     assert f"{path}: row {row}, column {column}: " in str(error)
 
 
+@pytest.mark.parametrize(
+    ("case", "rows", "row", "column", "what"), CASES, ids=[c[0] for c in CASES]
+)
+def test_each_broken_rule_is_found_in_a_typed_parquet_file_too(
+    tmp_path: Path, case: str, rows: list[str], row: int, column: str, what: str
+) -> None:
+    frame = pl.read_csv(csv_file(tmp_path, *rows), try_parse_dates=True)
+    path = tmp_path / "universe.parquet"
+    frame.write_parquet(path)
+    error = problems_of(path)
+    assert [(p.row, p.column) for p in error.problems] == [(row, column)], f"{case}:\n{error}"
+    assert what in error.problems[0].what
+
+
 def test_touching_intervals_are_told_to_merge(tmp_path: Path) -> None:
     error = problems_of(csv_file(tmp_path, "AAA,2023-01-01,2023-02-01", "AAA,2023-02-01,"))
     assert "merge them: one row from row 1's start to this row's end" in str(error)

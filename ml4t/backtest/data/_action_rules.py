@@ -10,7 +10,8 @@ row alone, the cross rules compare rows whose keys are sound.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import polars as pl
@@ -29,12 +30,15 @@ __all__ = [
 
 REQUIRED = ("symbol", "ex_date", "action")
 OPTIONAL = ("ratio", "amount", "pay_date", "price", "new_symbol")
-USES: dict[str, tuple[str, ...]] = {
-    "split": ("ratio",),
-    "dividend": ("amount", "pay_date"),
-    "delisting": ("price",),
-    "symbol_change": ("new_symbol",),
-}
+USES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "split": ("ratio",),
+        "dividend": ("amount", "pay_date"),
+        "delisting": ("price",),
+        "symbol_change": ("new_symbol",),
+    }
+)
+"""The optional columns each action uses; any other must be empty on its rows."""
 KINDS = ", ".join(USES)
 COLUMNS = (*REQUIRED, *OPTIONAL)
 

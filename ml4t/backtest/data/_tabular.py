@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -33,6 +33,7 @@ __all__ = [
     "Problem",
     "TableRuleViolation",
     "instants",
+    "new_problems",
     "numbers",
     "read_table",
     "texts",
@@ -85,6 +86,14 @@ class TableRuleViolation(DataValidationError):
             lines.append(f"... and {rest} more problem(s)")
         head = f"{kind} file {file}: {len(self.problems)} problem(s)"
         super().__init__("\n".join([head, *(f"  {line}" for line in lines)]))
+
+
+def new_problems(found: Iterable[Problem], reported: Sequence[Problem]) -> list[Problem]:
+    """``found`` less those about a cell, or a whole column, already ``reported``: a cell
+    that did not parse is reported once, not again by every rule that needs its value."""
+    cells = {(p.row, p.column) for p in reported}
+    columns = {p.column for p in reported if p.row is None}
+    return [p for p in found if p.column not in columns and (p.row, p.column) not in cells]
 
 
 def read_table(path: str | Path, *, kind: str) -> pl.DataFrame:

@@ -59,6 +59,7 @@ from ml4t.backtest.data._action_rules import (
 from ml4t.backtest.data._tabular import (
     TableRuleViolation,
     instants,
+    new_problems,
     numbers,
     read_table,
     texts,
@@ -193,13 +194,7 @@ def parse_corporate_actions(
             "pay_text": frame.get_column("pay_date").cast(pl.String),
         }
     )
-    # a cell that did not parse is reported once, not again by the rules that need it
-    unparsed = {(q.row, q.column) for q in problems}
-    problems += [
-        q
-        for q in [*row_problems(p, symbols), *cross_problems(p)]
-        if (q.row, q.column) not in unparsed
-    ]
+    problems += new_problems([*row_problems(p, symbols), *cross_problems(p)], problems)
     if problems:
         raise TableRuleViolation(name, KIND, problems, COLUMNS)
     return ActionSchedule(rows=_sorted_rows(p), source=name)

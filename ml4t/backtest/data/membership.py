@@ -34,7 +34,14 @@ from collections.abc import Collection
 import msgspec
 import polars as pl
 
-from ml4t.backtest.data._tabular import Problem, TableRuleViolation, instants, read_table, texts
+from ml4t.backtest.data._tabular import (
+    Problem,
+    TableRuleViolation,
+    instants,
+    new_problems,
+    read_table,
+    texts,
+)
 from ml4t.backtest.data._timeline import Due
 from ml4t.backtest.data.config import UniverseSourceConfig
 
@@ -141,8 +148,7 @@ def parse_universe(
             "end_text": frame.get_column("end").cast(pl.String),
         }
     )
-    unparsed = {(q.row, q.column) for q in problems}
-    problems += [q for q in _interval_problems(p, symbols) if (q.row, q.column) not in unparsed]
+    problems += new_problems(_interval_problems(p, symbols), problems)
     if problems:
         raise TableRuleViolation(name, KIND, problems, COLUMNS)
     return _membership(p, start_ns, name)
