@@ -12,8 +12,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 from rich.console import Console
 from rich.table import Table
 
@@ -23,6 +24,9 @@ from ml4t.backtest.live import paper
 from ml4t.backtest.logging import configure_logging
 from ml4t.backtest.runtime import RunTerminated
 from ml4t.backtest.sweep.cli import add_cli as sweep_cli
+
+if TYPE_CHECKING:
+    from ml4t.backtest.data.config import FeedConfig
 
 __all__ = ["main"]
 
@@ -76,25 +80,110 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Validate the market data, then the corporate-action and universe files against its
+    symbols; the problems of every file are reported together (exit 2)."""
     from ml4t.backtest.config import load_config
-    from ml4t.backtest.data.config import AssetSourceConfig, FeedConfig
+    from ml4t.backtest.data.config import (
+        ActionsSourceConfig,
+        AssetSourceConfig,
+        FeedConfig,
+        UniverseSourceConfig,
+    )
     from ml4t.backtest.data.feed import ParquetFeed
 
-    target = Path(args.target)
-    if target.suffix in {".yaml", ".yml"}:
-        config = load_config(target, overrides=args.set or [])
-        feed = ParquetFeed(config.data)
-    else:
-        feed = ParquetFeed(FeedConfig(asset=AssetSourceConfig(path=str(target))))
-    report = feed.prepare()
+    feed, data = None, FeedConfig()
+    if args.target is not None:
+        target = Path(args.target)
+        if target.suffix in {".yaml", ".yml"}:
+            data = load_config(target, overrides=args.set or []).data
+            data = _files_beside(data, target.resolve().parent)
+        else:
+            data = FeedConfig(asset=AssetSourceConfig(path=str(target)))
+        feed = ParquetFeed(data)
+    if args.actions:
+        actions = ActionsSourceConfig(path=args.actions, timezone=args.timezone)
+        data = msgspec.structs.replace(data, corporate_actions=actions)
+    if args.universe:
+        universe = UniverseSourceConfig(path=args.universe, timezone=args.timezone)
+        data = msgspec.structs.replace(data, universe=universe)
+    if feed is None and data.corporate_actions is None and data.universe is None:
+        raise ConfigError("ml4t validate: give a config, a data path, --actions or --universe")
     console = _console()
-    console.print(
-        f"[bold green]valid[/]: {report.rows:,} rows, {report.symbols} symbols, "
-        f"{report.timestamps:,} timestamps in {report.chunks} chunk(s)"
-    )
-    for rule, count in sorted(feed.repairs.items()):
-        console.print(f"  repaired {rule}: {count:,} rows")
+    problems: list[str] = []
+    symbols: tuple[str, ...] | None = None
+    first_ts = 0
+    if feed is not None:
+        try:
+            report = feed.prepare()
+        except DataValidationError as exc:
+            problems.append(str(exc))
+        else:
+            symbols, first_ts = feed.symbols, feed.first_ts or 0
+            console.print(
+                f"[bold green]valid[/]: {report.rows:,} rows, {report.symbols} symbols, "
+                f"{report.timestamps:,} timestamps in {report.chunks} chunk(s)"
+            )
+            for rule, count in sorted(feed.repairs.items()):
+                console.print(f"  repaired {rule}: {count:,} rows")
+    zone = args.timezone or data.asset.timezone or "UTC"
+    problems += _validate_files(console, data, symbols=symbols, first_ts=first_ts, zone=zone)
+    if problems:
+        raise DataValidationError("\n\n".join(problems))
     return 0
+
+
+def _validate_files(
+    console: Console,
+    data: FeedConfig,
+    *,
+    symbols: tuple[str, ...] | None,
+    first_ts: int,
+    zone: str,
+) -> list[str]:
+    """Check the corporate-action and universe files; print what is valid, return the
+    problems."""
+    from ml4t.backtest.data.actions import load_corporate_actions
+    from ml4t.backtest.data.membership import load_universe
+
+    actions, universe = data.corporate_actions, data.universe
+    if (actions or universe) and symbols is None:
+        console.print("  (symbols not checked: no valid market data to check them against)")
+    problems: list[str] = []
+    if actions is not None:
+        try:
+            schedule = load_corporate_actions(actions, symbols=symbols, timezone=zone)
+        except DataValidationError as exc:
+            problems.append(str(exc))
+        else:
+            kinds = [str(r.action) for r in schedule.rows]
+            counts = ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds)))
+            console.print(
+                f"[bold green]valid[/]: corporate actions {actions.path}: "
+                f"{len(schedule.rows):,} action(s)" + (f" ({counts})" if counts else ""),
+                soft_wrap=True,  # one line, whatever the path
+            )
+    if universe is not None:
+        try:
+            members = load_universe(universe, symbols=symbols, timezone=zone, start_ns=first_ts)
+        except DataValidationError as exc:
+            problems.append(str(exc))
+        else:
+            console.print(
+                f"[bold green]valid[/]: universe {universe.path}: {len(members.initial)} "
+                f"member(s) at the first bar, {len(members.changes)} change(s) after it",
+                soft_wrap=True,
+            )
+    return problems
+
+
+def _files_beside(data: FeedConfig, base: Path) -> FeedConfig:
+    """The corporate-action and universe paths of a config, relative to its file."""
+    changes = {}
+    for key in ("corporate_actions", "universe"):
+        section = getattr(data, key)
+        if section is not None and not Path(section.path).is_absolute():
+            changes[key] = msgspec.structs.replace(section, path=str(base / section.path))
+    return msgspec.structs.replace(data, **changes) if changes else data
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -150,9 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
     progress_flags(run)
     run.set_defaults(func=_run)
 
-    validate = commands.add_parser("validate", help="validate a config's data, or a data path")
-    validate.add_argument("target", help="a YAML config, or a parquet file/glob/directory")
+    validate = commands.add_parser(
+        "validate", help="validate a config's data (and its action/universe files), or a data path"
+    )
+    validate.add_argument(
+        "target", nargs="?", help="a YAML config, or a parquet file/glob/directory"
+    )
     validate.add_argument("--set", action="append", metavar="KEY=VALUE")
+    validate.add_argument("--actions", metavar="FILE", help="a corporate-action file (parquet/CSV)")
+    validate.add_argument("--universe", metavar="FILE", help="a universe file (parquet/CSV)")
+    validate.add_argument(
+        "--timezone", help="zone of the files' dates (default: the config's, else UTC)"
+    )
     validate.set_defaults(func=_validate)
 
     demo = commands.add_parser("demo", help="generate sample data and run the top-25 ML demo")

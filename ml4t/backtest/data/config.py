@@ -21,12 +21,14 @@ from ml4t.backtest._time import parse_duration, to_ns
 from ml4t.backtest.errors import ConfigError
 
 __all__ = [
+    "ActionsSourceConfig",
     "AssetSourceConfig",
     "ContextSourceConfig",
     "FeedConfig",
     "OutsideSession",
     "Repair",
     "SignalSourceConfig",
+    "UniverseSourceConfig",
     "decode_feed_config",
     "duration_ns",
     "time_ns",
@@ -77,6 +79,7 @@ class AssetSourceConfig(_Config, frozen=True, kw_only=True):
     bar_interval: Duration | None = None
     timezone: NonEmptyStr | None = None
     symbols: list[NonEmptyStr] | None = None
+    prices: Literal["raw", "adjusted"] = "raw"
 
 
 class SignalSourceConfig(_Config, frozen=True, kw_only=True):
@@ -103,6 +106,58 @@ class ContextSourceConfig(_Config, frozen=True, kw_only=True):
     timezone: NonEmptyStr | None = None
 
 
+_TABLE_SUFFIXES = (".parquet", ".pq", ".parq", ".csv")
+
+
+def _check_table(path: str, timezone: str | None, key: str) -> None:
+    """A corporate-action or universe file is parquet or CSV; its zone must exist."""
+    if not path.lower().endswith(_TABLE_SUFFIXES):
+        raise ConfigError(
+            f"{key}.path: {path!r} is neither parquet nor CSV; name the file *.parquet "
+            "(or .pq, .parq) or *.csv"
+        )
+    if timezone is not None:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(
+                f"{key}.timezone: {timezone!r} is not a time zone name (e.g. America/New_York)"
+            ) from exc
+
+
+class ActionsSourceConfig(_Config, frozen=True, kw_only=True):
+    """The corporate-action file (splits, dividends, delistings, symbol changes).
+
+    ``path`` is one parquet or CSV file (chosen by extension). ``timezone`` is the zone
+    in which its dates (and naive timestamps) are read; unset, the asset data's
+    ``timezone``, else UTC. See docs/data.md, "Corporate actions".
+    """
+
+    path: NonEmptyStr
+    timezone: NonEmptyStr | None = None
+
+    def __post_init__(self) -> None:
+        _check_table(self.path, self.timezone, "corporate_actions")
+
+
+class UniverseSourceConfig(_Config, frozen=True, kw_only=True):
+    """The point-in-time universe file: ``symbol``, ``start``, ``end`` intervals.
+
+    ``on_exit`` says what happens to a position in a symbol that leaves the universe
+    (``hold`` it, or ``close`` it); ``timezone`` as for :class:`ActionsSourceConfig`.
+    See docs/data.md, "Point-in-time universe".
+    """
+
+    path: NonEmptyStr
+    on_exit: Literal["hold", "close"] = "hold"
+    timezone: NonEmptyStr | None = None
+
+    def __post_init__(self) -> None:
+        _check_table(self.path, self.timezone, "universe")
+
+
 class FeedConfig(_Config, frozen=True, kw_only=True):
     """Everything the :class:`~ml4t.backtest.data.feed.ParquetFeed` needs."""
 
@@ -116,6 +171,8 @@ class FeedConfig(_Config, frozen=True, kw_only=True):
     repair: list[Repair] = msgspec.field(default_factory=list)
     calendar: NonEmptyStr | None = None
     outside_session: OutsideSession = OutsideSession.KEEP
+    corporate_actions: ActionsSourceConfig | None = None
+    universe: UniverseSourceConfig | None = None
 
     def __post_init__(self) -> None:
         if self.asset.bar_label == "start" and self.asset.bar_interval is None:

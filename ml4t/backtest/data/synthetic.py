@@ -14,9 +14,19 @@ over the whole history to float precision (the EMA weight left after 500 bars is
 Context has a VIX-like series (``vix``, mean-reverting, rising when the market falls) and
 an equal-weight index (``spy``), one row per bar time.
 
+Corporate actions are off by default (the data of a seed does not change when the
+options are added): ``splits``, ``dividends``, ``delistings``, ``late_listings`` and
+``universe_changes`` place that many events over the whole set, by seed, and make the bars
+**raw** (as traded): prices fall by the ratio on a split's ex day, by the amount on a
+dividend's, a delisted symbol's bars stop, a late-listed symbol's start late (see
+:mod:`ml4t.backtest.data._synthetic_actions`). The frames then carry the corporate-action
+and universe files too (``actions``, ``universe``); :func:`ml4t.backtest.data.adjustment.adjusted`
+back-adjusts the raw bars.
+
 The same seed always gives the same data. :func:`make_frames` returns small data sets
 in memory (tests); :func:`write_dataset` writes one parquet file per month for each of
-``asset/``, ``signals/`` and ``context/`` without holding more than a month in memory.
+``asset/``, ``signals/`` and ``context/`` without holding more than a month in memory,
+and ``actions.parquet`` and ``universe.parquet`` beside them when actions are on.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import numpy as np
 import polars as pl
 
 from ml4t.backtest._time import NS_PER_HOUR, NS_PER_MINUTE, to_ns
+from ml4t.backtest.data._synthetic_actions import ActionPlan
 from ml4t.backtest.data.calendar import SessionCalendar
 
 __all__ = ["SyntheticConfig", "SyntheticDataset", "SyntheticFrames", "make_frames", "write_dataset"]
@@ -40,10 +51,15 @@ INDICATORS = ("rsi", "macd", "atr")
 CONTEXT = ("vix", "spy")
 SIGNAL_LAG_NS = 16 * NS_PER_HOUR
 _WARMUP = 500
+Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class SyntheticConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Shape of a synthetic data set; the headline set is 250 symbols x 252 days of 1m bars."""
+    """Shape of a synthetic data set; the headline set is 250 symbols x 252 days of 1m bars.
+
+    ``splits``, ``dividends``, ``delistings``, ``late_listings`` and ``universe_changes``
+    are counts over the whole set (default 0: no actions, raw = adjusted).
+    """
 
     n_symbols: Annotated[int, msgspec.Meta(ge=1, le=17_576)] = 10
     n_days: Annotated[int, msgspec.Meta(ge=1)] = 20
@@ -51,12 +67,28 @@ class SyntheticConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     frequency: Literal["1m", "1d"] = "1m"
     seed: int = 42
     calendar: str = "NYSE"
+    splits: Count = 0
+    dividends: Count = 0
+    delistings: Count = 0
+    late_listings: Count = 0
+    universe_changes: Count = 0
+
+    @property
+    def has_actions(self) -> bool:
+        """True when any corporate action or universe change is asked for."""
+        counts = (self.splits, self.dividends, self.delistings, self.late_listings)
+        return any(counts) or self.universe_changes > 0
 
 
 class SyntheticFrames(msgspec.Struct, frozen=True, kw_only=True):
+    """The data set in memory; ``actions`` and ``universe`` (the two files' frames) are
+    None unless the config asks for corporate actions."""
+
     asset: pl.DataFrame
     signals: pl.DataFrame
     context: pl.DataFrame
+    actions: pl.DataFrame | None = None
+    universe: pl.DataFrame | None = None
 
 
 class SyntheticDataset(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,6 +103,8 @@ class SyntheticDataset(msgspec.Struct, frozen=True, kw_only=True):
     sessions: int
     first_ts: int
     last_ts: int
+    actions: str | None = None
+    universe: str | None = None
 
 
 def symbols(n: int) -> list[str]:
@@ -130,12 +164,29 @@ def _month_blocks(cfg: SyntheticConfig) -> Iterator[tuple[np.ndarray, np.ndarray
         yield days[sel], opens[sel], closes[sel]
 
 
-def _generate(cfg: SyntheticConfig) -> Iterator[SyntheticFrames]:
+def _plan(cfg: SyntheticConfig) -> ActionPlan | None:
+    if not cfg.has_actions:
+        return None
+    return ActionPlan(
+        seed=cfg.seed,
+        names=symbols(cfg.n_symbols),
+        dates=_sessions(cfg)[0],
+        splits=cfg.splits,
+        dividends=cfg.dividends,
+        delistings=cfg.delistings,
+        late_listings=cfg.late_listings,
+        universe_changes=cfg.universe_changes,
+    )
+
+
+def _generate(cfg: SyntheticConfig, plan: ActionPlan | None) -> Iterator[SyntheticFrames]:
     rng = np.random.default_rng(cfg.seed)
     names = symbols(cfg.n_symbols)
     state = _State(rng, cfg.n_symbols)
-    for _, opens, closes in _month_blocks(cfg):
-        yield _month(rng, state, names, opens, closes, cfg.frequency)
+    offset = 0
+    for days, opens, closes in _month_blocks(cfg):
+        yield _month(rng, state, names, opens, closes, cfg.frequency, plan, offset)
+        offset += len(days)
 
 
 def _month(
@@ -145,6 +196,8 @@ def _month(
     opens: np.ndarray,
     closes: np.ndarray,
     freq: str,
+    plan: ActionPlan | None = None,
+    offset: int = 0,
 ) -> SyntheticFrames:
     n = len(names)
     times, day, w = _bar_times(opens, closes, freq)
@@ -178,7 +231,13 @@ def _month(
     conf_prev = np.vstack([st.conf[None, :], conf_today[:-1]])[
         day
     ]  # yesterday's, known this morning
-    ind = _indicators(st, close, high, low)
+    bars = {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
+    keep = keep_days = None
+    if plan is not None:  # raw bars; no signal from before a listing
+        bars, keep, listed_before = plan.raw_bars(offset, day, bars)
+        conf_prev = np.where(listed_before, conf_prev, np.nan)
+        keep_days = plan.listed(offset, n_days)
+    ind = _indicators(st, bars["close"], bars["high"], bars["low"])
     st.close, st.score, st.conf = close[-1].copy(), scores[-1].copy(), conf_today[-1].copy()
     market_path = market[:, 0]
     spy = st.spy * np.exp(np.cumsum(market_path))
@@ -188,18 +247,15 @@ def _month(
         times,
         names,
         {
-            "open": open_,
-            "high": high,
-            "low": low,
-            "close": close,
-            "volume": volume,
+            **bars,
             "signal_entry": _flag(conf_prev, 0.7, above=True),
             "signal_exit": _flag(conf_prev, 0.35, above=False),
             "confidence": conf_prev,
             **ind,
         },
+        keep=keep,
     )
-    daily = _daily_signals(closes, names, conf_today)
+    daily = _daily_signals(closes, names, conf_today, keep=keep_days)
     context = pl.DataFrame({"timestamp": _utc(times), "vix": vix, "spy": spy})
     return SyntheticFrames(asset=asset, signals=daily, context=context)
 
@@ -235,7 +291,7 @@ def _indicators(
     true_range = np.fmax(h - lo, np.fmax(np.abs(h - prev_close), np.abs(lo - prev_close)))
     cols = [str(i) for i in range(c.shape[1])]
     wilder: dict[str, Any] = {"alpha": 1 / 14, "adjust": False, "ignore_nulls": True}
-    closes = pl.DataFrame(c, schema=cols)
+    closes = pl.DataFrame(c, schema=cols).fill_nan(None)  # NaN: not listed (yet, or any more)
     delta = pl.all().diff()
     gain = delta.clip(lower_bound=0).ewm_mean(**wilder)
     loss = (delta * -1).clip(lower_bound=0).ewm_mean(**wilder)
@@ -243,7 +299,12 @@ def _indicators(
     macd = closes.select(
         pl.all().ewm_mean(span=12, adjust=False) - pl.all().ewm_mean(span=26, adjust=False)
     ).to_numpy()
-    atr = pl.DataFrame(true_range, schema=cols).select(pl.all().ewm_mean(**wilder)).to_numpy()
+    atr = (
+        pl.DataFrame(true_range, schema=cols)
+        .fill_nan(None)
+        .select(pl.all().ewm_mean(**wilder))
+        .to_numpy()
+    )
     return {"rsi": rsi[warm:], "macd": macd[warm:], "atr": atr[warm:]}
 
 
@@ -251,8 +312,15 @@ def _utc(ns: np.ndarray) -> pl.Series:
     return pl.Series(ns, dtype=pl.Int64).cast(pl.Datetime("ns", "UTC"))
 
 
-def _long_frame(times: np.ndarray, names: list[str], wide: dict[str, np.ndarray]) -> pl.DataFrame:
-    """Long format sorted by (timestamp, symbol) from (time x symbol) arrays."""
+def _long_frame(
+    times: np.ndarray,
+    names: list[str],
+    wide: dict[str, np.ndarray],
+    *,
+    keep: np.ndarray | None = None,
+) -> pl.DataFrame:
+    """Long format sorted by (timestamp, symbol) from (time x symbol) arrays; ``keep``
+    (time x symbol) drops the cells where it is False."""
     n = len(names)
     data: dict[str, pl.Series] = {
         "timestamp": _utc(np.repeat(times, n)),
@@ -260,16 +328,21 @@ def _long_frame(times: np.ndarray, names: list[str], wide: dict[str, np.ndarray]
     }
     for key, arr in wide.items():
         data[key] = pl.Series(key, arr.reshape(-1)).fill_nan(None)
-    return pl.DataFrame(data).with_columns(pl.col("symbol").cast(pl.String))
+    frame = pl.DataFrame(data)
+    if keep is not None:
+        frame = frame.filter(pl.Series(keep.reshape(-1)))
+    return frame.with_columns(pl.col("symbol").cast(pl.String))
 
 
-def _daily_signals(closes: np.ndarray, names: list[str], conf: np.ndarray) -> pl.DataFrame:
+def _daily_signals(
+    closes: np.ndarray, names: list[str], conf: np.ndarray, *, keep: np.ndarray | None = None
+) -> pl.DataFrame:
     wide = {
         "signal_entry": _flag(conf, 0.7, above=True),
         "signal_exit": _flag(conf, 0.35, above=False),
         "confidence": conf,
     }
-    frame = _long_frame(closes, names, wide)
+    frame = _long_frame(closes, names, wide, keep=keep)
     return frame.with_columns(
         available_at=pl.col("timestamp") + pl.duration(nanoseconds=SIGNAL_LAG_NS)
     )
@@ -277,23 +350,29 @@ def _daily_signals(closes: np.ndarray, names: list[str], conf: np.ndarray) -> pl
 
 def make_frames(config: SyntheticConfig | None = None) -> SyntheticFrames:
     """The whole data set in memory (for small sizes: tests, examples)."""
-    parts = list(_generate(config or SyntheticConfig()))
+    cfg = config or SyntheticConfig()
+    plan = _plan(cfg)
+    parts = list(_generate(cfg, plan))
     return SyntheticFrames(
         asset=pl.concat([p.asset for p in parts]),
         signals=pl.concat([p.signals for p in parts]),
         context=pl.concat([p.context for p in parts]),
+        actions=plan.actions_frame() if plan is not None else None,
+        universe=plan.universe_frame() if plan is not None else None,
     )
 
 
 def write_dataset(root: str | Path, config: SyntheticConfig | None = None) -> SyntheticDataset:
-    """Write ``asset/``, ``signals/`` and ``context/`` under ``root``, one file per month."""
+    """Write ``asset/``, ``signals/`` and ``context/`` under ``root``, one file per month
+    (and ``actions.parquet``, ``universe.parquet`` when the config asks for actions)."""
     cfg = config or SyntheticConfig()
     root = Path(root)
     dirs = {k: root / k for k in ("asset", "signals", "context")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     rows, first, last = 0, None, None
-    for part in _generate(cfg):
+    plan = _plan(cfg)
+    for part in _generate(cfg, plan):
         ts = part.context["timestamp"]
         tag = ts[0].strftime("%Y-%m")
         part.asset.write_parquet(dirs["asset"] / f"{tag}.parquet", compression="lz4")
@@ -302,6 +381,12 @@ def write_dataset(root: str | Path, config: SyntheticConfig | None = None) -> Sy
         rows += part.asset.height
         first = first if first is not None else int(ts.dt.epoch("ns")[0])
         last = int(ts.dt.epoch("ns")[-1])
+    files: dict[str, str | None] = {"actions": None, "universe": None}
+    if plan is not None:
+        for key, frame in (("actions", plan.actions_frame()), ("universe", plan.universe_frame())):
+            path = root / f"{key}.parquet"
+            frame.write_parquet(path)
+            files[key] = str(path)
     return SyntheticDataset(
         root=str(root),
         asset=str(dirs["asset"]),
@@ -312,4 +397,6 @@ def write_dataset(root: str | Path, config: SyntheticConfig | None = None) -> Sy
         sessions=cfg.n_days,
         first_ts=first or 0,
         last_ts=last or 0,
+        actions=files["actions"],
+        universe=files["universe"],
     )
