@@ -40,7 +40,6 @@ rows). The rules are listed in docs/data.md, "Corporate actions".
 
 from __future__ import annotations
 
-import enum
 from bisect import bisect_left
 from collections.abc import Collection
 from typing import Any
@@ -66,6 +65,7 @@ from ml4t.backtest.data._tabular import (
 )
 from ml4t.backtest.data._timeline import Due
 from ml4t.backtest.data.config import ActionsSourceConfig
+from ml4t.backtest.events import ActionKind
 
 __all__ = [
     "APPLICATION_ORDER",
@@ -77,13 +77,6 @@ __all__ = [
 ]
 
 KIND = "corporate actions"
-
-
-class ActionKind(enum.StrEnum):
-    SPLIT = "split"
-    DIVIDEND = "dividend"
-    SYMBOL_CHANGE = "symbol_change"
-    DELISTING = "delisting"
 
 
 APPLICATION_ORDER: tuple[ActionKind, ...] = (
