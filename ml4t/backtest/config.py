@@ -184,9 +184,13 @@ def load_config(
     return config
 
 
+_DATA_FILES = ("asset", "signal_data", "context", "corporate_actions", "universe")
+"""The data sections that name files (relative to the config file's folder)."""
+
+
 def check_paths(config: RunConfig) -> None:
     """ConfigError naming the key of a data or strategy path that matches no file."""
-    for key in ("asset", "signal_data", "context"):
+    for key in _DATA_FILES:
         src = getattr(config.data, key)
         if src is None or src.path is None:
             continue
@@ -294,7 +298,7 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
 
     data = config.data
     sources = {}
-    for key in ("asset", "signal_data", "context"):
+    for key in _DATA_FILES:
         src = getattr(data, key)
         if src is not None and src.path is not None:
             sources[key] = msgspec.structs.replace(src, path=absolute(src.path))
@@ -306,7 +310,15 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     strategy = config.strategy
     if strategy is not None and strategy.path is not None:
         strategy = msgspec.structs.replace(strategy, path=absolute(strategy.path))
-    return msgspec.structs.replace(config, data=data, reporting=reporting, strategy=strategy)
+    execution = config.execution
+    if execution.borrow.rates_path is not None:
+        borrow = msgspec.structs.replace(
+            execution.borrow, rates_path=absolute(execution.borrow.rates_path)
+        )
+        execution = msgspec.structs.replace(execution, borrow=borrow)
+    return msgspec.structs.replace(
+        config, data=data, reporting=reporting, strategy=strategy, execution=execution
+    )
 
 
 def load_strategy_class(section: StrategySection) -> type[StrategyBase]:

@@ -196,7 +196,9 @@ class BacktestEngine:
             timezone=config.data.asset.timezone,
             cash_account=config.risk.account == "cash",
         )
-        self.portfolio = portfolio or Portfolio(self._portfolio_config(capital))
+        self.portfolio = portfolio or Portfolio(
+            self._portfolio_config(capital), borrow=config.execution.borrow
+        )
         costs, tz = config.execution.cost_estimate(), config.data.asset.timezone
         if risk is None and named.risk_rules:
             extra = tuple(plugins.load("risk_rules", name) for name in named.risk_rules)

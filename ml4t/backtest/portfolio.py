@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -236,10 +236,20 @@ class Portfolio(Component):
         if snapshot:
             self.publish(PORTFOLIO, self.snapshot(flow.ts_event))
 
+    def subscriptions(self) -> Iterable[tuple[Any, Any, int]]:
+        """With borrow costs: each batch also reaches the portfolio before its fills."""
+        if self._charges_borrow:
+            yield MARKET, self._before_fills, Phase.EXECUTION
+
+    def _before_fills(self, batch: MarketBatch) -> None:
+        if self._days is None:
+            self._days = DateDays(None)
+        self._charge_borrow(batch.ts_event)
+
     def _charge_borrow(self, ts: int) -> None:
-        """At the first bar of a session: the shorts held into it pay their borrow for
-        the calendar days since the last session boundary, on their value at the last
-        close."""
+        """At the first bar of a session, before its fills: the shorts held into it pay
+        their borrow for the calendar days since the last session boundary, on their
+        value at the last close."""
         assert self._days is not None
         day_end = self._days.bar_day_end(ts)
         if day_end is None or day_end == self._day_end:
@@ -272,10 +282,6 @@ class Portfolio(Component):
         frame = batch.frame
         if not self._table.known:  # no session event (a graph without a feed)
             self._recoded(self._table.adopt(Universe.of_frame(frame).symbols))
-        if self._charges_borrow:
-            if self._days is None:
-                self._days = DateDays(None)
-            self._charge_borrow(batch.ts_event)
         self.last_price[batch.symbol_codes()] = frame.get_column("close").to_numpy()
         self._snapshot_ts = batch.ts_event
         self.publish(PORTFOLIO, self.snapshot(batch.ts_event))

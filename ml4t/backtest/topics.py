@@ -52,7 +52,9 @@ __all__ = [
     "SESSION",
 ]
 
-SESSION = Topic("session", SessionStarted | UniverseChanged, retained=True)
+SESSION: Topic[SessionStarted | UniverseChanged] = Topic(
+    "session", SessionStarted | UniverseChanged, retained=True
+)
 
 CORPORATE_ACTIONS: Topic[CorporateAction] = Topic("corporate_actions", CorporateAction)
 

@@ -44,6 +44,10 @@ class Due(Generic[T]):
         self._i = j
         return self._items[i:j]
 
+    def next_time(self) -> int:
+        """The time of the next item not handed out (call only while ``pending``)."""
+        return self._times[self._i]
+
     @property
     def pending(self) -> int:
         """Items not handed out yet."""

@@ -24,12 +24,15 @@ import polars as pl
 from ml4t.backtest.clock import Alarm, AlarmPriority
 from ml4t.backtest.component import Component
 from ml4t.backtest.data._assets import AssetData
+from ml4t.backtest.data._between import Between
 from ml4t.backtest.data._chunks import ChunkReader
 from ml4t.backtest.data._context import ContextCursor, coverage_violations
 from ml4t.backtest.data._repair import OHLCV
 from ml4t.backtest.data._signals import SlowSignals
 from ml4t.backtest.data._source import TS, Source, data_fingerprint
+from ml4t.backtest.data.actions import ActionSchedule, load_corporate_actions
 from ml4t.backtest.data.config import FeedConfig, duration_ns
+from ml4t.backtest.data.membership import Membership, load_universe
 from ml4t.backtest.data.validation import (
     ValidationReport,
     Violation,
@@ -39,8 +42,8 @@ from ml4t.backtest.data.validation import (
     raise_violations,
 )
 from ml4t.backtest.errors import ConfigError
-from ml4t.backtest.events import CODE_DTYPE, MarketBatch, SessionStarted
-from ml4t.backtest.topics import MARKET, SESSION
+from ml4t.backtest.events import CODE_DTYPE, CorporateAction, MarketBatch, SessionStarted
+from ml4t.backtest.topics import CORPORATE_ACTIONS, MARKET, SESSION
 
 __all__ = ["ParquetFeed"]
 
@@ -118,6 +121,9 @@ class ParquetFeed(Component):
         self._alarm: Alarm | None = None
         self._chunk: _Chunk | None = None
         self._i = 0
+        self.actions: ActionSchedule | None = None
+        self.membership: Membership | None = None
+        self._between: Between | None = None  # actions and universe changes, when any
 
     @property
     def repairs(self) -> dict[str, int]:
@@ -181,7 +187,22 @@ class ParquetFeed(Component):
         self.first_ts, self.last_ts = assets.first_ts, assets.last_ts
         extra = tuple(self.config.signal_data.columns) if self.config.signal_data else ()
         self.signal_columns = (*self.config.asset.signals, *extra)
+        self._load_session_files()
         return self.report
+
+    def _load_session_files(self) -> None:
+        """The corporate-action and universe files, checked against the data's symbols."""
+        cfg = self.config
+        tz = cfg.asset.timezone or "UTC"
+        symbols = set(self.symbols)
+        if cfg.corporate_actions is not None:
+            self.actions = load_corporate_actions(
+                cfg.corporate_actions, symbols=symbols, timezone=tz
+            )
+        if cfg.universe is not None and self.first_ts is not None:
+            self.membership = load_universe(
+                cfg.universe, symbols=symbols, timezone=tz, start_ns=self.first_ts
+            )
 
     def _open_side_sources(self, signal_where: Where, context_where: Where) -> list[Violation]:
         cfg = self.config
@@ -229,6 +250,14 @@ class ParquetFeed(Component):
             source=self._assets.source.name,
         )
         self._publish(SESSION, self.session_started())
+        if self.actions is not None or self.membership is not None:
+            between = Between(
+                self.actions,
+                self.membership,
+                self.symbols,
+                adjusted=self.config.asset.prices == "adjusted",
+            )
+            self._between = between if between.active else None
         if self._next_chunk():
             self._alarm = self._schedule(self._chunk.ts[0], self._emit, priority=AlarmPriority.DATA)  # type: ignore[union-attr]
 
@@ -252,6 +281,8 @@ class ParquetFeed(Component):
             symbols=list(self.symbols),
             columns=roles,
             context=list(self.context_fields),
+            members=self.membership.initial if self.membership is not None else None,
+            universe_exit=self.config.universe.on_exit if self.config.universe else "hold",
         )
 
     def _fingerprint(self) -> str:
@@ -322,6 +353,11 @@ class ParquetFeed(Component):
         codes = bytes(chunk.codes[4 * offset : 4 * (offset + n)])
         ctx = chunk.contexts[i] if chunk.contexts is not None else {}
         batch = MarketBatch(ts_event=ts, ts_init=ts, frame=frame, context=ctx, codes=codes)
+        between = self._between
+        if between is not None:
+            self._publish_between(between, ts)
+            if between.needs_closes:
+                between.observe(batch.symbol_codes(), frame.get_column("close").to_numpy())
         self._publish(MARKET, batch)
         self.batches_published += 1
         self.rows_published += n
@@ -329,10 +365,36 @@ class ParquetFeed(Component):
         if i == len(chunk.ts):
             if not self._next_chunk():
                 self._alarm = None
+                self._after_last_bar(ts)
                 return
             chunk, i = self._chunk, 0
         self._i = i
         self._alarm = self._schedule(chunk.ts[i], self._emit, priority=AlarmPriority.DATA)  # type: ignore[union-attr]
+
+    def _publish_between(self, between: Between, ts: int) -> None:
+        for event in between.due(ts):
+            if isinstance(event, CorporateAction):
+                self._publish(CORPORATE_ACTIONS, event)
+            else:
+                self._publish(SESSION, event)
+
+    def _after_last_bar(self, last_ts: int) -> None:
+        """Actions that take effect after the data's last bar (a delisting announced
+        past it) are published when they take effect, so no holding is left marked at
+        a price that no longer trades."""
+        between = self._between
+        if between is None or not between.active:
+            return
+        due = between.next_due()
+        assert due is not None
+        at = max(due + 1, last_ts + 1)
+        self._alarm = self._schedule(at, self._flush_between, priority=AlarmPriority.DATA)
+
+    def _flush_between(self) -> None:
+        assert self._between is not None
+        at = self.now_ns()
+        self._publish_between(self._between, at)
+        self._after_last_bar(at)
 
 
 def _context_duplicates(source: Source) -> list[Violation]:

@@ -1,8 +1,9 @@
 """The broker's side of corporate actions: working orders and positions restated.
 
 - **split** of ratio r: every working order of the symbol is restated in post-split
-  shares (:meth:`Order.split`: quantity x r, price levels / r) and announced with
-  ``OrderUpdated``; each strategy's position is multiplied by r, and the fraction a
+  shares (:meth:`Order.split`: quantity x r, price levels / r; an order for whole
+  shares keeps whole shares, truncated, and one left with none is cancelled) and
+  announced with ``OrderUpdated``; each strategy's position is multiplied by r, and the fraction a
   whole-share position is left with (:func:`~ml4t.backtest._corporate.split_quantity`)
   is bought back for cash in lieu: an ``OrderFilled`` with reason ``cash_in_lieu`` at
   the post-split price (the last close before the split / r), no commission.
@@ -73,7 +74,14 @@ class ActionDesk:
     def _split(self, action: CorporateAction, code: int) -> None:
         ts, ratio = action.ts_event, action.ratio
         for order in self._working(code):
+            remaining = order.remaining
             order.split(ratio)
+            kept, fraction = split_quantity(remaining, ratio)
+            if fraction:  # an order for whole shares stays whole
+                order.quantity = order.filled + kept
+            if order.remaining <= 0.0:
+                self._cancel(order, ts, f"the {ratio:g}-for-1 split left no whole share")
+                continue
             self._book.refresh(order)
             self._updated(order, ts)
         price = action.price / ratio if action.price is not None else math.nan
