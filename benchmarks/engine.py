@@ -34,17 +34,27 @@ CACHE = ROOT / "benchmarks" / ".cache"
 MONTH_END: dict[int, str | None] = {1: "2023-01-31", 3: "2023-03-31", 6: "2023-06-30", 12: None}
 
 
-def dataset(n_symbols: int, n_days: int) -> Path:
-    """A cached synthetic data set (the headline one is 250 x 252, seed 42)."""
+ACTIONS = {"splits": 100, "dividends": 400}
+"""The corporate actions of the headline year's ``actions`` variant: 500 in all."""
+
+
+def dataset(n_symbols: int, n_days: int, actions: bool = False) -> Path:
+    """A cached synthetic data set (the headline one is 250 x 252, seed 42); with
+    ``actions``, the same shape with :data:`ACTIONS` (raw bars consistent with them and an
+    ``actions.parquet`` beside them)."""
     from ml4t.backtest.data.synthetic import SyntheticConfig, write_dataset
 
     name = "headline" if (n_symbols, n_days) == (250, 252) else f"s{n_symbols}_d{n_days}"
+    if actions:
+        name += "_actions"
     root = CACHE / name
     marker = root / "DONE"
     if not marker.exists():
         shutil.rmtree(root, ignore_errors=True)
         t0 = time.perf_counter()
-        info = write_dataset(root, SyntheticConfig(n_symbols=n_symbols, n_days=n_days, seed=42))
+        extra = ACTIONS if actions else {}
+        config = SyntheticConfig(n_symbols=n_symbols, n_days=n_days, seed=42, **extra)
+        info = write_dataset(root, config)
         marker.write_text(json.dumps({"rows": info.rows, "seconds": time.perf_counter() - t0}))
     return root
 
@@ -101,7 +111,7 @@ def _strategies() -> dict[str, Any]:
     }
 
 
-def _config(root: Path, out: Path, months: int, headline: bool) -> Any:
+def _config(root: Path, out: Path, months: int, headline: bool, actions: bool = False) -> Any:
     from ml4t.backtest import load_config
 
     execution: dict[str, Any] = {}
@@ -131,6 +141,11 @@ def _config(root: Path, out: Path, months: int, headline: bool) -> Any:
                     "available_lag": "16h",
                 },
                 "context": {"path": str(root / "context"), "fields": ["vix", "spy"]},
+                **(
+                    {"corporate_actions": {"path": str(root / "actions.parquet")}}
+                    if actions
+                    else {}
+                ),
             },
             "execution": execution,
             "reporting": {
@@ -142,12 +157,14 @@ def _config(root: Path, out: Path, months: int, headline: bool) -> Any:
     )
 
 
-def measure(strategy: str, n_symbols: int, n_days: int, months: int) -> dict[str, Any]:
+def measure(
+    strategy: str, n_symbols: int, n_days: int, months: int, actions: bool = False
+) -> dict[str, Any]:
     from ml4t.backtest import BacktestEngine, Component, on
     from ml4t.backtest.bus import Phase
     from ml4t.backtest.topics import MARKET
 
-    root = dataset(n_symbols, n_days)
+    root = dataset(n_symbols, n_days, actions)
     first_event: list[float] = []
 
     class FirstEvent(Component):
@@ -158,7 +175,9 @@ def measure(strategy: str, n_symbols: int, n_days: int, months: int) -> dict[str
 
     with tempfile.TemporaryDirectory(prefix="ml4t-bench-") as tmp:
         start = time.perf_counter()
-        config = _config(root, Path(tmp) / "results", months, headline=strategy == "top25")
+        config = _config(
+            root, Path(tmp) / "results", months, headline=strategy == "top25", actions=actions
+        )
         engine = BacktestEngine(config, strategy=_strategies()[strategy]("strategy"))
         engine.add(FirstEvent("first_event"))
         results = engine.run()
@@ -174,6 +193,7 @@ def measure(strategy: str, n_symbols: int, n_days: int, months: int) -> dict[str
             "first_event_s": round(first_event[0] - start, 2) if first_event else None,
             "peak_rss_mb": round(peak_rss_mb()),
             "trades": results.trades.height,
+            "actions": sum(ACTIONS.values()) if actions else 0,
             "outcome": results.outcome.value,
         }
 
@@ -184,6 +204,7 @@ RUNS: dict[str, tuple[str, int, int, int]] = {
     "signal_batch": ("signal_batch", 250, 252, 12),
     "signal_per_bar": ("signal_per_bar", 250, 252, 12),
     "headline": ("top25", 250, 252, 12),
+    "headline_actions": ("top25+actions", 250, 252, 12),
     "scale_s50": ("signal_batch", 50, 21, 1),
     "scale_s250": ("signal_batch", 250, 252, 1),
     "scale_s500": ("signal_batch", 500, 21, 1),
@@ -201,9 +222,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         strategy, symbols, days, months = args.child
-        print(json.dumps(measure(strategy, int(symbols), int(days), int(months))))
+        name, _, actions = strategy.partition("+")
+        print(json.dumps(measure(name, int(symbols), int(days), int(months), bool(actions))))
         return
-    for spec in {(s, d) for _, s, d, _ in RUNS.values()}:
+    for spec in {(s, d, "+actions" in n) for n, s, d, _ in RUNS.values()}:
         dataset(*spec)  # generate outside the timed children
     rows = {}
     for name in args.only or RUNS:
@@ -218,7 +240,9 @@ def main() -> None:
         "once and cached). *Wall* runs from building the engine (config, data validation)",
         "to the results returned, with the recorder writing parquet; *loop/s* counts only",
         "the run itself. 250 symbols x 252 NYSE sessions of one-minute bars = 24.3 M",
-        "bar-events, 3 signal, 3 indicator and 2 context columns.",
+        "bar-events, 3 signal, 3 indicator and 2 context columns. *headline_actions* is",
+        "the headline run on the same shape of data with 500 corporate actions (100",
+        "splits, 400 dividends; raw bars consistent with them) applied by every role.",
         "",
         "| run | strategy | symbols | months | bar-events | wall s | events/s | loop events/s "
         "| first event s | peak RSS MiB | trades |",
