@@ -201,7 +201,14 @@ def _demo(args: argparse.Namespace) -> int:
         f"ml4t {__version__} demo: {size['n_symbols']} symbols x {size['n_days']} days of "
         f"one-minute bars in {root}"
     )
-    config_path = prepare_demo(root, n_symbols=size["n_symbols"], n_days=size["n_days"])
+    config_path = prepare_demo(
+        root, n_symbols=size["n_symbols"], n_days=size["n_days"], market_events=args.full
+    )
+    if args.full:
+        console.print(
+            "  with splits, dividends, delistings, late listings and index changes "
+            "(data/actions.parquet, data/universe.parquet)"
+        )
     console.print(f"  data, config and strategy written: {config_path}")
     console.print(f"  strategy: {root / 'strategies' / 'ml_top25.py'} (read it, copy it)")
     engine = BacktestEngine.from_config(config_path, progress=args.progress)
@@ -255,7 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="generate sample data and run the top-25 ML demo")
     demo.add_argument("directory", nargs="?", default="ml4t-demo")
-    demo.add_argument("--full", action="store_true", help="the headline size: 250 x 252 days")
+    demo.add_argument(
+        "--full",
+        action="store_true",
+        help="the headline size (250 x 252 days), with corporate actions and index changes",
+    )
     demo.add_argument("--symbols", type=int)
     demo.add_argument("--days", type=int)
     progress_flags(demo)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ml4t.backtest.data.synthetic import SyntheticConfig, write_dataset
 
-__all__ = ["CONFIG_TEMPLATE", "prepare_demo"]
+__all__ = ["CONFIG_TEMPLATE", "MARKET_EVENTS", "prepare_demo"]
 
 STRATEGY_FILE = Path(__file__).with_name("ml_top25.py")
 
@@ -34,7 +34,7 @@ data:
   context:                     # market-wide fields, joined as of each bar
     path: data/context
     fields: [vix, spy]
-
+{market_events}
 execution:
   fill_timing: next_open       # market orders fill at the next bar's open
   slippage:
@@ -66,22 +66,53 @@ strategy:
 """
 
 
+MARKET_EVENTS_TEMPLATE = """\
+  corporate_actions:           # splits, dividends, delistings, as of their ex-dates
+    path: data/actions.parquet
+  universe:                    # index membership over time: no survivorship bias
+    path: data/universe.parquet
+    on_exit: hold              # a holding that leaves the index is kept (or: close)
+"""
+
+MARKET_EVENTS = {
+    "splits": 12,
+    "dividends": 120,
+    "delistings": 4,
+    "late_listings": 6,
+    "universe_changes": 20,
+}
+"""What a real year of US equities brings, in the ``--full`` demo's data."""
+
+
 def prepare_demo(
-    root: str | Path, *, n_symbols: int = 50, n_days: int = 21, html_report: bool = True
+    root: str | Path,
+    *,
+    n_symbols: int = 50,
+    n_days: int = 21,
+    html_report: bool = True,
+    market_events: bool = False,
 ) -> Path:
-    """Write data (unless the same size is already there), strategy and config; return
-    the config's path."""
+    """Write data (unless the same data is already there), strategy and config; return
+    the config's path. ``market_events`` adds corporate actions (splits, dividends,
+    delistings), late listings and a point-in-time universe (:data:`MARKET_EVENTS`)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     marker = root / "data" / "dataset.json"
-    wanted = {"n_symbols": n_symbols, "n_days": n_days}
+    events = MARKET_EVENTS if market_events else {}
+    wanted = {"n_symbols": n_symbols, "n_days": n_days, **events}
     if not (marker.exists() and json.loads(marker.read_text()) == wanted):
         shutil.rmtree(root / "data", ignore_errors=True)
-        write_dataset(root / "data", SyntheticConfig(n_symbols=n_symbols, n_days=n_days))
+        config = SyntheticConfig(n_symbols=n_symbols, n_days=n_days, **events)
+        write_dataset(root / "data", config)
         marker.write_text(json.dumps(wanted))
     strategies = root / "strategies"
     strategies.mkdir(exist_ok=True)
     shutil.copyfile(STRATEGY_FILE, strategies / "ml_top25.py")
     config = root / "config.yaml"
-    config.write_text(CONFIG_TEMPLATE.format(html_report=str(html_report).lower()))
+    config.write_text(
+        CONFIG_TEMPLATE.format(
+            html_report=str(html_report).lower(),
+            market_events=MARKET_EVENTS_TEMPLATE if market_events else "",
+        )
+    )
     return config
