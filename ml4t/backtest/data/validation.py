@@ -158,9 +158,12 @@ def check_schema(
     for col in wanted:
         if col not in schema:
             have = ", ".join(schema.names())
+            hint = ""
+            if col == symbol and source.rescan is not None:
+                hint = "; one file per symbol? set symbol_from: filename"
             out.append(
                 _schema_violation(
-                    "missing_column", source, col, f"(no such column; the data has: {have})"
+                    "missing_column", source, col, f"(no such column; the data has: {have}{hint})"
                 )
             )
     if out:
@@ -209,10 +212,10 @@ def _wrong_type(source: Source, col: str, expected: str) -> Violation:
 def _schema_violation(
     rule: str, source: Source, col: str, detail: str, *, sample: Sequence[str] = ()
 ) -> Violation:
-    n = source.frame.select(pl.len()).collect().item()
+    n = source.collect(source.frame.select(pl.len())).item()
     examples: list[str] = []
     if sample:
-        head = source.frame.select(sample).head(3).collect()
+        head = source.collect(source.frame.select(sample).head(3))
         examples = [
             " ".join(f"{k}={v!r}" for k, v in row.items()) for row in head.iter_rows(named=True)
         ]
@@ -244,11 +247,11 @@ def out_of_range_times(source: Source, columns: Sequence[str]) -> list[Violation
         lo, hi = -(2**63 - _DAY_NS) // per, (2**63 - _DAY_NS) // per
         raw = pl.col(col).to_physical()
         bad = source.frame.filter((raw < lo) | (raw > hi))
-        n = bad.select(pl.len()).collect().item()
+        n = source.collect(bad.select(pl.len())).item()
         if not n:
             continue
         shown = [c for c in (source.symbol_column, col) if c]
-        rows = bad.select(shown).head(MAX_EXAMPLES).collect()
+        rows = source.collect(bad.select(shown).head(MAX_EXAMPLES))
         out.append(
             Violation(
                 rule="timestamp_out_of_range",
@@ -302,8 +305,17 @@ class RowChecker:
         self._details: dict[tuple[str, str], str] = {}
         self._first: dict[tuple[str, str], tuple[int, str]] = {}
 
-    def check(self, df: pl.DataFrame, outside_session: np.ndarray | None = None) -> None:
-        """Check one chunk (normalised, already repaired)."""
+    def check(
+        self,
+        df: pl.DataFrame,
+        outside_session: np.ndarray | None = None,
+        disorder: np.ndarray | None = None,
+    ) -> None:
+        """Check one chunk (normalised, already repaired).
+
+        ``disorder`` marks rows of a per-symbol layout that were out of time order in
+        their file (the chunk itself was merged into order: see ``merge_files``).
+        """
         if df.height == 0:
             return
         masks = [
@@ -318,6 +330,10 @@ class RowChecker:
         unsorted, dup = order_problems(df)
         self._add_mask("unsorted", TS, "are out of (timestamp, symbol) order", df, unsorted, ())
         self._add_mask("duplicate", "symbol", "repeat a (timestamp, symbol) pair", df, dup, OHLCV)
+        if disorder is not None:
+            self._add_mask(
+                "unsorted", TS, "are out of time order within their file", df, disorder, ()
+            )
         if outside_session is not None:
             self._add_mask(
                 "outside_session",
