@@ -77,17 +77,35 @@ def _run(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from ml4t.backtest.config import load_config
-    from ml4t.backtest.data.config import AssetSourceConfig, FeedConfig
+    from ml4t.backtest.data._source import detect_symbol_from
+    from ml4t.backtest.data.config import decode_feed_config
     from ml4t.backtest.data.feed import ParquetFeed
 
     target = Path(args.target)
     if target.suffix in {".yaml", ".yml"}:
+        layout_flags = ("format", "symbol_from", "timestamp_format", "timezone")
+        flags = [f for f in layout_flags if getattr(args, f)]
+        if flags:
+            raise ConfigError(
+                f"--{flags[0].replace('_', '-')} applies to a data path; for a config use "
+                f"--set data.asset.{flags[0]}=..."
+            )
         config = load_config(target, overrides=args.set or [])
         feed = ParquetFeed(config.data)
     else:
-        feed = ParquetFeed(FeedConfig(asset=AssetSourceConfig(path=str(target))))
+        fmt = args.format or "auto"
+        asset = {
+            "path": str(target),
+            "format": fmt,
+            "symbol_from": args.symbol_from or detect_symbol_from(target, format=fmt),
+            "timestamp_format": args.timestamp_format,
+            "timezone": args.timezone,
+        }
+        feed = ParquetFeed(decode_feed_config({"asset": asset}))
     report = feed.prepare()
     console = _console()
+    for role, layout in feed.layouts().items():
+        console.print(f"{role}: {layout}")
     console.print(
         f"[bold green]valid[/]: {report.rows:,} rows, {report.symbols} symbols, "
         f"{report.timestamps:,} timestamps in {report.chunks} chunk(s)"
@@ -151,8 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     validate = commands.add_parser("validate", help="validate a config's data, or a data path")
-    validate.add_argument("target", help="a YAML config, or a parquet file/glob/directory")
+    validate.add_argument(
+        "target", help="a YAML config, or a parquet/CSV file, glob or directory of asset data"
+    )
     validate.add_argument("--set", action="append", metavar="KEY=VALUE")
+    validate.add_argument(
+        "--format", choices=("auto", "parquet", "csv"), help="of a data path (default: auto)"
+    )
+    validate.add_argument(
+        "--symbol-from",
+        choices=("column", "filename"),
+        help="of a data path (default: filename when a directory's files have no symbol column)",
+    )
+    validate.add_argument("--timestamp-format", help="strftime of CSV times (default: ISO-8601)")
+    validate.add_argument("--timezone", help="zone of naive times (CSV default: UTC)")
     validate.set_defaults(func=_validate)
 
     demo = commands.add_parser("demo", help="generate sample data and run the top-25 ML demo")

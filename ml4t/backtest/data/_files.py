@@ -23,6 +23,7 @@ __all__ = [
     "csv_header",
     "file_format",
     "listing",
+    "parquet_schema",
     "resolve_files",
     "schema_differences",
     "source_files",
@@ -97,7 +98,7 @@ def resolve_files(
     if not compare:
         return files, fmt
     if fmt == "parquet":
-        schemas = [_parquet_schema(p, role) for p in files]
+        schemas = [parquet_schema(p, role) for p in files]
     else:
         schemas = [pl.Schema(dict.fromkeys(csv_header(p, role), pl.String())) for p in files]
     _check_schemas(files, schemas, str(where), role, except_column, fmt)
@@ -194,7 +195,7 @@ def _looks_like(head: bytes) -> str | None:
     return "looks like CSV" if ("," in first or ";" in first or "\t" in first) else None
 
 
-def _parquet_schema(path: Path, role: str) -> pl.Schema:
+def parquet_schema(path: Path, role: str) -> pl.Schema:
     """The parquet schema of one file (its footer only), or an error naming the file."""
     if path.stat().st_size == 0:
         raise DataValidationError(
@@ -206,7 +207,7 @@ def _parquet_schema(path: Path, role: str) -> pl.Schema:
     except (pl.exceptions.PolarsError, OSError) as exc:
         hint = _looks_like(_head(path))
         fix = (
-            f"it {hint}: set {config_key(role)}.format: csv (or name it .csv)"
+            f"it {hint}: set {config_key(role)}.format: csv (or name it .csv, format auto)"
             if hint
             else "remove it or write it again"
         )

@@ -27,12 +27,13 @@ from ml4t.backtest.data._csv import CsvFiles
 from ml4t.backtest.data._files import (
     config_key,
     csv_header,
+    parquet_schema,
     resolve_files,
     schema_differences,
     source_files,
     stem,
 )
-from ml4t.backtest.errors import DataValidationError
+from ml4t.backtest.errors import ConfigError, DataValidationError
 
 __all__ = [
     "TS",
@@ -40,6 +41,7 @@ __all__ = [
     "Opened",
     "Source",
     "data_fingerprint",
+    "detect_symbol_from",
     "open_source",
     "schema_differences",
     "source_files",
@@ -52,7 +54,7 @@ _NS_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000}
 _PATH = "__ml4t_path"
 _ROW = "__ml4t_row"
 
-Rescan = Callable[[str], pl.LazyFrame]
+Rescan = Callable[[str | None], pl.LazyFrame]
 """Scan the same files again with a column (of the given name) holding each row's file."""
 
 
@@ -79,22 +81,34 @@ class Opened(NamedTuple):
     format: str = "frame"  # parquet | csv | frame
     symbol_split: bool = False
     locate: Callable[[], str | None] | None = None  # CSV: the value that does not parse
+    files: tuple[Path, ...] = ()
+    symbol_from: str = "column"
+
+    def describe(self) -> str:
+        """The layout in a few words, for ``ml4t validate``: ``csv, 4 files, ...``."""
+        if self.format == "frame":
+            return "a frame given in Python"
+        n = len(self.files)
+        parts = [self.format, f"{n} file{'s' if n != 1 else ''}"]
+        if self.symbol_from == "filename":
+            parts.append("symbol from the file name")
+        elif self.symbol_split:
+            parts.append("symbol from the hive partition")
+        return ", ".join(parts)
 
 
 class Source:
     """One input: a lazy scan plus what is needed to normalise its timestamps."""
 
     __slots__ = (
-        "format",
         "frame",
-        "locate",
         "name",
+        "opened",
         "rescan",
         "role",
         "schema",
         "shift_ns",
         "symbol_column",
-        "symbol_split",
         "ts_column",
         "tz",
     )
@@ -110,18 +124,15 @@ class Source:
         tz: str | None = None,
         layout: Layout | None = None,
     ) -> None:
-        opened = open_source(where, role=role, layout=layout, symbol_column=symbol_column)
-        self.frame, self.name, self.rescan = opened.frame, opened.name, opened.rescan
-        self.format, self.symbol_split, self.locate = (
-            opened.format,
-            opened.symbol_split,
-            opened.locate,
+        self.opened = opened = open_source(
+            where, role=role, layout=layout, symbol_column=symbol_column
         )
+        self.frame, self.name, self.rescan = opened.frame, opened.name, opened.rescan
         self.role = role
         self.ts_column = ts_column
         self.symbol_column = symbol_column
         self.shift_ns = shift_ns
-        self.tz = tz if tz is not None or self.format != "csv" else "UTC"  # naive CSV: UTC
+        self.tz = tz if tz is not None or opened.format != "csv" else "UTC"  # naive CSV: UTC
         try:
             self.schema = self.frame.collect_schema()
         except (pl.exceptions.PolarsError, OSError) as exc:
@@ -129,6 +140,16 @@ class Source:
                 f"rule unreadable_source: cannot read the schema of {self.name} ({role} data): "
                 f"{exc}"
             ) from exc
+
+    @property
+    def format(self) -> str:
+        """``parquet``, ``csv`` or ``frame`` (given in Python)."""
+        return self.opened.format
+
+    @property
+    def symbol_split(self) -> bool:
+        """True when each file holds one symbol's rows (chunks are merged into order)."""
+        return self.opened.symbol_split
 
     def collect(self, lf: pl.LazyFrame, *, streaming: bool = False) -> pl.DataFrame:
         """``lf.collect()``; a read that fails is a DataValidationError naming the cause."""
@@ -139,7 +160,8 @@ class Source:
 
     def read_error(self, exc: Exception, what: str = "") -> DataValidationError:
         """The error of a failed read: for CSV the file, row, column and value at fault."""
-        found = self.locate() if self.locate is not None else None
+        locate = self.opened.locate
+        found = locate() if locate is not None else None
         if found is not None:
             return DataValidationError(found)
         return DataValidationError(
@@ -238,9 +260,13 @@ def open_source(
         assert symbol_column is not None
         _check_symbol_columns(files, symbols, fmt, symbol_column, role)
     split = by_name or (symbol_column is not None and symbol_column in keys)
+    rescan: Rescan
     if fmt == "csv":
-        extra = {f: {**hive.get(f, {}), **({symbol_column: symbols[f]} if by_name else {})}
-                 for f in files}  # fmt: skip
+        extra = {f: dict(hive.get(f, {})) for f in files}
+        if by_name:
+            assert symbol_column is not None
+            for f in files:
+                extra[f][symbol_column] = symbols[f]
         csv = CsvFiles(
             files,
             role=role,
@@ -250,14 +276,44 @@ def open_source(
             timestamp_format=layout.timestamp_format,
             extra={f: cols for f, cols in extra.items() if cols},
         )
-        return Opened(csv.scan(), str(where), csv.scan, "csv", split, csv.locate)
-    if layout.timestamp_format is not None:
-        raise DataValidationError(
-            f"{config_key(role)}.timestamp_format is set, but {where} is parquet, whose "
-            "timestamps carry their type; remove timestamp_format (it applies to CSV only)"
-        )
-    scan = _parquet_scan(files, root, keys, {str(f): s for f, s in symbols.items()}, symbol_column)
-    return Opened(scan(None), str(where), scan, "parquet", split)
+        frame, rescan, locate = csv.scan(), csv.scan, csv.locate
+    else:
+        if layout.timestamp_format is not None:
+            raise ConfigError(
+                f"{config_key(role)}.timestamp_format is set, but {where} is parquet, whose "
+                "timestamps carry their type; remove timestamp_format (it applies to CSV only)"
+            )
+        named = {str(f): s for f, s in symbols.items()}
+        rescan = _parquet_scan(files, root, keys, named, symbol_column)
+        frame, locate = rescan(None), None
+    return Opened(
+        frame,
+        str(where),
+        rescan,
+        fmt,
+        split,
+        locate,
+        tuple(files),
+        "filename" if by_name else "column",
+    )
+
+
+def detect_symbol_from(
+    where: str | Path, *, role: str = "asset", format: str = "auto", symbol_column: str = "symbol"
+) -> str:
+    """``filename`` when the first file of a directory or glob has no symbol column.
+
+    Only ``ml4t validate PATH`` guesses (a config says ``symbol_from``); a hive key named
+    like the symbol column counts as the column.
+    """
+    text = str(where)
+    if not (Path(text).is_dir() or any(ch in text for ch in "*?[")):
+        return "column"
+    files, fmt = resolve_files(where, role=role, format=format, compare=False)
+    first = files[0]
+    names = csv_header(first, role) if fmt == "csv" else parquet_schema(first, role).names()
+    hive = f"{symbol_column}=" in first.as_posix()
+    return "column" if symbol_column in names or hive else "filename"
 
 
 def _parquet_scan(
@@ -266,7 +322,7 @@ def _parquet_scan(
     keys: set[str],
     symbols: dict[str, str],
     symbol_column: str | None,
-) -> Callable[[str | None], pl.LazyFrame]:
+) -> Rescan:
     """The scan of parquet ``files`` (and ``symbols`` by path, for per-symbol files)."""
     # per-symbol files may or may not carry the symbol column: read the others' columns
     schema = None

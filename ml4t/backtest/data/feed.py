@@ -219,6 +219,20 @@ class ParquetFeed(Component):
                 )
         return violations
 
+    def layouts(self) -> dict[str, str]:
+        """Each source (known after :meth:`prepare`) as ``name (layout)``, by role, e.g.
+        ``{"asset": "data/bars (csv, 250 files, symbol from the file name)"}``."""
+        sources = {
+            "asset": self._assets.source if self._assets is not None else None,
+            "signal_data": self._signals.source if self._signals is not None else None,
+            "context": self._context.source if self._context is not None else None,
+        }
+        return {
+            role: f"{src.name} ({src.opened.describe()})"
+            for role, src in sources.items()
+            if src is not None
+        }
+
     # ------------------------------------------------------------ lifecycle
 
     async def on_start(self) -> None:

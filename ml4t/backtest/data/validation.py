@@ -44,7 +44,8 @@ HINTS = {
     "null_key": "every row needs a timestamp and a symbol",
     "null_ohlcv": "fill or drop the rows, or add 'drop_null_ohlcv' to repair:",
     "duplicate": "keep one row per key, or add 'drop_duplicates' to repair:",
-    "unsorted": "sort the data by (timestamp, symbol), or add 'sort' to repair:",
+    "unsorted": "sort the data by (timestamp, symbol) (per-symbol files: each by timestamp), "
+    "or add 'sort' to repair:",
     "high_below_low": "correct the bars, or add 'clip_ohlc' to repair:",
     "outside_range": "correct the bars, or add 'clip_ohlc' to repair:",
     "non_finite": "correct the bars, or add 'drop_non_finite' to repair:",
