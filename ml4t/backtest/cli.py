@@ -105,7 +105,7 @@ def _validate(args: argparse.Namespace) -> int:
     report = feed.prepare()
     console = _console()
     for role, layout in feed.layouts().items():
-        console.print(f"{role}: {layout}")
+        console.print(f"{role}: {layout}", soft_wrap=True, markup=False)  # paths: no [markup]
     console.print(
         f"[bold green]valid[/]: {report.rows:,} rows, {report.symbols} symbols, "
         f"{report.timestamps:,} timestamps in {report.chunks} chunk(s)"
