@@ -249,6 +249,30 @@ def test_signal_data_and_context_as_csv_give_the_results_of_parquet(
     assert_same_results(csv, parquet)
 
 
+def test_chunks_of_a_csv_glob_read_only_the_files_their_range_meets(
+    bars: pl.DataFrame, tmp_path: Path
+) -> None:
+    # CSV has no row-group statistics: planning learns each file's span instead
+    path, _ = monthly_csv_glob(bars, tmp_path)
+    feed = ParquetFeed(FeedConfig(asset=AssetSourceConfig(path=path), chunk_memory_mb=0.2))
+    feed.prepare()
+    assets = feed._assets
+    assert assets is not None and len(assets.plan) >= 4
+    jan, feb = tmp_path / "bars" / "2023-01.csv", tmp_path / "bars" / "2023-02.csv"
+    ns = [int(t.timestamp()) * 10**9 for t in bars["timestamp"]]
+    in_jan = bars["timestamp"].dt.month() == 1
+    jan_ns = [t for t, j in zip(ns, in_jan, strict=True) if j]
+    feb_ns = [t for t, j in zip(ns, in_jan, strict=True) if not j]
+    assert assets.file_spans == {
+        jan: (min(jan_ns), max(jan_ns)),
+        feb: (min(feb_ns), max(feb_ns)),
+    }
+    first, last = assets.plan.ranges()[0], assets.plan.ranges()[-1]
+    scanned = assets._frame_for(*first).select(pl.len()).collect().item()
+    assert scanned == len(jan_ns)  # the first chunk scans January only
+    assert assets._frame_for(*last).select(pl.len()).collect().item() == len(feb_ns)
+
+
 # --------------------------------------------------------------------------- the CSV rule
 
 

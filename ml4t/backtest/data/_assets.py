@@ -35,6 +35,11 @@ __all__ = ["AssetData", "Frameish", "Read", "config_range", "merge_files"]
 Frameish = str | Path | pl.LazyFrame | pl.DataFrame | None
 _DAY_NS = 86_400 * 10**9
 _DISORDER = "__disorder"
+_FILE = "__ml4t_file"
+
+
+def _meets(span: tuple[int, int] | None, lo: int, hi: int) -> bool:
+    return span is not None and span[0] < hi and span[1] >= lo
 
 
 class Read(NamedTuple):
@@ -116,6 +121,7 @@ class AssetData:
         self.symbols: tuple[str, ...] = ()
         self.enum: pl.Enum = pl.Enum([])
         self.plan = ChunkPlan([], [])
+        self.file_spans: dict[Path, tuple[int, int]] = {}  # CSV files: first, last known-at
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.rows = 0
@@ -143,9 +149,9 @@ class AssetData:
 
     # ------------------------------------------------------------ planning
 
-    def _filtered(self) -> pl.LazyFrame:
+    def _filtered(self, lf: pl.LazyFrame | None = None) -> pl.LazyFrame:
         """The source restricted to the time range and configured symbols (pushed down)."""
-        lf = self.source.frame
+        lf = self.source.frame if lf is None else lf
         pred = self.source.time_range(self.lo, self.hi)
         if pred is not None:
             lf = lf.filter(pred)
@@ -173,7 +179,7 @@ class AssetData:
                 .agg(pl.len())
                 .collect(engine="streaming")
             )
-            by_ts = keyed.group_by(TS).agg(pl.len()).collect(engine="streaming").sort(TS)
+            by_ts = self._count_by_ts(keyed)
         except pl.exceptions.PolarsError as exc:
             raise_violations(out_of_range_times(self.source, [self.source.ts_column]))
             raise self.source.read_error(exc, "the timestamps and symbols of ") from exc
@@ -197,6 +203,30 @@ class AssetData:
             budget_mb=self.config.chunk_memory_mb,
         )
         return violations
+
+    def _count_by_ts(self, keyed: pl.LazyFrame) -> pl.DataFrame:
+        """Rows per timestamp; for a CSV of several files also each file's time span.
+
+        CSV has no row-group statistics: without the spans every chunk would scan every
+        file. The spans come from the same pass (rows counted per file and timestamp).
+        """
+        opened = self.source.opened
+        if opened.subset is None or len(opened.files) < 2 or self.source.rescan is None:
+            return keyed.group_by(TS).agg(pl.len()).collect(engine="streaming").sort(TS)
+        lf = self._filtered(self.source.rescan(_FILE))
+        lf = self._exact(lf.select(self.source.ts_expr().alias(TS), pl.col(_FILE)))
+        by_file = lf.group_by(_FILE, TS).agg(pl.len()).collect(engine="streaming")
+        spans = by_file.drop_nulls(TS).group_by(_FILE).agg(lo=pl.col(TS).min(), hi=pl.col(TS).max())
+        self.file_spans = {Path(f): (lo, hi) for f, lo, hi in spans.iter_rows()}
+        return by_file.group_by(TS).agg(pl.col("len").sum()).sort(TS)
+
+    def _frame_for(self, lo: int, hi: int) -> pl.LazyFrame:
+        """The source's frame, or for a CSV of several files only those meeting [lo, hi)."""
+        subset = self.source.opened.subset
+        if not self.file_spans or subset is None:
+            return self.source.frame
+        files = [f for f in self.source.opened.files if _meets(self.file_spans.get(f), lo, hi)]
+        return subset(files) if files else self.source.frame
 
     def _key_violations(self, by_symbol: pl.DataFrame, by_ts: pl.DataFrame) -> list[Violation]:
         out: list[Violation] = []
@@ -278,7 +308,7 @@ class AssetData:
         """
         span = self.source.time_range(lo, hi)
         assert span is not None  # both bounds given
-        lf = self.source.frame.filter(span)
+        lf = self._frame_for(lo, hi).filter(span)
         wanted = self.config.asset.symbols
         if wanted is not None:
             lf = lf.filter(pl.col(self.config.asset.symbol_column).cast(pl.String).is_in(wanted))

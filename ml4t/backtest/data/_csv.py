@@ -131,10 +131,18 @@ class CsvFiles:
 
     # ------------------------------------------------------------ scanning
 
-    def scan(self, file_col: str | None = None) -> pl.LazyFrame:
-        """All files as one lazy frame (with ``file_col`` naming each row's file)."""
-        frames = [self._scan_file(path, file_col) for path in self.files]
+    def scan(
+        self, file_col: str | None = None, files: Sequence[Path] | None = None
+    ) -> pl.LazyFrame:
+        """The files (all, or ``files``) as one lazy frame, ``file_col`` naming each row's."""
+        frames = [
+            self._scan_file(path, file_col) for path in (self.files if files is None else files)
+        ]
         return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+
+    def subset(self, files: Sequence[Path]) -> pl.LazyFrame:
+        """Only ``files``: a chunk reads the files whose time span meets its range."""
+        return self.scan(files=files)
 
     def _scan_file(self, path: Path, file_col: str | None) -> pl.LazyFrame:
         literal = self.extra.get(path, {})

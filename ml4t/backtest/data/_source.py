@@ -83,6 +83,7 @@ class Opened(NamedTuple):
     locate: Callable[[], str | None] | None = None  # CSV: the value that does not parse
     files: tuple[Path, ...] = ()
     symbol_from: str = "column"
+    subset: Callable[[list[Path]], pl.LazyFrame] | None = None  # CSV: scan only these files
 
     def describe(self) -> str:
         """The layout in a few words, for ``ml4t validate``: ``csv, 4 files, ...``."""
@@ -276,7 +277,7 @@ def open_source(
             timestamp_format=layout.timestamp_format,
             extra={f: cols for f, cols in extra.items() if cols},
         )
-        frame, rescan, locate = csv.scan(), csv.scan, csv.locate
+        frame, rescan, locate, subset = csv.scan(), csv.scan, csv.locate, csv.subset
     else:
         if layout.timestamp_format is not None:
             raise ConfigError(
@@ -285,7 +286,7 @@ def open_source(
             )
         named = {str(f): s for f, s in symbols.items()}
         rescan = _parquet_scan(files, root, keys, named, symbol_column)
-        frame, locate = rescan(None), None
+        frame, locate, subset = rescan(None), None, None
     return Opened(
         frame,
         str(where),
@@ -295,6 +296,7 @@ def open_source(
         locate,
         tuple(files),
         "filename" if by_name else "column",
+        subset,
     )
 
 
