@@ -261,13 +261,9 @@ def open_source(
         assert symbol_column is not None
         _check_symbol_columns(files, symbols, fmt, symbol_column, role)
     split = by_name or (symbol_column is not None and symbol_column in keys)
-    rescan: Rescan
+    listed, symbol_from = tuple(files), "filename" if by_name else "column"
     if fmt == "csv":
-        extra = {f: dict(hive.get(f, {})) for f in files}
-        if by_name:
-            assert symbol_column is not None
-            for f in files:
-                extra[f][symbol_column] = symbols[f]
+        extra = {f: {**hive.get(f, {}), **_named(symbols, f, symbol_column)} for f in files}
         csv = CsvFiles(
             files,
             role=role,
@@ -277,27 +273,38 @@ def open_source(
             timestamp_format=layout.timestamp_format,
             extra={f: cols for f, cols in extra.items() if cols},
         )
-        frame, rescan, locate, subset = csv.scan(), csv.scan, csv.locate, csv.subset
-    else:
-        if layout.timestamp_format is not None:
-            raise ConfigError(
-                f"{config_key(role)}.timestamp_format is set, but {where} is parquet, whose "
-                "timestamps carry their type; remove timestamp_format (it applies to CSV only)"
-            )
-        named = {str(f): s for f, s in symbols.items()}
-        rescan = _parquet_scan(files, root, keys, named, symbol_column)
-        frame, locate, subset = rescan(None), None, None
+        return Opened(
+            csv.scan(),
+            str(where),
+            csv.scan,
+            "csv",
+            symbol_split=split,
+            locate=csv.locate,
+            files=listed,
+            symbol_from=symbol_from,
+            subset=csv.subset,
+        )
+    if layout.timestamp_format is not None:
+        raise ConfigError(
+            f"{config_key(role)}.timestamp_format is set, but {where} is parquet, whose "
+            "timestamps carry their type; remove timestamp_format (it applies to CSV only)"
+        )
+    named = {str(f): s for f, s in symbols.items()}
+    scan = _parquet_scan(files, root, keys, named, symbol_column)
     return Opened(
-        frame,
+        scan(None),
         str(where),
-        rescan,
-        fmt,
-        split,
-        locate,
-        tuple(files),
-        "filename" if by_name else "column",
-        subset,
+        scan,
+        "parquet",
+        symbol_split=split,
+        files=listed,
+        symbol_from=symbol_from,
     )
+
+
+def _named(symbols: dict[Path, str], path: Path, column: str | None) -> dict[str, str]:
+    """The literal symbol column of a per-symbol file (none for other layouts)."""
+    return {column: symbols[path]} if column is not None and path in symbols else {}
 
 
 def detect_symbol_from(
