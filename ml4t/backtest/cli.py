@@ -77,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from ml4t.backtest.config import load_config
-    from ml4t.backtest.data._source import detect_symbol_from
+    from ml4t.backtest.data._files import detect_symbol_from
     from ml4t.backtest.data.config import decode_feed_config
     from ml4t.backtest.data.feed import ParquetFeed
 

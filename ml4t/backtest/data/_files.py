@@ -5,6 +5,9 @@ the run and the data fingerprint all read exactly its list. It decides the forma
 (``parquet`` or ``csv``: given, or by file extension), rejects a set of files that mixes
 the two, and checks every file readable and sharing the first file's columns (parquet: the
 footer's schema; CSV: the header's names) before any row is read.
+
+For per-symbol files (``symbol_from: filename``) the file names give the symbols: one
+file per symbol, and a symbol column a file carries anyway must agree with its name.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from ml4t.backtest.errors import DataValidationError
 __all__ = [
     "CSV_SUFFIXES",
     "PARQUET_SUFFIXES",
+    "check_symbol_columns",
     "config_key",
     "csv_header",
+    "detect_symbol_from",
     "file_format",
     "listing",
     "parquet_schema",
@@ -28,6 +33,7 @@ __all__ = [
     "schema_differences",
     "source_files",
     "stem",
+    "symbols_by_file",
 ]
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -35,6 +41,7 @@ CSV_SUFFIXES = (".csv.gz", ".csv")
 _PARQUET_MAGIC = b"PAR1"
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_LISTED = 10
+ROW = "__ml4t_row"
 
 
 def config_key(role: str) -> str:
@@ -299,3 +306,74 @@ def _describe(dtype: pl.DataType) -> str:
     if isinstance(dtype, pl.Datetime):
         return f"{dtype} ({'naive' if dtype.time_zone is None else 'timezone-aware'})"
     return str(dtype)
+
+
+# --------------------------------------------------------------------------- per-symbol files
+
+
+def symbols_by_file(files: list[Path], role: str) -> dict[Path, str]:
+    """Each per-symbol file's symbol (its name without the extension); one file per symbol."""
+    symbols: dict[Path, str] = {}
+    seen: dict[str, Path] = {}
+    for path in files:
+        symbol = stem(path)
+        if symbol in seen:
+            raise DataValidationError(
+                f"rule duplicate_symbol_file: {role} files {seen[symbol]} and {path} both hold "
+                f"symbol {symbol!r} (symbol_from: filename takes the symbol from the file name); "
+                "keep one file per symbol"
+            )
+        seen[symbol] = path
+        symbols[path] = symbol
+    return symbols
+
+
+def check_symbol_columns(
+    files: list[Path], symbols: dict[Path, str], fmt: str, column: str, role: str
+) -> None:
+    """A per-symbol file may carry the symbol column only if every value is its name."""
+    for path in files:
+        if fmt == "csv":
+            if column not in csv_header(path, role):
+                continue
+            lf = pl.scan_csv(path, infer_schema=False, schema_overrides={column: pl.String})
+        else:
+            if column not in pl.read_parquet_schema(path):
+                continue
+            lf = pl.scan_parquet(path)
+        name = symbols[path]
+        sym = pl.col(column).cast(pl.String)
+        bad = (
+            lf.with_row_index(ROW)
+            .select(ROW, sym.alias(column))
+            .filter(sym.ne_missing(name))
+            .collect()
+        )
+        if bad.height == 0:
+            continue
+        row = int(bad[ROW][0])
+        line = f" (line {row + 2})" if fmt == "csv" else ""
+        raise DataValidationError(
+            f"rule symbol_conflict: {role} file {path} has a {column!r} column that disagrees "
+            f"with its name ({config_key(role)}.symbol_from: filename gives {name!r}): row "
+            f"{row + 1}{line} holds {bad[column][0]!r}, {bad.height} row(s) in all; fix: remove "
+            "the column from the file, rename the file, or set symbol_from: column"
+        )
+
+
+def detect_symbol_from(
+    where: str | Path, *, role: str = "asset", format: str = "auto", symbol_column: str = "symbol"
+) -> str:
+    """``filename`` when the first file of a directory or glob has no symbol column.
+
+    Only ``ml4t validate PATH`` guesses (a config says ``symbol_from``); a hive key named
+    like the symbol column counts as the column.
+    """
+    text = str(where)
+    if not (Path(text).is_dir() or any(ch in text for ch in "*?[")):
+        return "column"
+    files, fmt = resolve_files(where, role=role, format=format, compare=False)
+    first = files[0]
+    names = csv_header(first, role) if fmt == "csv" else parquet_schema(first, role).names()
+    hive = f"{symbol_column}=" in first.as_posix()
+    return "column" if symbol_column in names or hive else "filename"

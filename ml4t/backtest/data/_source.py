@@ -25,13 +25,13 @@ import polars as pl
 
 from ml4t.backtest.data._csv import CsvFiles
 from ml4t.backtest.data._files import (
+    check_symbol_columns,
     config_key,
     csv_header,
-    parquet_schema,
     resolve_files,
     schema_differences,
     source_files,
-    stem,
+    symbols_by_file,
 )
 from ml4t.backtest.errors import ConfigError, DataValidationError
 
@@ -41,7 +41,6 @@ __all__ = [
     "Opened",
     "Source",
     "data_fingerprint",
-    "detect_symbol_from",
     "open_source",
     "schema_differences",
     "source_files",
@@ -52,7 +51,6 @@ TS = "__ts"
 
 _NS_PER_UNIT = {"ns": 1, "us": 1_000, "ms": 1_000_000}
 _PATH = "__ml4t_path"
-_ROW = "__ml4t_row"
 
 Rescan = Callable[[str | None], pl.LazyFrame]
 """Scan the same files again with a column (of the given name) holding each row's file."""
@@ -256,10 +254,10 @@ def open_source(
     root = Path(str(where))
     hive = {f: _hive_values(f, root) for f in files} if root.is_dir() else {}
     keys = {k for values in hive.values() for k in values}
-    symbols = _symbols_by_file(files, role) if by_name else {}
+    symbols = symbols_by_file(files, role) if by_name else {}
     if by_name:
         assert symbol_column is not None
-        _check_symbol_columns(files, symbols, fmt, symbol_column, role)
+        check_symbol_columns(files, symbols, fmt, symbol_column, role)
     split = by_name or (symbol_column is not None and symbol_column in keys)
     listed, symbol_from = tuple(files), "filename" if by_name else "column"
     if fmt == "csv":
@@ -307,24 +305,6 @@ def _named(symbols: dict[Path, str], path: Path, column: str | None) -> dict[str
     return {column: symbols[path]} if column is not None and path in symbols else {}
 
 
-def detect_symbol_from(
-    where: str | Path, *, role: str = "asset", format: str = "auto", symbol_column: str = "symbol"
-) -> str:
-    """``filename`` when the first file of a directory or glob has no symbol column.
-
-    Only ``ml4t validate PATH`` guesses (a config says ``symbol_from``); a hive key named
-    like the symbol column counts as the column.
-    """
-    text = str(where)
-    if not (Path(text).is_dir() or any(ch in text for ch in "*?[")):
-        return "column"
-    files, fmt = resolve_files(where, role=role, format=format, compare=False)
-    first = files[0]
-    names = csv_header(first, role) if fmt == "csv" else parquet_schema(first, role).names()
-    hive = f"{symbol_column}=" in first.as_posix()
-    return "column" if symbol_column in names or hive else "filename"
-
-
 def _parquet_scan(
     files: list[Path],
     root: Path,
@@ -365,56 +345,6 @@ def _hive_values(path: Path, root: Path) -> dict[str, str]:
     """Hive partition keys and values (``key=value`` directories) between ``root`` and a file."""
     parts = path.relative_to(root).parts[:-1]
     return dict(p.split("=", 1) for p in parts if "=" in p)
-
-
-def _symbols_by_file(files: list[Path], role: str) -> dict[Path, str]:
-    """Each per-symbol file's symbol (its name without the extension); one file per symbol."""
-    symbols: dict[Path, str] = {}
-    seen: dict[str, Path] = {}
-    for path in files:
-        symbol = stem(path)
-        if symbol in seen:
-            raise DataValidationError(
-                f"rule duplicate_symbol_file: {role} files {seen[symbol]} and {path} both hold "
-                f"symbol {symbol!r} (symbol_from: filename takes the symbol from the file name); "
-                "keep one file per symbol"
-            )
-        seen[symbol] = path
-        symbols[path] = symbol
-    return symbols
-
-
-def _check_symbol_columns(
-    files: list[Path], symbols: dict[Path, str], fmt: str, column: str, role: str
-) -> None:
-    """A per-symbol file may carry the symbol column only if every value is its name."""
-    for path in files:
-        if fmt == "csv":
-            if column not in csv_header(path, role):
-                continue
-            lf = pl.scan_csv(path, infer_schema=False, schema_overrides={column: pl.String})
-        else:
-            if column not in pl.read_parquet_schema(path):
-                continue
-            lf = pl.scan_parquet(path)
-        name = symbols[path]
-        sym = pl.col(column).cast(pl.String)
-        bad = (
-            lf.with_row_index(_ROW)
-            .select(_ROW, sym.alias(column))
-            .filter(sym.ne_missing(name))
-            .collect()
-        )
-        if bad.height == 0:
-            continue
-        row = int(bad[_ROW][0])
-        line = f" (line {row + 2})" if fmt == "csv" else ""
-        raise DataValidationError(
-            f"rule symbol_conflict: {role} file {path} has a {column!r} column that disagrees "
-            f"with its name ({config_key(role)}.symbol_from: filename gives {name!r}): row "
-            f"{row + 1}{line} holds {bad[column][0]!r}, {bad.height} row(s) in all; fix: remove "
-            "the column from the file, rename the file, or set symbol_from: column"
-        )
 
 
 def data_fingerprint(sources: dict[str, str | None], formats: dict[str, str] | None = None) -> str:
