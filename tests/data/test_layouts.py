@@ -631,3 +631,15 @@ def test_layout_keys_decode_from_yaml_and_bad_values_name_their_key() -> None:
         decode_feed_config({"context": {"fields": ["vix"], "symbol_from": "filename"}})
     with pytest.raises(ConfigError, match=r"asset.timestamp_format"):
         decode_feed_config({"asset": {"timestamp_format": "YYYY-MM-DD"}})  # no strftime %
+
+
+def test_the_layouts_example_in_the_docs_decodes() -> None:
+    import yaml
+
+    text = (Path(__file__).parents[2] / "docs" / "data.md").read_text()
+    section = text[text.index("### Layouts") :]
+    block = section[section.index("```yaml") + len("```yaml") : section.index("```\n\n")]
+    config = decode_feed_config(yaml.safe_load(block)["data"])
+    assert config.asset.symbol_from == "filename" and config.asset.format == "csv"
+    assert config.asset.timestamp_format == "%m/%d/%Y %H:%M"
+    assert config.signal_data is not None and config.signal_data.symbol_from == "filename"
