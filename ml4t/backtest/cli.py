@@ -83,11 +83,12 @@ def _validate(args: argparse.Namespace) -> int:
     """Validate the market data, then the corporate-action and universe files against its
     symbols; the problems of every file are reported together (exit 2)."""
     from ml4t.backtest.config import load_config
+    from ml4t.backtest.data._files import detect_symbol_from
     from ml4t.backtest.data.config import (
         ActionsSourceConfig,
-        AssetSourceConfig,
         FeedConfig,
         UniverseSourceConfig,
+        decode_feed_config,
     )
     from ml4t.backtest.data.feed import ParquetFeed
 
@@ -95,10 +96,25 @@ def _validate(args: argparse.Namespace) -> int:
     if args.target is not None:
         target = Path(args.target)
         if target.suffix in {".yaml", ".yml"}:
+            layout_flags = ("format", "symbol_from", "timestamp_format")
+            flags = [f for f in layout_flags if getattr(args, f)]
+            if flags:
+                raise ConfigError(
+                    f"--{flags[0].replace('_', '-')} applies to a data path; for a config use "
+                    f"--set data.asset.{flags[0]}=..."
+                )
             data = load_config(target, overrides=args.set or []).data
             data = _files_beside(data, target.resolve().parent)
         else:
-            data = FeedConfig(asset=AssetSourceConfig(path=str(target)))
+            fmt = args.format or "auto"
+            asset = {
+                "path": str(target),
+                "format": fmt,
+                "symbol_from": args.symbol_from or detect_symbol_from(target, format=fmt),
+                "timestamp_format": args.timestamp_format,
+                "timezone": args.timezone,
+            }
+            data = decode_feed_config({"asset": asset})
         feed = ParquetFeed(data)
     if args.actions:
         actions = ActionsSourceConfig(path=args.actions, timezone=args.timezone)
@@ -119,6 +135,8 @@ def _validate(args: argparse.Namespace) -> int:
             problems.append(str(exc))
         else:
             symbols, first_ts = feed.symbols, feed.first_ts or 0
+            for role, layout in feed.layouts().items():
+                console.print(f"{role}: {layout}", soft_wrap=True, markup=False)
             console.print(
                 f"[bold green]valid[/]: {report.rows:,} rows, {report.symbols} symbols, "
                 f"{report.timestamps:,} timestamps in {report.chunks} chunk(s)"
@@ -250,13 +268,26 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="validate a config's data (and its action/universe files), or a data path"
     )
     validate.add_argument(
-        "target", nargs="?", help="a YAML config, or a parquet file/glob/directory"
+        "target",
+        nargs="?",
+        help="a YAML config, or a parquet/CSV file, glob or directory of asset data",
     )
     validate.add_argument("--set", action="append", metavar="KEY=VALUE")
+    validate.add_argument(
+        "--format", choices=("auto", "parquet", "csv"), help="of a data path (default: auto)"
+    )
+    validate.add_argument(
+        "--symbol-from",
+        choices=("column", "filename"),
+        help="of a data path (default: filename when a directory's files have no symbol column)",
+    )
+    validate.add_argument("--timestamp-format", help="strftime of CSV times (default: ISO-8601)")
     validate.add_argument("--actions", metavar="FILE", help="a corporate-action file (parquet/CSV)")
     validate.add_argument("--universe", metavar="FILE", help="a universe file (parquet/CSV)")
     validate.add_argument(
-        "--timezone", help="zone of the files' dates (default: the config's, else UTC)"
+        "--timezone",
+        help="zone of naive data times and of the action/universe files' dates "
+        "(default: the config's, else UTC)",
     )
     validate.set_defaults(func=_validate)
 

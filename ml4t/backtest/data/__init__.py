@@ -8,7 +8,7 @@ without look-ahead; ``SessionCalendar`` gives exchange sessions and timer rules;
 
 from __future__ import annotations
 
-from ml4t.backtest.data._source import source_files
+from ml4t.backtest.data._files import source_files
 from ml4t.backtest.data.alignment import AsofSource, align, asof_join, check_lookahead
 from ml4t.backtest.data.calendar import SessionCalendar, session_close_rule, session_open_rule
 from ml4t.backtest.data.config import (

@@ -10,6 +10,7 @@ applied. :meth:`AssetData.validate` runs every row rule over every chunk.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -17,9 +18,9 @@ import structlog
 
 from ml4t.backtest.data._chunks import ChunkPlan, ChunkReader, bytes_per_row, plan_chunks
 from ml4t.backtest.data._repair import OHLCV, order_problems, repair_chunk
-from ml4t.backtest.data._source import TS, Source
+from ml4t.backtest.data._source import TS, Layout, Source
 from ml4t.backtest.data.calendar import SessionCalendar
-from ml4t.backtest.data.config import FeedConfig, OutsideSession, duration_ns, time_ns
+from ml4t.backtest.data.config import FeedConfig, OutsideSession, Repair, duration_ns, time_ns
 from ml4t.backtest.data.validation import (
     RowChecker,
     ValidationReport,
@@ -28,12 +29,47 @@ from ml4t.backtest.data.validation import (
     out_of_range_times,
     raise_violations,
 )
-from ml4t.backtest.errors import DataValidationError
 
-__all__ = ["AssetData", "Frameish", "config_range"]
+__all__ = ["AssetData", "Frameish", "Read", "config_range", "merge_files"]
 
 Frameish = str | Path | pl.LazyFrame | pl.DataFrame | None
 _DAY_NS = 86_400 * 10**9
+_DISORDER = "__disorder"
+_FILE = "__ml4t_file"
+
+
+def _meets(span: tuple[int, int] | None, lo: int, hi: int) -> bool:
+    return span is not None and span[0] < hi and span[1] >= lo
+
+
+class Read(NamedTuple):
+    """One chunk as read: the frame, repair counts, and the masks validation reports."""
+
+    frame: pl.DataFrame
+    counts: dict[str, int]
+    outside_session: np.ndarray | None
+    disorder: np.ndarray | None
+
+
+def merge_files(df: pl.DataFrame) -> tuple[pl.DataFrame, np.ndarray]:
+    """Rows read file by file (one symbol per file) in (timestamp, symbol) order.
+
+    Also returns, in the merged order, which rows came earlier in time than the row
+    before them in their file (their symbol's previous row): in a per-symbol file that is
+    disorder, which the long-format rule ``unsorted`` would have caught. The sort is
+    stable, so repeated (timestamp, symbol) rows keep their file order.
+
+    >>> df = pl.DataFrame({TS: [2, 1, 3, 1, 2], "symbol": ["A", "A", "A", "B", "B"]})
+    >>> merged, disorder = merge_files(df)
+    >>> merged[TS].to_list(), merged["symbol"].to_list(), disorder.tolist()
+    ([1, 1, 2, 2, 3], ['A', 'B', 'A', 'B', 'A'], [True, False, False, False, False])
+    """
+    ts = df[TS].fill_null(np.iinfo(np.int64).min).to_numpy()
+    symbol = df["symbol"]
+    same = (symbol == symbol.shift(1)).fill_null(False).to_numpy()
+    back = np.concatenate(([False], ts[1:] < ts[:-1]))
+    order = df.select(pl.arg_sort_by(pl.col(TS), pl.col("symbol"), maintain_order=True)).to_series()
+    return df[order], (same & back)[order.to_numpy()]
 
 
 def config_range(config: FeedConfig) -> tuple[int | None, int | None]:
@@ -62,6 +98,13 @@ class AssetData:
             symbol_column=cfg.symbol_column,
             shift_ns=shift or 0,
             tz=cfg.timezone,
+            layout=Layout(
+                format=cfg.format,
+                symbol_from=cfg.symbol_from,
+                timestamp_format=cfg.timestamp_format,
+                time_columns=(cfg.timestamp_column,),
+                float_columns=(*OHLCV, *cfg.signals, *cfg.indicators),
+            ),
         )
         raise_violations(
             check_schema(
@@ -78,6 +121,7 @@ class AssetData:
         self.symbols: tuple[str, ...] = ()
         self.enum: pl.Enum = pl.Enum([])
         self.plan = ChunkPlan([], [])
+        self.file_spans: dict[Path, tuple[int, int]] = {}  # CSV files: first, last known-at
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self.rows = 0
@@ -94,7 +138,7 @@ class AssetData:
                 rule="wrong_type",
                 source=self.source.name,
                 column=self.source.ts_column,
-                count=self.source.frame.select(pl.len()).collect().item(),
+                count=self.source.collect(self.source.frame.select(pl.len())).item(),
                 detail=(
                     "are Dates, which mark the start of the day, but bar_label is 'end'; set "
                     "bar_label: start and bar_interval: 16h (with timezone: America/New_York) so "
@@ -105,9 +149,9 @@ class AssetData:
 
     # ------------------------------------------------------------ planning
 
-    def _filtered(self) -> pl.LazyFrame:
+    def _filtered(self, lf: pl.LazyFrame | None = None) -> pl.LazyFrame:
         """The source restricted to the time range and configured symbols (pushed down)."""
-        lf = self.source.frame
+        lf = self.source.frame if lf is None else lf
         pred = self.source.time_range(self.lo, self.hi)
         if pred is not None:
             lf = lf.filter(pred)
@@ -135,13 +179,10 @@ class AssetData:
                 .agg(pl.len())
                 .collect(engine="streaming")
             )
-            by_ts = keyed.group_by(TS).agg(pl.len()).collect(engine="streaming").sort(TS)
+            by_ts = self._count_by_ts(keyed)
         except pl.exceptions.PolarsError as exc:
             raise_violations(out_of_range_times(self.source, [self.source.ts_column]))
-            raise DataValidationError(
-                f"rule unreadable_source: cannot read the timestamps and symbols of "
-                f"{self.source.name} (asset data): {exc}"
-            ) from exc
+            raise self.source.read_error(exc, "the timestamps and symbols of ") from exc
         violations = self._key_violations(by_symbol, by_ts)
         present = sorted(s for s in by_symbol["symbol"].to_list() if s is not None)
         wanted = self.config.asset.symbols
@@ -162,6 +203,30 @@ class AssetData:
             budget_mb=self.config.chunk_memory_mb,
         )
         return violations
+
+    def _count_by_ts(self, keyed: pl.LazyFrame) -> pl.DataFrame:
+        """Rows per timestamp; for a CSV of several files also each file's time span.
+
+        CSV has no row-group statistics: without the spans every chunk would scan every
+        file. The spans come from the same pass (rows counted per file and timestamp).
+        """
+        opened = self.source.opened
+        if opened.subset is None or len(opened.files) < 2 or self.source.rescan is None:
+            return keyed.group_by(TS).agg(pl.len()).collect(engine="streaming").sort(TS)
+        lf = self._filtered(self.source.rescan(_FILE))
+        lf = self._exact(lf.select(self.source.ts_expr().alias(TS), pl.col(_FILE)))
+        by_file = lf.group_by(_FILE, TS).agg(pl.len()).collect(engine="streaming")
+        spans = by_file.drop_nulls(TS).group_by(_FILE).agg(lo=pl.col(TS).min(), hi=pl.col(TS).max())
+        self.file_spans = {Path(f): (lo, hi) for f, lo, hi in spans.iter_rows()}
+        return by_file.group_by(TS).agg(pl.col("len").sum()).sort(TS)
+
+    def _frame_for(self, lo: int, hi: int) -> pl.LazyFrame:
+        """The source's frame, or for a CSV of several files only those meeting [lo, hi)."""
+        subset = self.source.opened.subset
+        if not self.file_spans or subset is None:
+            return self.source.frame
+        files = [f for f in self.source.opened.files if _meets(self.file_spans.get(f), lo, hi)]
+        return subset(files) if files else self.source.frame
 
     def _key_violations(self, by_symbol: pl.DataFrame, by_ts: pl.DataFrame) -> list[Violation]:
         out: list[Violation] = []
@@ -232,22 +297,28 @@ class AssetData:
             *(pl.col(c).cast(pl.Float64) for c in (*OHLCV, *extra)),
         )
 
-    def read(self, lo: int, hi: int) -> tuple[pl.DataFrame, dict[str, int], np.ndarray | None]:
-        """Chunk ``[lo, hi)``: normalised, repaired; plus repair counts and the session mask.
+    def read(self, lo: int, hi: int) -> Read:
+        """Chunk ``[lo, hi)``: normalised, merged, repaired; with what validation needs.
 
         With ``outside_session: drop`` rows outside sessions are dropped (and counted);
-        with ``reject`` the mask of them is returned for validation to report.
+        with ``reject`` the mask of them is returned for validation to report. The rows of
+        a symbol-split layout are merged into (timestamp, symbol) order, and the rows that
+        were out of time order within their file are returned as ``disorder`` (or, with
+        ``repair: [sort]``, counted as sorted).
         """
         span = self.source.time_range(lo, hi)
         assert span is not None  # both bounds given
-        lf = self.source.frame.filter(span)
+        lf = self._frame_for(lo, hi).filter(span)
         wanted = self.config.asset.symbols
         if wanted is not None:
             lf = lf.filter(pl.col(self.config.asset.symbol_column).cast(pl.String).is_in(wanted))
         lf = self._select(lf)
         if isinstance(self.source.schema[self.source.ts_column], pl.Date):
             lf = lf.filter(pl.col(TS) >= lo, pl.col(TS) < hi)
-        df = lf.collect()
+        df = self.source.collect(lf)
+        if self.source.symbol_split:  # the mask rides along as a column through the drops
+            df, disorder = merge_files(df)
+            df = df.with_columns(pl.Series(_DISORDER, disorder))
         counts: dict[str, int] = {}
         if self.repairs:
             df, counts = repair_chunk(df, self.repairs)
@@ -258,18 +329,26 @@ class AssetData:
                 counts["outside_session"] = int(mask.sum())
                 df = df.filter(pl.Series(~mask)) if mask.any() else df
                 mask = None
-        return df, counts, mask
+        if not self.source.symbol_split:
+            return Read(df, counts, mask, None)
+        found: np.ndarray | None = df[_DISORDER].to_numpy()
+        df = df.drop(_DISORDER)
+        if Repair.SORT in self.repairs:  # merging sorted them: count them as the repair
+            counts[Repair.SORT.value] += int(found.sum())  # type: ignore[union-attr]
+            found = None
+        return Read(df, counts, mask, found)
 
     def checked(self, lo: int, hi: int) -> tuple[pl.DataFrame, dict[str, int]]:
         """Chunk ``[lo, hi)`` for publishing, and its repair counts.
 
         Raises if the chunk is out of order or has bars to reject: never misorders.
         """
-        df, counts, mask = self.read(lo, hi)
+        df, counts, mask, disorder = self.read(lo, hi)
         unsorted, dup = order_problems(df)
-        if unsorted.any() or dup.any() or (mask is not None and mask.any()):
+        bad = (mask is not None and mask.any()) or (disorder is not None and disorder.any())
+        if unsorted.any() or dup.any() or bad:
             checker = RowChecker(self.source)
-            checker.check(df, mask)
+            checker.check(df, mask, disorder)
             raise_violations(
                 [
                     v
@@ -288,10 +367,10 @@ class AssetData:
         kept = 0
         reader = ChunkReader(self.plan, self.read)
         try:
-            for df, counts, mask in reader:
+            for df, counts, mask, disorder in reader:
                 for key, n in counts.items():
                     repairs[key] = repairs.get(key, 0) + n
-                checker.check(df, mask)
+                checker.check(df, mask, disorder)
                 kept += df.height
         finally:
             reader.close()

@@ -51,7 +51,7 @@ class ContextCursor:
                 f"after one ending at {self._hi} (a bug in the feed reading them)"
             )
         self._lo, self._hi = lo, hi
-        rows = self._frame.filter((pl.col(AVAIL) >= lo) & (pl.col(AVAIL) < hi)).collect()
+        rows = self.source.collect(self._frame.filter((pl.col(AVAIL) >= lo) & (pl.col(AVAIL) < hi)))
         rows = rows.sort(AVAIL, maintain_order=True)
         avail = rows[AVAIL].to_numpy()
         columns = []
@@ -69,14 +69,14 @@ class ContextCursor:
     def available_span(self) -> tuple[int | None, int | None]:
         """The first and last availability time (UTC ns) of the context rows."""
         span = self._frame.select(pl.col(AVAIL).min().alias("lo"), pl.col(AVAIL).max().alias("hi"))
-        lo, hi = span.collect().row(0)
+        lo, hi = self.source.collect(span).row(0)
         return lo, hi
 
     def _carry(self, before: pl.LazyFrame) -> None:
         """The last non-null value of each field available before the first chunk."""
         for i, f in enumerate(self.fields):
             known = pl.col(f).is_not_null() & pl.col(f).is_not_nan()
-            last = before.filter(known).select(pl.col(f).top_k_by(AVAIL, k=1)).collect()
+            last = self.source.collect(before.filter(known).select(pl.col(f).top_k_by(AVAIL, k=1)))
             self._last[i] = float(last.item()) if last.height else math.nan
 
 
@@ -101,9 +101,9 @@ def coverage_violations(
     """
     src = cursor.source
     times = [src.ts_column, *([cursor.available_at] if cursor.available_at else [])]
-    stats = src.frame.select(
-        pl.len().alias("rows"), *(pl.col(c).null_count().alias(c) for c in times)
-    ).collect()
+    stats = src.collect(
+        src.frame.select(pl.len().alias("rows"), *(pl.col(c).null_count().alias(c) for c in times))
+    )
     rows = int(stats["rows"][0])
     if rows == 0:
         return [_violation(src, "empty", src.ts_column, 0, "in the context data: there are none")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from ml4t.backtest.data._source import TS, Source
+from ml4t.backtest.data._source import TS, Layout, Source
 from ml4t.backtest.data.config import SignalSourceConfig, duration_ns
 from ml4t.backtest.data.validation import (
     Violation,
@@ -37,6 +37,16 @@ class SlowSignals:
             ts_column=config.timestamp_column,
             symbol_column=config.symbol_column,
             tz=config.timezone,
+            layout=Layout(
+                format=config.format,
+                symbol_from=config.symbol_from,
+                timestamp_format=config.timestamp_format,
+                time_columns=(
+                    config.timestamp_column,
+                    *([config.available_at] if config.available_at else []),
+                ),
+                float_columns=tuple(config.columns),
+            ),
         )
         self.lag = duration_ns(config.available_lag, "signal_data.available_lag") or 0
         self.tolerance = duration_ns(config.max_staleness, "signal_data.max_staleness")
@@ -68,7 +78,7 @@ class SlowSignals:
         )
         if hi is not None:
             lf = lf.filter((pl.col(AVAIL) < hi) | pl.col(AVAIL).is_null())  # nulls: rule null_key
-        frame = lf.collect().sort([AVAIL, TS, "symbol"], maintain_order=True)
+        frame = src.collect(lf).sort([AVAIL, TS, "symbol"], maintain_order=True)
         dup = frame.filter(pl.struct("symbol", TS).is_duplicated())
         out = self._null_times(frame)
         self.frame = (

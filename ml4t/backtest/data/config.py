@@ -63,14 +63,30 @@ class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     inherits it, but type checkers read a subclass without it as mutable."""
 
 
+Format = Literal["auto", "parquet", "csv"]
+"""How a source's files are read: by extension (``auto``: .parquet/.pq/.parq, .csv/.csv.gz)."""
+
+SymbolFrom = Literal["column", "filename"]
+"""Where a row's symbol comes from: the symbol column, or the name of its per-symbol file."""
+
+TimestampFormat = Annotated[str, Meta(min_length=2, pattern="%", description="strftime, CSV")]
+
+
 class AssetSourceConfig(_Config, frozen=True, kw_only=True):
     """Long-format bars: ``timestamp``, ``symbol``, OHLCV and extra columns.
 
-    ``path`` is a file, a glob or a directory of (hive-)partitioned parquet; leave it
-    empty when the frame is given in Python (``ParquetFeed(asset_frame=...)``).
+    ``path`` is a file, a glob, a directory (hive partitions allowed) or, with
+    ``symbol_from: filename``, a directory of per-symbol files (``AAPL.csv``); leave it
+    empty when the frame is given in Python (``ParquetFeed(asset=...)``). ``format``
+    (``auto`` by extension, ``parquet``, ``csv``) and ``timestamp_format`` (strftime for
+    CSV text times; ISO-8601 detected when unset) say how files are read: see
+    docs/data.md, "Layouts".
     """
 
     path: str | None = None
+    format: Format = "auto"
+    symbol_from: SymbolFrom = "column"
+    timestamp_format: TimestampFormat | None = None
     signals: list[NonEmptyStr] = msgspec.field(default_factory=list)
     indicators: list[NonEmptyStr] = msgspec.field(default_factory=list)
     timestamp_column: NonEmptyStr = "timestamp"
@@ -83,9 +99,15 @@ class AssetSourceConfig(_Config, frozen=True, kw_only=True):
 
 
 class SignalSourceConfig(_Config, frozen=True, kw_only=True):
-    """A slower per-symbol source (e.g. daily predictions) joined as of availability time."""
+    """A slower per-symbol source (e.g. daily predictions) joined as of availability time.
+
+    ``format``, ``symbol_from`` and ``timestamp_format`` as for the asset source.
+    """
 
     path: str | None = None
+    format: Format = "auto"
+    symbol_from: SymbolFrom = "column"
+    timestamp_format: TimestampFormat | None = None
     columns: list[NonEmptyStr]
     timestamp_column: NonEmptyStr = "timestamp"
     symbol_column: NonEmptyStr = "symbol"
@@ -96,9 +118,14 @@ class SignalSourceConfig(_Config, frozen=True, kw_only=True):
 
 
 class ContextSourceConfig(_Config, frozen=True, kw_only=True):
-    """Market-wide fields (VIX, an index, a rate), one row per timestamp, any frequency."""
+    """Market-wide fields (VIX, an index, a rate), one row per timestamp, any frequency.
+
+    ``format`` and ``timestamp_format`` as for the asset source.
+    """
 
     path: str | None = None
+    format: Format = "auto"
+    timestamp_format: TimestampFormat | None = None
     fields: list[NonEmptyStr]
     timestamp_column: NonEmptyStr = "timestamp"
     available_lag: Duration = "0s"
@@ -187,9 +214,21 @@ class FeedConfig(_Config, frozen=True, kw_only=True):
             )
         for key in ("start", "end"):
             time_ns(getattr(self, key), key)
+        _check_formats(self)
         for src, name in ((self.signal_data, "signal_data"), (self.context, "context")):
             if src is not None:
                 duration_ns(src.available_lag, f"{name}.available_lag")
+
+
+def _check_formats(config: FeedConfig) -> None:
+    """``timestamp_format`` parses CSV text: it contradicts ``format: parquet``."""
+    for key in ("asset", "signal_data", "context"):
+        src = getattr(config, key)
+        if src is not None and src.format == "parquet" and src.timestamp_format is not None:
+            raise ConfigError(
+                f"{key}.timestamp_format is set but {key}.format is parquet, whose timestamps "
+                "carry their type; remove timestamp_format (it applies to CSV only)"
+            )
 
 
 def time_ns(value: str | None, key: str) -> int | None:

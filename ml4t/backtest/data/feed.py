@@ -29,7 +29,7 @@ from ml4t.backtest.data._chunks import ChunkReader
 from ml4t.backtest.data._context import ContextCursor, coverage_violations
 from ml4t.backtest.data._repair import OHLCV
 from ml4t.backtest.data._signals import SlowSignals
-from ml4t.backtest.data._source import TS, Source, data_fingerprint
+from ml4t.backtest.data._source import TS, Layout, Source, data_fingerprint
 from ml4t.backtest.data.actions import ActionSchedule, load_corporate_actions
 from ml4t.backtest.data.config import FeedConfig, duration_ns
 from ml4t.backtest.data.membership import Membership, load_universe
@@ -212,11 +212,18 @@ class ParquetFeed(Component):
             violations += self._signals.schema_violations()
         if cfg.context is not None:
             ctx = cfg.context
+            times = (ctx.timestamp_column, *([ctx.available_at] if ctx.available_at else []))
             source = Source(
                 context_where if context_where is not None else ctx.path,
                 role="context",
                 ts_column=ctx.timestamp_column,
                 tz=ctx.timezone,
+                layout=Layout(
+                    format=ctx.format,
+                    timestamp_format=ctx.timestamp_format,
+                    time_columns=times,
+                    float_columns=tuple(ctx.fields),
+                ),
             )
             extra = [ctx.available_at] if ctx.available_at else []
             problems = check_schema(source, numeric=ctx.fields, extra_times=extra)
@@ -232,6 +239,20 @@ class ParquetFeed(Component):
                     source, list(ctx.fields), lag_ns=lag, available_at=ctx.available_at
                 )
         return violations
+
+    def layouts(self) -> dict[str, str]:
+        """Each source (known after :meth:`prepare`) as ``name (layout)``, by role, e.g.
+        ``{"asset": "data/bars (csv, 250 files, symbol from the file name)"}``."""
+        sources = {
+            "asset": self._assets.source if self._assets is not None else None,
+            "signal_data": self._signals.source if self._signals is not None else None,
+            "context": self._context.source if self._context is not None else None,
+        }
+        return {
+            role: f"{src.name} ({src.opened.describe()})"
+            for role, src in sources.items()
+            if src is not None
+        }
 
     # ------------------------------------------------------------ lifecycle
 
@@ -288,20 +309,19 @@ class ParquetFeed(Component):
     def _fingerprint(self) -> str:
         """The data fingerprint of the files this feed reads (frames count as in memory)."""
         cfg = self.config
-        configured = (
-            cfg.asset.path,
-            cfg.signal_data.path if cfg.signal_data else None,
-            cfg.context.path if cfg.context else None,
-        )
+        sections = (cfg.asset, cfg.signal_data, cfg.context)
         sources: dict[str, str | None] = {}
-        for role, given, path in zip(
-            ("asset", "signal_data", "context"), self._where, configured, strict=True
+        formats: dict[str, str] = {}
+        for role, given, section in zip(
+            ("asset", "signal_data", "context"), self._where, sections, strict=True
         ):
+            path = section.path if section is not None else None
             if given is None:
                 sources[role] = path
             else:
                 sources[role] = str(given) if isinstance(given, str | Path) else None
-        return data_fingerprint(sources)
+            formats[role] = section.format if section is not None else "auto"
+        return data_fingerprint(sources, formats)
 
     def on_stop(self) -> None:
         report = self.report
@@ -399,12 +419,12 @@ class ParquetFeed(Component):
 
 def _context_duplicates(source: Source) -> list[Violation]:
     """Context rows sharing a timestamp (which one is "the value at t" would be arbitrary)."""
-    dup = (
+    dup = source.collect(
         source.frame.group_by(source.ts_expr().alias(TS))
         .agg(pl.len())
         .filter(pl.col("len") > 1)
-        .sort(TS)
-        .collect(engine="streaming")
+        .sort(TS),
+        streaming=True,
     )
     if dup.height == 0:
         return []

@@ -44,7 +44,8 @@ HINTS = {
     "null_key": "every row needs a timestamp and a symbol",
     "null_ohlcv": "fill or drop the rows, or add 'drop_null_ohlcv' to repair:",
     "duplicate": "keep one row per key, or add 'drop_duplicates' to repair:",
-    "unsorted": "sort the data by (timestamp, symbol), or add 'sort' to repair:",
+    "unsorted": "sort the data by (timestamp, symbol) (per-symbol files: each by timestamp), "
+    "or add 'sort' to repair:",
     "high_below_low": "correct the bars, or add 'clip_ohlc' to repair:",
     "outside_range": "correct the bars, or add 'clip_ohlc' to repair:",
     "non_finite": "correct the bars, or add 'drop_non_finite' to repair:",
@@ -158,9 +159,12 @@ def check_schema(
     for col in wanted:
         if col not in schema:
             have = ", ".join(schema.names())
+            hint = ""
+            if col == symbol and source.rescan is not None:
+                hint = "; one file per symbol? set symbol_from: filename"
             out.append(
                 _schema_violation(
-                    "missing_column", source, col, f"(no such column; the data has: {have})"
+                    "missing_column", source, col, f"(no such column; the data has: {have}{hint})"
                 )
             )
     if out:
@@ -209,10 +213,10 @@ def _wrong_type(source: Source, col: str, expected: str) -> Violation:
 def _schema_violation(
     rule: str, source: Source, col: str, detail: str, *, sample: Sequence[str] = ()
 ) -> Violation:
-    n = source.frame.select(pl.len()).collect().item()
+    n = source.collect(source.frame.select(pl.len())).item()
     examples: list[str] = []
     if sample:
-        head = source.frame.select(sample).head(3).collect()
+        head = source.collect(source.frame.select(sample).head(3))
         examples = [
             " ".join(f"{k}={v!r}" for k, v in row.items()) for row in head.iter_rows(named=True)
         ]
@@ -244,11 +248,11 @@ def out_of_range_times(source: Source, columns: Sequence[str]) -> list[Violation
         lo, hi = -(2**63 - _DAY_NS) // per, (2**63 - _DAY_NS) // per
         raw = pl.col(col).to_physical()
         bad = source.frame.filter((raw < lo) | (raw > hi))
-        n = bad.select(pl.len()).collect().item()
+        n = source.collect(bad.select(pl.len())).item()
         if not n:
             continue
         shown = [c for c in (source.symbol_column, col) if c]
-        rows = bad.select(shown).head(MAX_EXAMPLES).collect()
+        rows = source.collect(bad.select(shown).head(MAX_EXAMPLES))
         out.append(
             Violation(
                 rule="timestamp_out_of_range",
@@ -302,8 +306,17 @@ class RowChecker:
         self._details: dict[tuple[str, str], str] = {}
         self._first: dict[tuple[str, str], tuple[int, str]] = {}
 
-    def check(self, df: pl.DataFrame, outside_session: np.ndarray | None = None) -> None:
-        """Check one chunk (normalised, already repaired)."""
+    def check(
+        self,
+        df: pl.DataFrame,
+        outside_session: np.ndarray | None = None,
+        disorder: np.ndarray | None = None,
+    ) -> None:
+        """Check one chunk (normalised, already repaired).
+
+        ``disorder`` marks rows of a per-symbol layout that were out of time order in
+        their file (the chunk itself was merged into order: see ``merge_files``).
+        """
         if df.height == 0:
             return
         masks = [
@@ -318,6 +331,10 @@ class RowChecker:
         unsorted, dup = order_problems(df)
         self._add_mask("unsorted", TS, "are out of (timestamp, symbol) order", df, unsorted, ())
         self._add_mask("duplicate", "symbol", "repeat a (timestamp, symbol) pair", df, dup, OHLCV)
+        if disorder is not None:
+            self._add_mask(
+                "unsorted", TS, "are out of time order within their file", df, disorder, ()
+            )
         if outside_session is not None:
             self._add_mask(
                 "outside_session",

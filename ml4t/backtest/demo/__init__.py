@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import MappingProxyType
+
+import msgspec
 
 from ml4t.backtest.data.synthetic import SyntheticConfig, write_dataset
 
@@ -74,13 +77,9 @@ MARKET_EVENTS_TEMPLATE = """\
     on_exit: hold              # a holding that leaves the index is kept (or: close)
 """
 
-MARKET_EVENTS = {
-    "splits": 12,
-    "dividends": 120,
-    "delistings": 4,
-    "late_listings": 6,
-    "universe_changes": 20,
-}
+MARKET_EVENTS = MappingProxyType(
+    {"splits": 12, "dividends": 120, "delistings": 4, "late_listings": 6, "universe_changes": 20}
+)
 """What a real year of US equities brings, in the ``--full`` demo's data."""
 
 
@@ -98,12 +97,14 @@ def prepare_demo(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     marker = root / "data" / "dataset.json"
-    events = MARKET_EVENTS if market_events else {}
+    events = dict(MARKET_EVENTS) if market_events else {}
     wanted = {"n_symbols": n_symbols, "n_days": n_days, **events}
     if not (marker.exists() and json.loads(marker.read_text()) == wanted):
         shutil.rmtree(root / "data", ignore_errors=True)
-        config = SyntheticConfig(n_symbols=n_symbols, n_days=n_days, **events)
-        write_dataset(root / "data", config)
+        synthetic = msgspec.structs.replace(
+            SyntheticConfig(n_symbols=n_symbols, n_days=n_days), **events
+        )
+        write_dataset(root / "data", synthetic)
         marker.write_text(json.dumps(wanted))
     strategies = root / "strategies"
     strategies.mkdir(exist_ok=True)
