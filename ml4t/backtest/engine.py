@@ -100,6 +100,12 @@ class BacktestResults:
     def portfolio(self) -> pl.DataFrame:
         return self._results.portfolio
 
+    @property
+    def cash_flows(self) -> pl.DataFrame:
+        """Dividends, borrow fees and cash in lieu: timestamp, symbol, kind, amount,
+        quantity, rate."""
+        return self._results.cash_flows
+
     # the proposal's names
     trades_df = trades
     portfolio_df = portfolio

@@ -53,6 +53,8 @@ _METRICS: tuple[tuple[str, str, str], ...] = (
     ("average_gross_leverage", "Average gross leverage", "num"),
     ("total_commission", "Total commission", "money"),
     ("total_slippage", "Total slippage", "money"),
+    ("dividend_income", "Dividend income (net)", "money"),
+    ("borrow_fees", "Borrow fees", "money"),
     ("initial_equity", "Initial equity", "money"),
     ("final_equity", "Final equity", "money"),
     ("periods_per_year", "Periods per year", "num"),

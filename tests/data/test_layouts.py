@@ -42,6 +42,7 @@ TABLES = (
     "orders.parquet",
     "order_history.parquet",
     "portfolio.parquet",
+    "cash_flows.parquet",
 )
 SAME_IN_MANIFEST = ("bar_events", "market_batches", "events_processed", "first_event")
 

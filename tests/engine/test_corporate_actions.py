@@ -144,6 +144,13 @@ def test_a_dividend_is_paid_on_the_pay_date_to_the_holders_at_the_ex_date(tmp_pa
     assert cash[6] == 9_500.0 + 5.0 - 10.0
     assert engine.portfolio.income == -5.0
     assert strategy.cash == 9_495.0
+    flows = results.cash_flows.sort("symbol").to_dicts()
+    assert [(f["symbol"], f["kind"], f["amount"], f["quantity"]) for f in flows] == [
+        ("AAA", "dividend", 5.0, 10.0),
+        ("BBB", "dividend", -10.0, -10.0),
+    ]
+    assert {f["timestamp"].isoformat() for f in flows} == {"2024-01-08T00:00:00+00:00"}
+    assert results.portfolio["income"].to_list()[-1] == -5.0
 
 
 # ---------------------------------------------------------------- delistings
@@ -276,6 +283,9 @@ def test_borrow_fees_accrue_per_calendar_day_over_a_weekend_and_a_holiday() -> N
     assert cash == pytest.approx([10_000.0, 15_000.0, 14_999.5, 14_997.5, 14_997.0])
     assert results.final_equity == pytest.approx(10_000.0 - 3.0)
     assert strategy.cash == pytest.approx(14_997.0)  # its view is the account's
+    assert results.portfolio["borrow_fees"].to_list() == pytest.approx([0, 0, 0.5, 2.5, 3.0])
+    fees = results.cash_flows.filter(pl.col("kind") == "borrow_fee")
+    assert fees["amount"].to_list() == pytest.approx([-0.5, -2.0, -0.5])
 
 
 def test_a_hard_to_borrow_symbol_cannot_be_sold_short() -> None:

@@ -16,6 +16,10 @@ import numpy as np
 import polars as pl
 
 from ml4t.backtest import (
+    ActionKind,
+    CashFlow,
+    CashFlowKind,
+    CorporateAction,
     MarketBatch,
     OrderAccepted,
     OrderFilled,
@@ -27,6 +31,8 @@ from ml4t.backtest import (
 from ml4t.backtest.bus import Topic
 from ml4t.backtest.events import Event
 from ml4t.backtest.topics import (
+    CASH_FLOWS,
+    CORPORATE_ACTIONS,
     FILLS,
     MARKET,
     ORDER_EVENTS,
@@ -149,7 +155,17 @@ class Tape:
         self.steps.append((ts, FILLS, fill))
         return fill
 
-    def snapshot(self, ts: int, equity: float, cash: float, positions: dict[str, float], marks):
+    def snapshot(
+        self,
+        ts: int,
+        equity: float,
+        cash: float,
+        positions: dict[str, float],
+        marks,
+        **totals: float,
+    ) -> PortfolioSnapshot:
+        """The account at ``ts``; ``totals`` are the snapshot's cumulative fields
+        (``income``, ``borrow_fees``, ``commission``...)."""
         values = {s: q * marks[s] for s, q in positions.items() if q}
         snap = PortfolioSnapshot(
             ts_event=ts,
@@ -160,9 +176,39 @@ class Tape:
             gross_exposure=sum(abs(v) for v in values.values()),
             net_exposure=sum(values.values()),
             num_positions=len(values),
+            **totals,
         )
         self.steps.append((ts, PORTFOLIO, snap))
         return snap
+
+    def action(self, ts: int, symbol: str, action: ActionKind, **fields: Any) -> CorporateAction:
+        """A corporate action the feed publishes before the batch at ``ts``."""
+        event = CorporateAction(ts_event=ts, ts_init=ts, symbol=symbol, action=action, **fields)
+        self.steps.append((ts, CORPORATE_ACTIONS, event))
+        return event
+
+    def cash_flow(
+        self,
+        ts: int,
+        symbol: str,
+        kind: CashFlowKind,
+        amount: float,
+        *,
+        quantity: float = 0.0,
+        rate: float = 0.0,
+    ) -> CashFlow:
+        """Cash the portfolio books without a trade (a dividend, a fee, cash in lieu)."""
+        event = CashFlow(
+            ts_event=ts,
+            ts_init=ts,
+            symbol=symbol,
+            kind=kind,
+            amount=amount,
+            quantity=quantity,
+            rate=rate,
+        )
+        self.steps.append((ts, CASH_FLOWS, event))
+        return event
 
 
 def random_world(

@@ -119,6 +119,7 @@ def test_sigint_leaves_complete_files_and_a_manifest_marked_incomplete(tmp_path:
         "orders.parquet",
         "order_history.parquet",
         "portfolio.parquet",
+        "cash_flows.parquet",
         "metrics.json",
         "config.yaml",
         "report.html",
@@ -160,6 +161,7 @@ EXPECTED_FILES = {
     "orders.parquet",
     "order_history.parquet",
     "portfolio.parquet",
+    "cash_flows.parquet",
     "metrics.json",
     "config.yaml",
 }

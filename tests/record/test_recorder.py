@@ -29,7 +29,7 @@ from ml4t.backtest.topics import MARKET, ORDER_EVENTS
 
 from ._world import DAY, Tape, day, random_world
 
-TABLES = ("trades", "fills", "orders", "order_history", "portfolio")
+TABLES = ("trades", "fills", "orders", "order_history", "portfolio", "cash_flows")
 
 
 def run(tape: Tape, out: Path | None, **config: Any) -> Recorder:

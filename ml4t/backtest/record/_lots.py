@@ -239,6 +239,19 @@ class OpenLots:
         it)."""
         return bool(self.entry_ts[slot] < ts or not self.late[slot])
 
+    def scale(self, slots: list[int], ratio: float) -> None:
+        """A split of ``ratio``: the lots in ``slots`` get their highest high, lowest low
+        and last close in post-split prices (divided by ``ratio``)."""
+        if slots:
+            index = np.asarray(slots, dtype=np.intp)
+            for arr in (self.hi, self.lo, self.close):
+                arr[index] /= ratio
+
+    def recode(self, slots: list[int], code: int) -> None:
+        """The lots in ``slots`` trade on under symbol code ``code`` (a symbol change)."""
+        if slots:
+            self.code[np.asarray(slots, dtype=np.intp)] = code
+
     def release(self, slot: int) -> Any:
         """Free ``slot`` by moving the last slot into it; returns the owner moved (or None)."""
         last = self.n - 1

@@ -2,7 +2,7 @@
 
 reporting:
   output_dir: results/ml_top25
-  tables: [trades, fills, orders, order_history, portfolio]
+  tables: [trades, fills, orders, order_history, portfolio, cash_flows]
   portfolio_frequency: daily        # bar | daily | a duration such as 5m, 1h
   signals: [signal_value, confidence]
   context: [vix]
@@ -23,8 +23,15 @@ from ml4t.backtest.errors import ConfigError
 
 __all__ = ["TABLES", "ReportingConfig", "TableName"]
 
-TableName = Literal["trades", "fills", "orders", "order_history", "portfolio"]
-TABLES: tuple[TableName, ...] = ("trades", "fills", "orders", "order_history", "portfolio")
+TableName = Literal["trades", "fills", "orders", "order_history", "portfolio", "cash_flows"]
+TABLES: tuple[TableName, ...] = (
+    "trades",
+    "fills",
+    "orders",
+    "order_history",
+    "portfolio",
+    "cash_flows",
+)
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -33,7 +40,7 @@ class ReportingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """What the recorder writes (see ``docs/results.md`` for every file and column).
 
     - ``output_dir``: where the results go; ``None`` keeps them in memory only.
-    - ``tables``: which parquet tables to write (all five by default).
+    - ``tables``: which parquet tables to write (all six by default).
     - ``portfolio_frequency``: ``bar`` (every snapshot), ``daily`` (the last snapshot of
       each day in ``day_timezone``) or a duration (``5m``, ``1h``: the last snapshot of
       each such interval).

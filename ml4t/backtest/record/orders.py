@@ -9,6 +9,11 @@ orders that are still working.
 Orders the recorder never saw requested (bracket children ``<parent>.sl``/``.tp``, made by
 the broker) get a row from their first event, with what that event tells.
 
+A split rescales the working orders of its symbol (:meth:`OrderLog.on_split`; the
+broker's ``OrderUpdated`` brings their new quantity and prices, and after a symbol
+change their new symbol). A delisting's closing fill (order ``delist:<strategy>:
+<symbol>``, never requested) gets a row from that fill, like a bracket child's.
+
 A refused cancel or modify (``OrderRejected.request``) is a history row
 (``cancel_rejected``/``modify_rejected``) with the order's status unchanged: the order
 keeps working, or stays filled. A malformed request (fields of the wrong type, as a
@@ -33,6 +38,7 @@ from ml4t.backtest.events import (
     RequestKind,
     SubmitOrder,
 )
+from ml4t.backtest.record._actions import scaled
 from ml4t.backtest.record.tables import TableBuffer
 
 __all__ = ["OrderLog"]
@@ -254,6 +260,7 @@ class OrderLog:
             self._log(ts, order, "rejected", detail=f"{event.rule}: {event.reason}")
         elif isinstance(event, OrderUpdated):
             order.status = event.status
+            order.symbol = event.symbol  # a symbol change renames working orders
             order.quantity = event.quantity
             order.limit_price = event.limit_price
             order.stop_price = event.stop_price
@@ -320,6 +327,19 @@ class OrderLog:
             fill_quantity=fill.quantity,
             detail=fill.reason,
         )
+
+    def on_split(self, symbol: str, ratio: float) -> None:
+        """A split of ``ratio``: working orders of ``symbol`` in post-split shares. The
+        broker's ``OrderUpdated`` sets their new quantity and prices; what the recorder
+        keeps itself is scaled here: the quantity filled so far (its notional, money, is
+        unchanged, so the average fill price is divided by ``ratio``) and the bracket
+        levels of working entries."""
+        for order in self._open.values():
+            if order.symbol != symbol:
+                continue
+            order.filled *= ratio
+            order.stop_loss = scaled(order.stop_loss, ratio)
+            order.take_profit = scaled(order.take_profit, ratio)
 
     def finish(self) -> None:
         """Write the rows of orders still working at the end (in submission order)."""

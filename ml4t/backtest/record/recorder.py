@@ -33,9 +33,13 @@ from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.events import (
+    ActionKind,
     CancelOrder,
+    CashFlow,
+    CashFlowKind,
     ComponentFailed,
     ComponentState,
+    CorporateAction,
     MarketBatch,
     ModifyOrder,
     OrderFilled,
@@ -46,12 +50,14 @@ from ml4t.backtest.events import (
 )
 from ml4t.backtest.record import outputs
 from ml4t.backtest.record.config import ReportingConfig
+from ml4t.backtest.record.flows import CashFlowLog
 from ml4t.backtest.record.journal import JOURNAL_FILE, STANDARD_TOPICS, JournalWriter
 from ml4t.backtest.record.orders import OrderLog
 from ml4t.backtest.record.results import RecorderResults
 from ml4t.backtest.record.states import PortfolioStates
 from ml4t.backtest.record.summary import CostTotals, build_metrics
 from ml4t.backtest.record.tables import (
+    CASH_FLOWS_SCHEMA,
     FILLS_SCHEMA,
     ORDER_HISTORY_SCHEMA,
     ORDERS_SCHEMA,
@@ -60,6 +66,8 @@ from ml4t.backtest.record.tables import (
 )
 from ml4t.backtest.record.trades import TradeBuilder, check_fill_rules
 from ml4t.backtest.topics import (
+    CASH_FLOWS,
+    CORPORATE_ACTIONS,
     ERRORS,
     FILLS,
     MARKET,
@@ -98,9 +106,10 @@ def fill_params(params: Mapping[str, Any]) -> dict[str, str]:
 
 class _RunParts:
     """What a started run records into, made together in ``on_start``: the fills table
-    (None when not wanted), the order log, the portfolio states and the trade builder."""
+    (None when not wanted), the order log, the portfolio states, the trade builder and
+    the cash flows."""
 
-    __slots__ = ("builder", "fills", "orders", "states")
+    __slots__ = ("builder", "fills", "flows", "orders", "states")
 
     def __init__(
         self,
@@ -108,15 +117,18 @@ class _RunParts:
         orders: OrderLog,
         states: PortfolioStates,
         builder: TradeBuilder,
+        flows: CashFlowLog,
     ) -> None:
         self.fills = fills
         self.orders = orders
         self.states = states
         self.builder = builder
+        self.flows = flows
 
 
 class Recorder(Component):
-    """Records trades, fills, orders, portfolio states and metrics (see ``docs/results.md``).
+    """Records trades, fills, orders, portfolio states, cash flows and metrics (see
+    ``docs/results.md``).
 
     The engine passes what the events do not carry: ``run_config`` (the resolved config,
     written to ``config.yaml``, hashed, and the journal's header) and the broker's
@@ -273,6 +285,9 @@ class Recorder(Component):
                 intrabar=self.intrabar,
                 make_table=lambda schema: self._table("trades", schema),
             ),
+            CashFlowLog(
+                self._table("cash_flows", CASH_FLOWS_SCHEMA) if "cash_flows" in wanted else None
+            ),
         )
         if config.journal and self.output_dir is not None:
             self._open_journal()
@@ -361,6 +376,27 @@ class Recorder(Component):
         parts = self._parts
         assert parts is not None  # handlers run only after on_start
         parts.builder.on_market(batch)
+
+    @on(CORPORATE_ACTIONS, phase=Phase.RECORD)
+    def _on_action(self, action: CorporateAction) -> None:
+        """A corporate action, seen (like every event but the session's) at RECORD, in
+        publish order: before the batch it precedes and before the other roles'
+        reactions to it (order updates, cash in lieu, delisting fills)."""
+        self._seen(action.ts_event)
+        parts = self._parts
+        assert parts is not None
+        parts.builder.on_action(action)
+        if action.action is ActionKind.SPLIT:
+            parts.orders.on_split(action.symbol, action.ratio)
+
+    @on(CASH_FLOWS, phase=Phase.RECORD)
+    def _on_cash_flow(self, flow: CashFlow) -> None:
+        self._seen(flow.ts_event)
+        parts = self._parts
+        assert parts is not None
+        parts.flows.on_cash_flow(flow)
+        if flow.kind is CashFlowKind.CASH_IN_LIEU:
+            parts.builder.on_cash_in_lieu(flow)
 
     @on(ORDER_REQUESTS, phase=Phase.RECORD)
     def _on_request(self, event: SubmitOrder | CancelOrder | ModifyOrder) -> None:
@@ -482,7 +518,11 @@ class Recorder(Component):
         parts = self._parts
         if parts is None:  # never started
             parts = _RunParts(
-                None, OrderLog(None, None), PortfolioStates(None, frequency_ns=0), TradeBuilder()
+                None,
+                OrderLog(None, None),
+                PortfolioStates(None, frequency_ns=0),
+                TradeBuilder(),
+                CashFlowLog(None),
             )
         builder, orders, states = parts.builder, parts.orders, parts.states
         trades_table = builder.finish(close_open=self.config.end_of_backtest == "close")
@@ -511,6 +551,7 @@ class Recorder(Component):
             periods_per_year=periods,
             periods_source=source,
             risk_free_rate=self.config.risk_free_rate,
+            cash_flows=parts.flows.metrics(),
         )
         self.results = RecorderResults(
             output_dir=self.output_dir,

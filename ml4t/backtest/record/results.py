@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from ml4t.backtest.errors import UnknownNameError
 from ml4t.backtest.record.tables import (
+    CASH_FLOWS_SCHEMA,
     FILLS_SCHEMA,
     ORDER_HISTORY_SCHEMA,
     ORDERS_SCHEMA,
@@ -29,13 +30,14 @@ _SCHEMAS = {
     "orders": ORDERS_SCHEMA,
     "order_history": ORDER_HISTORY_SCHEMA,
     "portfolio": PORTFOLIO_SCHEMA,
+    "cash_flows": CASH_FLOWS_SCHEMA,
 }
 
 
 class RecorderResults:
     """A run's results: tables as polars frames (read lazily from disk), metrics, manifest."""
 
-    TABLES = ("trades", "fills", "orders", "order_history", "portfolio")
+    TABLES = ("trades", "fills", "orders", "order_history", "portfolio", "cash_flows")
 
     def __init__(
         self,
@@ -116,3 +118,8 @@ class RecorderResults:
     @property
     def portfolio(self) -> pl.DataFrame:
         return self.table("portfolio")
+
+    @property
+    def cash_flows(self) -> pl.DataFrame:
+        """Dividends, borrow fees and cash in lieu, one row per ``CashFlow``."""
+        return self.table("cash_flows")

@@ -195,6 +195,8 @@ class PortfolioStates:
                 net,
                 snap.realized_pnl,
                 snap.unrealized_pnl,
+                snap.income,
+                snap.borrow_fees,
                 period,
                 cumulative,
                 dd,

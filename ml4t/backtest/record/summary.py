@@ -8,6 +8,7 @@ equity (every snapshot), so an intraday drawdown counts. See ``docs/results.md``
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
@@ -51,8 +52,11 @@ def build_metrics(
     periods_per_year: float | None,
     periods_source: str,
     risk_free_rate: float = 0.0,
+    cash_flows: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Every metric of the run as a flat dict (NaN where undefined)."""
+    """Every metric of the run as a flat dict (NaN where undefined). ``cash_flows`` are
+    the totals of the cash that came without a trade (``dividend_income``,
+    ``borrow_fees``, ``cash_in_lieu``; zero when not given)."""
     out: dict[str, Any] = {}
     initial = states.initial_equity
     final = states.last.equity if states.last is not None else math.nan
@@ -111,4 +115,7 @@ def build_metrics(
     out["total_commission"] = costs.commission
     out["total_slippage"] = costs.slippage
     out["total_costs"] = costs.commission + costs.slippage
+    flows = cash_flows or {}
+    for key in ("dividend_income", "borrow_fees", "cash_in_lieu"):
+        out[key] = float(flows.get(key, 0.0))
     return out

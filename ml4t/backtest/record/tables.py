@@ -19,6 +19,7 @@ import pyarrow as pa
 from ml4t.backtest.record.outputs import ParquetStream
 
 __all__ = [
+    "CASH_FLOWS_SCHEMA",
     "FILLS_SCHEMA",
     "ORDERS_SCHEMA",
     "ORDER_HISTORY_SCHEMA",
@@ -112,9 +113,23 @@ PORTFOLIO_SCHEMA = pa.schema(
         ("net_leverage", F64),
         ("realized_pnl", F64),
         ("unrealized_pnl", F64),
+        ("income", F64),
+        ("borrow_fees", F64),
         ("period_return", F64),
         ("cumulative_return", F64),
         ("drawdown", F64),
+    ]
+)
+
+
+CASH_FLOWS_SCHEMA = pa.schema(
+    [
+        ("timestamp", TIMESTAMP),
+        ("symbol", STR),
+        ("kind", STR),
+        ("amount", F64),
+        ("quantity", F64),
+        ("rate", F64),
     ]
 )
 
@@ -135,9 +150,11 @@ def trades_schema(signals: dict[str, pa.DataType], context: Iterable[str]) -> pa
             ("lot_id", s),
             ("strategy_id", s),
             ("symbol", s),
+            ("entry_symbol", s),
             ("side", s),
             ("quantity", f64),
             ("lot_quantity", f64),
+            ("split_ratio", f64),
             ("entry_order_id", s),
             ("entry_timestamp", TIMESTAMP),
             ("entry_price", f64),

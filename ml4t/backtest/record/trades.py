@@ -1,13 +1,14 @@
 """Trade records from fills: the FIFO-lot rule, and MFE/MAE tracked bar by bar.
 
 Pure and synchronous: feed it events in the order the recorder sees them
-(``on_market``, ``on_order``, ``on_order_event``, ``on_fill``) and call ``finish``.
+(``on_market``, ``on_order``, ``on_order_event``, ``on_fill``, ``on_action``,
+``on_cash_in_lieu``) and call ``finish``.
 
 The rule (``docs/results.md`` has the worked examples):
 
 - Positions are kept per (strategy_id, symbol). Each **entry order** opens a **lot**; the
   partial fills of one entry order merge into its lot while nothing of it has been
-  closed (entry price = VWAP of the lot's fills).
+  closed and no split came in between (entry price = VWAP of the lot's fills).
 - A fill against the position's direction closes lots **first in, first out**. Each
   (lot, exit order) pair gives **one trade record**; the exit order's partial fills
   against that lot merge into it (exit price = VWAP). A lot closed by two exit orders
@@ -23,6 +24,12 @@ The rule (``docs/results.md`` has the worked examples):
   bar in between, and the exit bar only if the exit filled at its close. Holding period
   in bars = the number of bars in the window. ``docs/execution.md`` has the table for
   every fill timing.
+- Corporate actions (:mod:`~ml4t.backtest.record._actions`): a trade stays one trade
+  across a split (in post-split shares, ``split_ratio`` on its row) and a symbol change
+  (``symbol`` at exit, ``entry_symbol`` at entry); cash in lieu of a fractional share
+  closes that fraction (exit reason ``cash_in_lieu``); the broker's delisting fill
+  closes the rest (``delisted``). Both happen at the action's time, before any bar of
+  that time, so that bar is never in their window.
 """
 
 from __future__ import annotations
@@ -32,12 +39,13 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import msgspec
 import pyarrow as pa
 
-from ml4t.backtest._time import NS_PER_DAY
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.events import (
+    ActionKind,
+    CashFlow,
+    CorporateAction,
     MarketBatch,
     OrderCancelled,
     OrderExpired,
@@ -50,7 +58,9 @@ from ml4t.backtest.events import (
     SubmitOrder,
     UniverseChanged,
 )
+from ml4t.backtest.record import _actions
 from ml4t.backtest.record._lots import OHLCV, CapturedValues, MarketView, OpenLots
+from ml4t.backtest.record._rows import ExitPart, ExitRecord, Lot, TradeRows
 from ml4t.backtest.record.tables import TableBuffer, trades_schema
 
 __all__ = [
@@ -72,10 +82,14 @@ EXIT_REASONS = (
     "end_of_backtest",
     "risk_halt",
     "manual",
+    "delisted",
+    "cash_in_lieu",
 )
 FILL_TIMINGS = ("next_open", "same_close", "next_close")
 _EPS = 1e-9
-_json = msgspec.json.Encoder(order="sorted")
+# exits a corporate action makes, at its time, before any bar of that time
+_AT_ACTION = frozenset({"delisted", "cash_in_lieu"})
+_DELIST_PREFIX = "delist:"
 
 
 def check_fill_rules(fill_timing: str, intrabar: str) -> None:
@@ -119,87 +133,16 @@ def fills_at_close(
 class _PendingOrder:
     """What the builder keeps of an order until it is done."""
 
-    __slots__ = ("capture", "order_type", "reason", "stop_loss", "take_profit", "ts")
+    __slots__ = ("capture", "order_type", "reason", "stop_loss", "symbol", "take_profit", "ts")
 
     def __init__(self, order: SubmitOrder, capture: CapturedValues | None) -> None:
         self.ts = order.ts_event
+        self.symbol = order.symbol
         self.reason = order.reason
         self.order_type = order.order_type
         self.stop_loss = order.stop_loss
         self.take_profit = order.take_profit
         self.capture = capture
-
-
-class _Lot:
-    __slots__ = (
-        "commission",
-        "direction",
-        "entry",
-        "entry_ts",
-        "filled",
-        "lot_id",
-        "open",
-        "order_id",
-        "price",
-        "slippage",
-        "slot",
-        "stop_loss",
-        "strategy_id",
-        "symbol",
-        "take_profit",
-    )
-
-    commission: float
-    direction: int  # +1 long, -1 short
-    entry: CapturedValues
-    entry_ts: int
-    filled: float
-    lot_id: str
-    open: float
-    order_id: str
-    price: float
-    slippage: float
-    slot: int
-    stop_loss: float | None
-    strategy_id: str
-    symbol: str
-    take_profit: float | None
-
-
-class _Exit:
-    """One (lot, exit order) trade record being assembled from partial fills."""
-
-    __slots__ = (
-        "bars",
-        "capture",
-        "commission",
-        "entry_commission",
-        "entry_slippage",
-        "hi",
-        "last_ts",
-        "lo",
-        "lot",
-        "notional",
-        "order_id",
-        "quantity",
-        "reason",
-        "slippage",
-    )
-
-    bars: int
-    capture: CapturedValues
-    commission: float
-    entry_commission: float
-    entry_slippage: float
-    hi: float
-    last_ts: int
-    lo: float
-    lot: _Lot
-    notional: float
-    order_id: str
-    quantity: float
-    reason: str
-    slippage: float
 
 
 class TradeBuilder:
@@ -230,17 +173,21 @@ class TradeBuilder:
             tuple(context) if context is not None else None,
         )
         self._open = OpenLots()
-        self._make_table = make_table or (
-            lambda schema: TableBuffer("trades", schema, output_dir=None, row_group_size=65_536)
+        self._rows = TradeRows(
+            self._market,
+            make_table
+            or (
+                lambda schema: TableBuffer("trades", schema, output_dir=None, row_group_size=65_536)
+            ),
         )
-        self.table: TableBuffer | None = None
-        self._lots: dict[tuple[str, str], deque[_Lot]] = {}
+        self._lots: dict[tuple[str, str], deque[Lot]] = {}
         self._orders: dict[str, _PendingOrder] = {}
-        self._exits: dict[tuple[str, str], dict[tuple[str, str], _Exit]] = {}
+        self._exits: dict[tuple[str, str], dict[tuple[str, str], ExitRecord]] = {}
         self._exit_keys: dict[str, set[tuple[str, str]]] = {}
         self._last_fill_price: dict[str, float] = {}
+        self._instant = _actions.Instant()
+        self._bar_due = False  # the current batch is not yet applied to the lots
         self._lot_seq = 0
-        self.trades = 0
 
     # ------------------------------------------------------------ inputs
 
@@ -248,15 +195,24 @@ class TradeBuilder:
     def open_lots(self) -> int:
         return self._open.n
 
+    @property
+    def table(self) -> TableBuffer | None:
+        return self._rows.table
+
+    @property
+    def trades(self) -> int:
+        return self._rows.count
+
     def on_session(self, event: SessionStarted | UniverseChanged) -> None:
         """The run's universe (the codes the batches carry)."""
         self._market.on_session(event)
 
     def on_market(self, batch: MarketBatch) -> None:
         """A new bar: the previous one is applied to the lots open now."""
-        if self._open.n:
-            self._apply()
+        self._catch_up()
         self._market.set(batch)
+        self._bar_due = True
+        self._instant.on_batch()
 
     def on_order(self, order: SubmitOrder) -> None:
         """An order request: remember its reason, bracket levels and the decision bar."""
@@ -274,7 +230,7 @@ class TradeBuilder:
         key = (fill.strategy_id, fill.symbol)
         self._last_fill_price[fill.symbol] = fill.price
         order = self._orders.get(fill.order_id)
-        at_close = fills_at_close(
+        at_close = not self._at_action(fill) and fills_at_close(
             self.fill_timing,
             self.intrabar,
             order.order_type if order is not None else None,
@@ -302,20 +258,72 @@ class TradeBuilder:
             self._settle_order(fill.order_id)
             self._orders.pop(fill.order_id, None)
 
+    def on_action(self, action: CorporateAction) -> None:
+        """A corporate action, in effect before the next bar: the current bar is applied
+        to the lots first (in the terms it was traded in, and only once), then a split
+        rescales the symbol's lots and a symbol change moves them. Dividends and
+        delistings change no lot here: their cash and the delisting fill come as events."""
+        self._catch_up()
+        symbol = self._instant.resolve(action.symbol)
+        self._instant.acted(symbol, self._market.capture(symbol))
+        if action.action is ActionKind.SPLIT:
+            self._split(symbol, _actions.check_split(action))
+        elif action.action is ActionKind.SYMBOL_CHANGE and action.new_symbol:
+            self._rename(symbol, action.new_symbol)
+
+    def on_cash_in_lieu(self, flow: CashFlow) -> None:
+        """Cash paid for the fractional share a split left: that fraction of the symbol's
+        lots closes at ``flow.rate`` (no costs), with exit reason ``cash_in_lieu``, as a
+        fill of order ``cash_in_lieu:<strategy>:<symbol>`` (the strategies' shares from
+        :func:`~ml4t.backtest.record._actions.cash_in_lieu_shares`).
+
+        The split before it brought the lots up to the bar before the instant; the
+        batch of the instant may have arrived since, and is not theirs (the payment
+        came before it)."""
+        symbol = self._instant.resolve(flow.symbol)
+        price = flow.rate or (abs(flow.amount / flow.quantity) if flow.quantity else 0.0)
+        held = {
+            key[0]: sum(lot.open for lot in lots)
+            for key, lots in self._lots.items()
+            if key[1] == symbol and lots
+        }
+        for strategy, shares in _actions.cash_in_lieu_shares(held, abs(flow.quantity)):
+            long = self._lots[(strategy, symbol)][0].direction > 0
+            self.on_fill(
+                OrderFilled(
+                    ts_event=flow.ts_event,
+                    ts_init=flow.ts_init,
+                    fill_id="",
+                    order_id=f"cash_in_lieu:{strategy}:{symbol}",
+                    strategy_id=strategy,
+                    symbol=symbol,
+                    side=OrderSide.SELL if long else OrderSide.BUY,
+                    quantity=shares,
+                    price=price,
+                    reason="cash_in_lieu",
+                )
+            )
+
     def finish(self, *, close_open: bool = True) -> TableBuffer:
         """End of the run: settle every record; close (or list as open) the lots left."""
         for key in list(self._exits):
             self._settle(key)
-        if self._open.n:
-            self._apply()
-        for key, lots in list(self._lots.items()):
+        self._catch_up()
+        for lots in list(self._lots.values()):
             for lot in lots:
-                self._emit_open_lot(key, lot, close=close_open)
+                self._emit_open_lot(lot, close=close_open)
         self._lots.clear()
         self._open = OpenLots()
-        return self._ensure_table()
+        return self._rows.ensure_table()
 
     # ------------------------------------------------------------ lots
+
+    def _catch_up(self) -> None:
+        """Apply the current batch to the open lots, once."""
+        if self._bar_due:
+            self._bar_due = False
+            if self._open.n:
+                self._apply()
 
     def _apply(self) -> None:
         market = self._market
@@ -325,6 +333,54 @@ class TradeBuilder:
             for slot, lot in enumerate(self._open.owners[: self._open.n]):
                 self._open.code[slot] = market.code_of(lot.symbol)
         self._open.apply(market)
+
+    @staticmethod
+    def _at_action(fill: OrderFilled) -> bool:
+        """Whether a corporate action made this fill (at its time, before any bar)."""
+        return fill.reason in _AT_ACTION or fill.order_id.startswith(_DELIST_PREFIX)
+
+    def _split(self, symbol: str, ratio: float) -> None:
+        slots: list[int] = []
+        for key, lots in self._lots.items():
+            if key[1] != symbol:
+                continue
+            for lot in lots:
+                _actions.split_lot(lot, ratio)
+                slots.append(lot.slot)
+            for record in self._exits.get(key, {}).values():
+                if record.lot.slot >= 0:  # its lot is open, so it was just split
+                    _actions.split_record(record, ratio)
+        self._open.scale(slots, ratio)
+        for order in self._orders.values():
+            if order.symbol == symbol:  # an entry not filled yet: its bracket levels
+                order.stop_loss = _actions.scaled(order.stop_loss, ratio)
+                order.take_profit = _actions.scaled(order.take_profit, ratio)
+        if symbol in self._last_fill_price:
+            self._last_fill_price[symbol] /= ratio
+
+    def _rename(self, old: str, new: str) -> None:
+        self._instant.rename(old, new)
+        slots: list[int] = []
+        for strategy, symbol in [key for key in self._lots if key[1] == old]:
+            lots = self._lots.pop((strategy, symbol))
+            for lot in lots:
+                lot.symbol = new
+                slots.append(lot.slot)
+            self._lots.setdefault((strategy, new), deque()).extend(lots)
+        for strategy, symbol in [key for key in self._exits if key[1] == old]:
+            records = self._exits.pop((strategy, symbol))
+            self._exits.setdefault((strategy, new), {}).update(records)
+            for record in records.values():
+                keys = self._exit_keys.get(record.order_id)
+                if keys is not None and (strategy, old) in keys:
+                    keys.discard((strategy, old))
+                    keys.add((strategy, new))
+        self._open.recode(slots, self._market.code_of(new))
+        for order in self._orders.values():
+            if order.symbol == old:
+                order.symbol = new
+        if old in self._last_fill_price:
+            self._last_fill_price.setdefault(new, self._last_fill_price.pop(old))
 
     def _open_lot(
         self, key: tuple[str, str], sign: int, qty: float, fill: OrderFilled, at_close: bool
@@ -337,6 +393,7 @@ class TradeBuilder:
             and tail.order_id == fill.order_id
             and tail.open == tail.filled
             and tail.direction == sign
+            and tail.split_ratio == 1.0
         ):
             total = tail.filled + qty
             tail.price = (tail.price * tail.filled + fill.price * qty) / total
@@ -346,19 +403,21 @@ class TradeBuilder:
             self._open.see_price(tail.slot, fill.price)
             return
         order = self._orders.get(fill.order_id)
-        lot = _Lot()
+        lot = Lot()
         self._lot_seq += 1
         lot.lot_id = f"L{self._lot_seq}"
         lot.strategy_id, lot.symbol = key
+        lot.entry_symbol = lot.symbol
         lot.direction = sign
         lot.order_id = fill.order_id
         lot.filled = lot.open = qty
         lot.price = fill.price
+        lot.split_ratio = 1.0
         lot.commission = fill.commission * share
         lot.slippage = fill.slippage * share
         lot.entry_ts = fill.ts_event
         capture = order.capture if order is not None else None
-        lot.entry = capture if capture is not None else self._market.capture(fill.symbol)
+        lot.entry = capture if capture is not None else self._market.capture(lot.symbol)
         lot.stop_loss = order.stop_loss if order is not None else None
         lot.take_profit = order.take_profit if order is not None else None
         if lots is None:
@@ -367,7 +426,7 @@ class TradeBuilder:
         code = self._market.code_of(lot.symbol)
         lot.slot = self._open.add(lot, code, fill.ts_event, fill.price, late=at_close)
 
-    def _release(self, lot: _Lot) -> None:
+    def _release(self, lot: Lot) -> None:
         moved = self._open.release(lot.slot)
         if moved is not None:
             moved.slot = lot.slot
@@ -376,7 +435,7 @@ class TradeBuilder:
     # ------------------------------------------------------------ exits and records
 
     def _close_part(
-        self, key: tuple[str, str], lot: _Lot, take: float, fill: OrderFilled, at_close: bool
+        self, key: tuple[str, str], lot: Lot, take: float, fill: OrderFilled, at_close: bool
     ) -> None:
         share = take / fill.quantity
         lot_share = take / lot.open
@@ -385,16 +444,17 @@ class TradeBuilder:
         lot.commission -= entry_commission
         lot.slippage -= entry_slippage
         lot.open -= take
+        symbol = key[1]
         hi, lo, bars = self._open.state(lot.slot)
         if at_close and self._open.held_from_open(lot.slot, fill.ts_event):
-            extremes = self._market.bar_range(fill.symbol, fill.ts_event)
+            extremes = self._market.bar_range(symbol, fill.ts_event)
             if extremes is not None:  # the exit bar was held to its close: it counts
                 hi, lo, bars = max(hi, extremes[0]), min(lo, extremes[1]), bars + 1
         hi, lo = max(hi, fill.price), min(lo, fill.price)
         exits = self._exits.setdefault(key, {})
         record = exits.get((lot.lot_id, fill.order_id))
         if record is None:
-            record = _Exit()
+            record = ExitRecord()
             record.lot = lot
             record.order_id = fill.order_id
             record.quantity = record.notional = 0.0
@@ -403,7 +463,9 @@ class TradeBuilder:
             record.reason = self._exit_reason(fill)
             order = self._orders.get(fill.order_id)
             capture = order.capture if order is not None else None
-            record.capture = capture if capture is not None else self._market.capture(fill.symbol)
+            if capture is None and self._at_action(fill):  # the bar before the action
+                capture = self._instant.capture(symbol)
+            record.capture = capture if capture is not None else self._market.capture(symbol)
             exits[(lot.lot_id, fill.order_id)] = record
             self._exit_keys.setdefault(fill.order_id, set()).add(key)
         record.quantity += take
@@ -413,11 +475,14 @@ class TradeBuilder:
         record.entry_commission += entry_commission
         record.entry_slippage += entry_slippage
         record.last_ts = fill.ts_event
+        record.symbol = symbol
         record.hi, record.lo, record.bars = hi, lo, bars
 
     def _exit_reason(self, fill: OrderFilled) -> str:
         if fill.reason:
             return fill.reason
+        if fill.order_id.startswith(_DELIST_PREFIX):
+            return "delisted"
         order = self._orders.get(fill.order_id)
         if order is not None and order.reason:
             return order.reason
@@ -436,7 +501,8 @@ class TradeBuilder:
         price = event.stop_price if leg == "sl" else event.limit_price
         if price is None:
             return
-        for lot in self._lots.get((event.strategy_id, event.symbol), ()):
+        symbol = self._instant.resolve(event.symbol)
+        for lot in self._lots.get((event.strategy_id, symbol), ()):
             if lot.order_id == parent:
                 if leg == "sl":
                     lot.stop_loss = price
@@ -468,29 +534,26 @@ class TradeBuilder:
         if not exits:
             del self._exits[key]
 
-    def _emit(self, record: _Exit) -> None:
-        lot = record.lot
-        exit_price = record.notional / record.quantity
-        self._write(
-            lot,
+    def _emit(self, record: ExitRecord) -> None:
+        exit_part = ExitPart(
+            record.order_id,
+            record.last_ts,
+            record.notional / record.quantity,
+            record.commission,
+            record.slippage,
+            record.reason,
+            record.capture,
+        )
+        self._rows.write(
+            record.lot,
             record.quantity,
-            record.entry_commission,
-            record.entry_slippage,
-            (
-                record.order_id,
-                record.last_ts,
-                exit_price,
-                record.commission,
-                record.slippage,
-                record.reason,
-                record.capture,
-            ),
-            record.hi,
-            record.lo,
-            record.bars,
+            (record.entry_commission, record.entry_slippage),
+            exit_part,
+            (record.hi, record.lo, record.bars),
+            record.symbol,
         )
 
-    def _emit_open_lot(self, key: tuple[str, str], lot: _Lot, *, close: bool) -> None:
+    def _emit_open_lot(self, lot: Lot, *, close: bool) -> None:
         slot = lot.slot
         hi, lo, bars = self._open.state(slot)
         exit_part = None
@@ -499,7 +562,7 @@ class TradeBuilder:
             if math.isnan(price):
                 price = self._last_fill_price.get(lot.symbol, lot.price)
             hi, lo = max(hi, price), min(lo, price)
-            exit_part = (
+            exit_part = ExitPart(
                 None,
                 int(self._open.close_ts[slot]),
                 price,
@@ -508,94 +571,5 @@ class TradeBuilder:
                 "end_of_backtest",
                 self._market.capture(lot.symbol),
             )
-        self._write(lot, lot.open, lot.commission, lot.slippage, exit_part, hi, lo, bars)
-
-    def _ensure_table(self) -> TableBuffer:
-        if self.table is None:
-            market = self._market
-            if market.signal_types is None:
-                market.choose_columns(None, {})
-            assert market.signal_types is not None and market.context_fields is not None
-            schema = trades_schema(market.signal_types, market.context_fields)
-            self.table = self._make_table(schema)
-        return self.table
-
-    def _captured(self, capture: CapturedValues | None) -> list[Any]:
-        signals, fields = self._market.signal_types, self._market.context_fields
-        assert signals is not None and fields is not None
-        if capture is None:
-            return [None] * (len(signals) + len(fields) + 1)
-        values = list(capture.values) or [None] * len(signals)
-        ctx = capture.context
-        values += [ctx.get(name) for name in fields]
-        if ctx:  # numbers as floats, as the codec decodes them: a replay gives equal JSON
-            plain = {k: float(v) if isinstance(v, int) else v for k, v in ctx.items()}
-            values.append(_json.encode(plain).decode())
-        else:
-            values.append(None)
-        return values
-
-    def _write(
-        self,
-        lot: _Lot,
-        qty: float,
-        entry_commission: float,
-        entry_slippage: float,
-        exit_part: tuple[Any, ...] | None,
-        hi: float,
-        lo: float,
-        bars: int,
-    ) -> None:
-        table = self._ensure_table()
-        self.trades += 1
-        d = lot.direction
-        entry = lot.price
-        if d > 0:
-            mfe, mae = max(hi - entry, 0.0), max(entry - lo, 0.0)
-        else:
-            mfe, mae = max(entry - lo, 0.0), max(hi - entry, 0.0)
-        pct = 100.0 / entry if entry else math.nan
-        if exit_part is not None:
-            order_id, exit_ts, exit_price, commission, slippage, reason, capture = exit_part
-            gross = (exit_price - entry) * qty * d
-            net = gross - entry_commission - commission
-            basis = entry * qty
-            exit_cols = [order_id, exit_ts, exit_price, qty, commission, slippage, reason]
-            exit_cols += self._captured(capture)
-            pnl = [
-                gross,
-                net,
-                net / basis * 100.0 if basis else math.nan,
-                entry_commission + entry_slippage + commission + slippage,
-                bars,
-                (exit_ts - lot.entry_ts) / NS_PER_DAY,
-            ]
-        else:
-            exit_cols = [None] * 7 + self._captured(None)
-            pnl = [None, None, None, entry_commission + entry_slippage, bars, None]
-        table.append(
-            [
-                f"T{self.trades}",
-                lot.lot_id,
-                lot.strategy_id,
-                lot.symbol,
-                "long" if d > 0 else "short",
-                qty,
-                lot.filled,
-                lot.order_id,
-                lot.entry_ts,
-                entry,
-                qty,
-                entry_commission,
-                entry_slippage,
-                *self._captured(lot.entry),
-                *exit_cols,
-                *pnl,
-                lot.stop_loss,
-                lot.take_profit,
-                mfe,
-                mae,
-                mfe * pct,
-                mae * pct,
-            ]
-        )
+        costs = (lot.commission, lot.slippage)
+        self._rows.write(lot, lot.open, costs, exit_part, (hi, lo, bars), lot.symbol)
