@@ -139,7 +139,6 @@ class CashFlowKind(enum.StrEnum):
 
     DIVIDEND = "dividend"  # paid to longs, charged to shorts, on the pay date
     BORROW_FEE = "borrow_fee"  # the cost of holding a short, accrued per session
-    CASH_IN_LIEU = "cash_in_lieu"  # the fractional share a split left, paid out
 
 
 class ComponentState(enum.StrEnum):
@@ -226,10 +225,9 @@ class CorporateAction(Event, frozen=True, kw_only=True):
 
 class CashFlow(Event, frozen=True, kw_only=True):
     """Cash into (``amount`` > 0) or out of the account without a trade, published by the
-    portfolio when it books it: a dividend, a borrow fee, cash in lieu of a fractional
-    share. ``quantity`` is the signed position it was computed on and ``rate`` the
-    amount per share (dividend), the annual rate (borrow fee) or the price per share
-    (cash in lieu)."""
+    portfolio when it books it: a dividend or a borrow fee. ``quantity`` is the signed
+    position it was computed on and ``rate`` the amount per share (dividend) or the
+    annual rate (borrow fee). (Cash in lieu of a split's fraction is a fill.)"""
 
     symbol: str
     kind: CashFlowKind
@@ -427,7 +425,7 @@ class PortfolioSnapshot(Event, frozen=True, kw_only=True):
     ``realized_pnl`` and ``unrealized_pnl`` are price P&L (slippage included, since it is
     in the fill prices); ``commission`` and ``slippage`` are the run's cumulative costs in
     money; ``income`` is the cumulative cash that came without a trade (dividends
-    received less dividends paid on shorts, cash in lieu) and ``borrow_fees`` the
+    received less dividends paid on shorts) and ``borrow_fees`` the
     cumulative cost of shorts, so equity = initial cash + realized + unrealized -
     commission + income - borrow_fees.
     """

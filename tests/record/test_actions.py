@@ -35,7 +35,6 @@ from ml4t.backtest.record import Recorder, RecorderResults, ReportingConfig, Tra
 from ml4t.backtest.record import _actions as actions
 from ml4t.backtest.testing import Script, run_components
 from ml4t.backtest.topics import (
-    CASH_FLOWS,
     CORPORATE_ACTIONS,
     FILLS,
     MARKET,
@@ -66,8 +65,6 @@ def via_builder(tape: Tape, **options: Any) -> pl.DataFrame:
             builder.on_fill(event)  # type: ignore[arg-type]
         elif topic is CORPORATE_ACTIONS:
             builder.on_action(event)  # type: ignore[arg-type]
-        elif topic is CASH_FLOWS and event.kind is CashFlowKind.CASH_IN_LIEU:  # type: ignore[attr-defined]
-            builder.on_cash_in_lieu(event)  # type: ignore[arg-type]
     return builder.finish().frame()
 
 
@@ -230,7 +227,7 @@ def reverse_split_tape(batch_first: bool) -> Tape:
     tape.bar(day(1), bar(10, 10.4, 9.6, 10), signal={"X": 0.3})
     tape.fill(day(1), "A", "X", BUY, 25, 10.0, commission=2.5)
     tape.action(day(2), "X", SPLIT, ratio=0.1)
-    tape.cash_flow(day(2), "X", CashFlowKind.CASH_IN_LIEU, 51.0, quantity=0.5, rate=102.0)
+    tape.fill(day(2), "in-lieu:s:X", "X", SELL, 0.5, 102.0, reason="cash_in_lieu")
     tape.bar(day(2), bar(101, 104, 99, 103), signal={"X": 0.9})
     tape.order(day(2), "B", "X", SELL, 2)
     tape.bar(day(3), bar(105, 106, 104, 105))
@@ -245,7 +242,7 @@ def test_a_1_for_10_split_closes_the_fraction_as_cash_in_lieu(trades_of, batch_f
     check(
         fraction,
         exit_reason="cash_in_lieu",
-        exit_order_id="cash_in_lieu:s:X",
+        exit_order_id="in-lieu:s:X",
         quantity=0.5,  # 5 original shares
         lot_quantity=2.5,
         split_ratio=0.1,
@@ -302,18 +299,11 @@ def test_cash_in_lieu_is_before_the_bar_of_its_instant_even_when_fills_are_at_th
     )
 
 
-def test_cash_in_lieu_is_a_cash_flow_and_a_metric() -> None:
+def test_cash_in_lieu_is_a_fill_and_a_metric_not_a_cash_flow() -> None:
     results = via_graph(reverse_split_tape(False))
-    assert results.cash_flows.to_dicts() == [
-        {
-            "timestamp": results.trades["exit_timestamp"][0],
-            "symbol": "X",
-            "kind": "cash_in_lieu",
-            "amount": 51.0,
-            "quantity": 0.5,
-            "rate": 102.0,
-        }
-    ]
+    (fill,) = results.fills.filter(pl.col("reason") == "cash_in_lieu").to_dicts()
+    assert (fill["order_id"], fill["quantity"], fill["price"]) == ("in-lieu:s:X", 0.5, 102.0)
+    assert results.cash_flows.height == 0
     assert results.metrics["cash_in_lieu"] == 51.0
     assert results.metrics["dividend_income"] == results.metrics["borrow_fees"] == 0.0
 
@@ -385,21 +375,21 @@ def test_a_renamed_working_order_carries_the_new_symbol() -> None:
 def test_a_split_and_a_rename_at_one_instant_pay_the_fraction_of_the_new_symbol(
     trades_of, batch_first
 ) -> None:
-    # a 1:10 split and X -> Y at one instant: the portfolio's cash in lieu (its reaction
-    # to the split) still names X, and reaches the recorder after the rename
+    # a 1:10 split and X -> Y at one instant: the broker's cash-in-lieu fill (its
+    # reaction to the split) still names X, and reaches the recorder after the rename
     tape = Tape(["X", "Y"])
     tape.bar(day(0), bar(10, 10, 10, 10))
     tape.fill(day(0), "A", "X", BUY, 25, 10.0)
     tape.action(day(1), "X", SPLIT, ratio=0.1)
     tape.action(day(1), "X", SYMBOL_CHANGE, new_symbol="Y")
-    tape.cash_flow(day(1), "X", CashFlowKind.CASH_IN_LIEU, 50.0, quantity=0.5, rate=100.0)
+    tape.fill(day(1), "in-lieu:s:X", "X", SELL, 0.5, 100.0, reason="cash_in_lieu")
     tape.bar(day(1), bar(100, 110, 90, 108, symbol="Y"))
     if batch_first:
         batch_right_after_actions(tape, day(1))
 
     fraction, rest = trades_of(tape).to_dicts()
     check(fraction, symbol="Y", entry_symbol="X", exit_reason="cash_in_lieu", quantity=0.5)
-    check(fraction, exit_order_id="cash_in_lieu:s:Y", pnl_gross=0.0, holding_period_bars=1)
+    check(fraction, exit_order_id="in-lieu:s:X", pnl_gross=0.0, holding_period_bars=1)
     check(
         rest,
         symbol="Y",
@@ -553,7 +543,7 @@ def every_action_tape() -> Tape:
     tape.action(day(2), "X", DIVIDEND, amount=0.2, pay_ns=day(3))
     tape.action(day(2), "X", SPLIT, ratio=0.1)
     tape.bar(day(2), bar(101, 104, 99, 103))
-    tape.cash_flow(day(2), "X", CashFlowKind.CASH_IN_LIEU, 51.0, quantity=0.5, rate=102.0)
+    tape.fill(day(2), "in-lieu:s:X", "X", SELL, 0.5, 102.0, reason="cash_in_lieu")
     tape.snapshot(day(2), 100_005.0, 99_798.5, {"X": 2}, {"X": 103}, income=51.0)
     tape.action(day(3), "X", SYMBOL_CHANGE, new_symbol="Y")
     tape.bar(day(3), bar(104, 106, 100, 105, symbol="Y"))

@@ -6,9 +6,9 @@
   high, low and close divided by ``r`` (:func:`split_lot`, :func:`split_record`, and
   :meth:`~ml4t.backtest.record._lots.OpenLots.scale` for the arrays). P&L, costs,
   percentages and holding periods do not change.
-- **Cash in lieu** of a fractional share closes that fraction of the symbol's lots, as a
-  fill at the cash paid per share: :func:`cash_in_lieu_shares` says which strategy's
-  lots give it up.
+- **Cash in lieu** of a fractional share is the broker's fill (reason
+  ``cash_in_lieu``, per strategy): it closes that fraction of the strategy's lots like
+  any fill, at the action's time, before the instant's bar.
 - A **symbol change** moves the open lots to the new symbol. Events that react to an
   earlier action of the same instant (the portfolio's cash in lieu of a split, the
   broker's order updates) may still name the old symbol after it; :class:`Instant`
@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 from ml4t.backtest._time import from_ns
 from ml4t.backtest.errors import DataValidationError
@@ -28,7 +27,6 @@ from ml4t.backtest.record._rows import ExitRecord, Lot
 
 __all__ = [
     "Instant",
-    "cash_in_lieu_shares",
     "check_split",
     "scaled",
     "split_lot",
@@ -81,40 +79,6 @@ def split_record(record: ExitRecord, ratio: float) -> None:
     record.quantity *= ratio
     record.hi /= ratio
     record.lo /= ratio
-
-
-def cash_in_lieu_shares(held: Mapping[str, float], quantity: float) -> list[tuple[str, float]]:
-    """Which strategies' lots give up the ``quantity`` of fractional shares the account
-    was paid for, as (strategy, shares) pairs; ``held`` is each strategy's post-split
-    holding of the symbol (in absolute shares).
-
-    The account holds one position: its fraction is the sum of the strategies'. Each
-    strategy, by id, first gives the fractional part of its own holding; what is left
-    (the strategies' fractions summed to more than a share) comes from whole shares, by
-    strategy id again. Never more than a strategy holds, nor more than ``quantity``.
-
-    >>> cash_in_lieu_shares({"s": 2.5}, 0.5)
-    [('s', 0.5)]
-    >>> cash_in_lieu_shares({"b": 1.25, "a": 3.5}, 0.75)
-    [('a', 0.5), ('b', 0.25)]
-    >>> cash_in_lieu_shares({"b": 0.75, "a": 0.5}, 0.25)
-    [('a', 0.25)]
-    """
-    names = sorted(held)
-    taken = dict.fromkeys(names, 0.0)
-    remaining = quantity
-    for name in names:
-        whole = math.floor(held[name] + _TOL * max(1.0, held[name]))
-        take = min(max(held[name] - whole, 0.0), remaining)
-        taken[name] += take
-        remaining -= take
-    for name in names:
-        if remaining <= _TOL:
-            break
-        take = min(held[name] - taken[name], remaining)
-        taken[name] += take
-        remaining -= take
-    return [(name, taken[name]) for name in names if taken[name] > _TOL]
 
 
 class Instant:

@@ -36,7 +36,6 @@ from ml4t.backtest.events import (
     ActionKind,
     CancelOrder,
     CashFlow,
-    CashFlowKind,
     ComponentFailed,
     ComponentState,
     CorporateAction,
@@ -395,8 +394,6 @@ class Recorder(Component):
         parts = self._parts
         assert parts is not None
         parts.flows.on_cash_flow(flow)
-        if flow.kind is CashFlowKind.CASH_IN_LIEU:
-            parts.builder.on_cash_in_lieu(flow)
 
     @on(ORDER_REQUESTS, phase=Phase.RECORD)
     def _on_request(self, event: SubmitOrder | CancelOrder | ModifyOrder) -> None:
@@ -430,6 +427,8 @@ class Recorder(Component):
         self._costs.add(fill.quantity, fill.price, fill.commission, fill.slippage)
         parts = self._parts
         assert parts is not None
+        if fill.reason == "cash_in_lieu":
+            parts.flows.on_cash_in_lieu(fill)
         if parts.fills is not None:
             parts.fills.append(
                 (

@@ -39,12 +39,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.events import (
     ActionKind,
-    CashFlow,
     CorporateAction,
     MarketBatch,
     OrderCancelled,
@@ -227,6 +227,11 @@ class TradeBuilder:
             self._orders.pop(event.order_id, None)
 
     def on_fill(self, fill: OrderFilled) -> None:
+        if self._at_action(fill):
+            # made by an action of this instant: after a rename in it, the symbol's new name
+            symbol = self._instant.resolve(fill.symbol)
+            if symbol != fill.symbol:
+                fill = msgspec.structs.replace(fill, symbol=symbol)
         key = (fill.strategy_id, fill.symbol)
         self._last_fill_price[fill.symbol] = fill.price
         order = self._orders.get(fill.order_id)
@@ -270,39 +275,6 @@ class TradeBuilder:
             self._split(symbol, _actions.check_split(action))
         elif action.action is ActionKind.SYMBOL_CHANGE and action.new_symbol:
             self._rename(symbol, action.new_symbol)
-
-    def on_cash_in_lieu(self, flow: CashFlow) -> None:
-        """Cash paid for the fractional share a split left: that fraction of the symbol's
-        lots closes at ``flow.rate`` (no costs), with exit reason ``cash_in_lieu``, as a
-        fill of order ``cash_in_lieu:<strategy>:<symbol>`` (the strategies' shares from
-        :func:`~ml4t.backtest.record._actions.cash_in_lieu_shares`).
-
-        The split before it brought the lots up to the bar before the instant; the
-        batch of the instant may have arrived since, and is not theirs (the payment
-        came before it)."""
-        symbol = self._instant.resolve(flow.symbol)
-        price = flow.rate or (abs(flow.amount / flow.quantity) if flow.quantity else 0.0)
-        held = {
-            key[0]: sum(lot.open for lot in lots)
-            for key, lots in self._lots.items()
-            if key[1] == symbol and lots
-        }
-        for strategy, shares in _actions.cash_in_lieu_shares(held, abs(flow.quantity)):
-            long = self._lots[(strategy, symbol)][0].direction > 0
-            self.on_fill(
-                OrderFilled(
-                    ts_event=flow.ts_event,
-                    ts_init=flow.ts_init,
-                    fill_id="",
-                    order_id=f"cash_in_lieu:{strategy}:{symbol}",
-                    strategy_id=strategy,
-                    symbol=symbol,
-                    side=OrderSide.SELL if long else OrderSide.BUY,
-                    quantity=shares,
-                    price=price,
-                    reason="cash_in_lieu",
-                )
-            )
 
     def finish(self, *, close_open: bool = True) -> TableBuffer:
         """End of the run: settle every record; close (or list as open) the lots left."""
