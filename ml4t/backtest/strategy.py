@@ -590,7 +590,7 @@ class StrategyBase(Component):
         codes = batch.symbol_codes()
         self._frame_codes = (frame, codes)
         table = self._table
-        if not table.known or (codes.size and codes.max() >= table.size):
+        if not table.known:
             self._learn(_enum_symbols(self.name, frame))  # no session event told us
         table["last_close"][codes] = frame.get_column("close").to_numpy()
         members = self._members

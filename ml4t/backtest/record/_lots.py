@@ -98,17 +98,19 @@ class MarketView:
             return None
         if not self._stamped:
             codes = batch.symbol_codes()
-            if codes.size and int(codes.max()) >= self.table.size:
-                raise DataValidationError(
-                    f"a market batch at {batch.ts_event} has symbol code {int(codes.max())}, "
-                    f"past the {self.table.size} symbols of the session; the feed must "
-                    "announce new symbols with UniverseChanged before their rows"
-                )
             self.seq += 1
             if self._arange.size < codes.size:
                 self._arange = np.arange(codes.size)
-            self.row_of[codes] = self._arange[: codes.size]
-            self.stamp[codes] = self.seq
+            table = self.table
+            try:
+                table["row_of"][codes] = self._arange[: codes.size]
+            except IndexError:
+                raise DataValidationError(
+                    f"a market batch at {batch.ts_event} has symbol code {int(codes.max())}, "
+                    f"past the {table.size} symbols of the session; the feed must "
+                    "announce new symbols with UniverseChanged before their rows"
+                ) from None
+            table["stamp"][codes] = self.seq
             self._stamped = True
         return batch
 
