@@ -248,19 +248,26 @@ def run_script_frame(asset: pl.DataFrame, steps, **sections):
 # ---------------------------------------------------------------- borrow costs
 
 
-def sessions_frame(days: list[str], price: float = 50.0) -> pl.DataFrame:
-    """One flat daily bar of SHRT per NYSE session, known at the close (21:00 UTC)."""
+def sessions_frame(
+    days: list[str], price: float = 50.0, symbols: tuple[str, ...] = ("SHRT",)
+) -> pl.DataFrame:
+    """One flat daily bar of each symbol per NYSE session, known at the close (21:00 UTC)."""
     from datetime import UTC, datetime
 
     stamps = [datetime.fromisoformat(f"{d}T21:00:00").replace(tzinfo=UTC) for d in days]
-    return pl.DataFrame(
-        {
-            "timestamp": stamps,
-            "symbol": ["SHRT"] * len(days),
-            **{c: [price] * len(days) for c in ("open", "high", "low", "close")},
-            "volume": [1e6] * len(days),
-        }
-    ).with_columns(pl.col("timestamp").dt.cast_time_unit("ns"))
+    n = len(days) * len(symbols)
+    return (
+        pl.DataFrame(
+            {
+                "timestamp": [t for t in stamps for _ in symbols],
+                "symbol": [s for _ in stamps for s in symbols],
+                **{c: [price] * n for c in ("open", "high", "low", "close")},
+                "volume": [1e6] * n,
+            }
+        )
+        .with_columns(pl.col("timestamp").dt.cast_time_unit("ns"))
+        .sort("timestamp", "symbol")
+    )
 
 
 def test_borrow_fees_accrue_per_calendar_day_over_a_weekend_and_a_holiday() -> None:
@@ -302,3 +309,55 @@ def test_a_hard_to_borrow_symbol_cannot_be_sold_short() -> None:
     assert rejection.rule == "hard_to_borrow"
     assert "SHRT is hard to borrow" in rejection.reason
     assert results.fills["side"].to_list() == ["buy"]  # the sell of 10 fills after the run
+
+
+def test_per_symbol_borrow_rates_override_the_default_and_flag_hard_to_borrow(tmp_path) -> None:
+    # SHRT borrows at 7.3 % (1.00 a day on 5,000) instead of the default 3.65 %; GME
+    # is flagged hard to borrow in the same file
+    rates = tmp_path / "borrow.csv"
+    rates.write_text("symbol,rate,hard_to_borrow\nSHRT,0.073,false\nGME,0.5,true\n")
+    days = ["2024-01-10", "2024-01-11", "2024-01-12"]
+    steps = {0: lambda s: (s.sell("SHRT", 100), s.sell("GME", 1))}
+    _, strategy, engine = run_script_frame(
+        sessions_frame(days, symbols=("GME", "SHRT")),
+        steps,
+        backtest={"calendar": "NYSE"},
+        risk=MARGIN,
+        execution={"borrow": {"rate": "3.65%", "rates_path": str(rates)}},
+    )
+    assert engine.portfolio.borrow_fees == pytest.approx(1.0)
+    assert [(r.symbol, r.rule) for r in strategy.rejections] == [("GME", "hard_to_borrow")]
+
+
+def test_a_bad_borrow_rates_file_names_the_row_and_column(tmp_path) -> None:
+    from ml4t.backtest.errors import DataValidationError
+
+    rates = tmp_path / "borrow.csv"
+    rates.write_text("symbol,rate\nSHRT,-0.1\n")
+    with pytest.raises(DataValidationError, match=r"borrow.csv: row 1, column rate: -0.1"):
+        run_script_frame(
+            sessions_frame(["2024-01-10"]),
+            {},
+            execution={"borrow": {"rates_path": str(rates)}},
+        )
+
+
+def test_with_adjusted_prices_splits_and_dividends_are_in_the_prices_not_applied(
+    tmp_path,
+) -> None:
+    # the same split and dividend rows as above, but data.asset.prices: adjusted: the
+    # holding stays 10 shares and no cash flows; a delisting in the file still closes it
+    steps = {0: lambda s: s.buy("AAA", 10)}
+    bars = {"AAA": [flat(100)] * 5}
+    data = actions_file(
+        tmp_path,
+        {"symbol": "AAA", "ex_date": "2024-01-04", "action": "split", "ratio": 4},
+        {"symbol": "AAA", "ex_date": "2024-01-05", "action": "dividend", "amount": 1.0},
+        {"symbol": "AAA", "ex_date": "2024-01-06", "action": "delisting", "price": 90.0},
+    )
+    data["asset"] = {"prices": "adjusted"}
+    results, strategy, engine = run_script(bars, steps, data=data)
+    assert results.cash_flows.height == 0
+    assert results.fills["quantity"].to_list() == [10.0, 10.0]  # the buy, the delisting
+    assert results.fills["reason"].to_list()[-1] == "delisted"
+    assert engine.portfolio.cash == pytest.approx(10_000.0 - 1_000.0 + 900.0)
