@@ -357,6 +357,7 @@ def test_with_adjusted_prices_splits_and_dividends_are_in_the_prices_not_applied
     )
     data["asset"] = {"prices": "adjusted"}
     results, strategy, engine = run_script(bars, steps, data=data)
+    assert strategy.holdings() == {}
     assert results.cash_flows.height == 0
     assert results.fills["quantity"].to_list() == [10.0, 10.0]  # the buy, the delisting
     assert results.fills["reason"].to_list()[-1] == "delisted"
