@@ -40,7 +40,6 @@ from ml4t.backtest._validation import (
     invalid_amendment,
     invalid_cancel,
     invalid_modify,
-    invalid_submit,
 )
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
@@ -68,6 +67,7 @@ from ml4t.backtest.events import (
     UniverseChanged,
 )
 from ml4t.backtest.execution._actions import ActionDesk
+from ml4t.backtest.execution._admission import admit
 from ml4t.backtest.execution._batch import BarPrices, BatchView
 from ml4t.backtest.execution._cash import affordable, within_cash
 from ml4t.backtest.execution._pricing import Pricer, conflict_kind
@@ -521,68 +521,17 @@ class SimulatedBroker(Component):
 
     def _submit(self, request: SubmitOrder) -> None:
         ts = self.now_ns()
-        problem = invalid_submit(request)
-        if problem is not None:
-            self._reject(
-                request.order_id, request.strategy_id, request.symbol, INVALID_ORDER, problem
-            )
+        code = admit(
+            request,
+            universe=self._universe,
+            known_ids=self.book.orders,
+            held=self._held,
+            hard_to_borrow=self._hard_to_borrow,
+        )
+        if isinstance(code, tuple):
+            rule, reason = code
+            self._reject(request.order_id, request.strategy_id, request.symbol, rule, reason)
             return
-        universe = self._universe
-        code = universe.code.get(request.symbol) if universe is not None else None
-        if code is None:
-            why = "no market data has been seen yet" if universe is None else "not in the universe"
-            self._reject(
-                request.order_id,
-                request.strategy_id,
-                request.symbol,
-                "unknown_symbol",
-                f"unknown symbol {request.symbol!r} ({why}); order {request.order_id} refused",
-            )
-            return
-        if request.order_id.endswith((".sl", ".tp")):
-            self._reject(
-                request.order_id,
-                request.strategy_id,
-                request.symbol,
-                INVALID_ORDER,
-                f"order id {request.order_id!r}: ids ending in .sl or .tp are reserved for "
-                "the children of bracket orders",
-            )
-            return
-        if request.order_id in self.book.orders:
-            self._reject(
-                request.order_id,
-                request.strategy_id,
-                request.symbol,
-                "duplicate_order_id",
-                f"order id {request.order_id!r} is already used; give every order a new id",
-            )
-            return
-        if request.reduce_only:
-            held = self._held.get((request.strategy_id, code), 0.0)
-            if held * request.side.sign >= 0.0:
-                self._reject(
-                    request.order_id,
-                    request.strategy_id,
-                    request.symbol,
-                    "reduce_only",
-                    f"reduce-only order {request.order_id} ({request.side} "
-                    f"{request.quantity:g} {request.symbol}) has no position to reduce: "
-                    f"{held:+g} held",
-                )
-                return
-        if self._hard_to_borrow and request.symbol in self._hard_to_borrow:
-            held = self._held.get((request.strategy_id, code), 0.0)
-            if request.side is OrderSide.SELL and request.quantity > held * (1 + QTY_EPSILON):
-                self._reject(
-                    request.order_id,
-                    request.strategy_id,
-                    request.symbol,
-                    "hard_to_borrow",
-                    f"{request.symbol} is hard to borrow (execution.borrow): selling "
-                    f"{request.quantity:g} with {held:+g} held would open or increase a short",
-                )
-                return
         if self._submit_check and not self._cash_at_submit(request, code, ts):
             return
         order = Order.from_request(request, code, ts)
