@@ -76,6 +76,13 @@ def run_script(
     start: datetime = START,
     **sections: dict[str, Any],
 ) -> tuple[Any, Scripted, BacktestEngine]:
+    return run_frame(frame(bars, start), steps, **sections)
+
+
+def run_frame(
+    asset: pl.DataFrame, steps: Mapping[int, Step], **sections: dict[str, Any]
+) -> tuple[Any, Scripted, BacktestEngine]:
+    """``run_script`` over a frame written by hand (symbols that start and stop)."""
     config: dict[str, Any] = {
         "backtest": {"initial_capital": 10_000.0},
         "reporting": {"output_dir": None, "portfolio_frequency": "bar"},
@@ -83,5 +90,5 @@ def run_script(
     for key, value in sections.items():
         config[key] = {**config.get(key, {}), **value}
     strategy = Scripted(steps)
-    engine = BacktestEngine(load_config(config), strategy=strategy, asset=frame(bars, start))
+    engine = BacktestEngine(load_config(config), strategy=strategy, asset=asset)
     return engine.run(), strategy, engine

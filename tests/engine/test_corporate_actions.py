@@ -16,10 +16,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from ml4t.backtest import BacktestEngine
-from ml4t.backtest.config import load_config
-
-from ._bars import START, Scripted, flat, frame, run_script
+from ._bars import START, flat, frame, run_frame, run_script
 
 MARGIN = {"account": "margin"}
 FIELDS = ("symbol", "ex_date", "action", "ratio", "amount", "pay_date", "price", "new_symbol")
@@ -221,7 +218,7 @@ def test_a_symbol_change_carries_the_position_and_the_orders_over(tmp_path) -> N
         tmp_path,
         {"symbol": "OLD", "ex_date": "2024-01-05", "action": "symbol_change", "new_symbol": "NEW"},
     )
-    results, strategy, engine = run_script_frame(asset, steps, data=data)
+    results, strategy, engine = run_frame(asset, steps, data=data)
     assert strategy.rejections == []
     stop = engine.broker.book.get(strategy.ids["stop"])
     assert stop is not None and stop.symbol == "NEW" and stop.status == "cancelled"
@@ -230,19 +227,6 @@ def test_a_symbol_change_carries_the_position_and_the_orders_over(tmp_path) -> N
     assert engine.portfolio.position("OLD") == engine.portfolio.position("NEW") == 0.0
     # 10,000 - 500 + 550
     assert results.final_equity == pytest.approx(10_050.0)
-
-
-def run_script_frame(asset: pl.DataFrame, steps, **sections):
-    """``run_script`` over a frame written by hand (symbols that start and stop)."""
-    config: dict[str, Any] = {
-        "backtest": {"initial_capital": 10_000.0},
-        "reporting": {"output_dir": None, "portfolio_frequency": "bar"},
-    }
-    for key, value in sections.items():
-        config[key] = {**config.get(key, {}), **value}
-    strategy = Scripted(steps)
-    engine = BacktestEngine(load_config(config), strategy=strategy, asset=asset)
-    return engine.run(), strategy, engine
 
 
 # ---------------------------------------------------------------- borrow costs
@@ -278,7 +262,7 @@ def test_borrow_fees_accrue_per_calendar_day_over_a_weekend_and_a_holiday() -> N
     # session the short opened in pays nothing.
     days = ["2024-01-10", "2024-01-11", "2024-01-12", "2024-01-16", "2024-01-17"]
     steps = {0: lambda s: s.sell("SHRT", 100)}
-    results, strategy, engine = run_script_frame(
+    results, strategy, engine = run_frame(
         sessions_frame(days),
         steps,
         backtest={"calendar": "NYSE"},
@@ -299,7 +283,7 @@ def test_a_hard_to_borrow_symbol_cannot_be_sold_short() -> None:
     days = ["2024-01-10", "2024-01-11", "2024-01-12"]
     steps = {0: lambda s: s.sell("SHRT", 100), 1: lambda s: s.buy("SHRT", 10)}
     steps[2] = lambda s: s.sell("SHRT", 10)  # selling what is held is fine
-    results, strategy, _ = run_script_frame(
+    results, strategy, _ = run_frame(
         sessions_frame(days),
         steps,
         risk=MARGIN,
@@ -318,7 +302,7 @@ def test_per_symbol_borrow_rates_override_the_default_and_flag_hard_to_borrow(tm
     rates.write_text("symbol,rate,hard_to_borrow\nSHRT,0.073,false\nGME,0.5,true\n")
     days = ["2024-01-10", "2024-01-11", "2024-01-12"]
     steps = {0: lambda s: (s.sell("SHRT", 100), s.sell("GME", 1))}
-    _, strategy, engine = run_script_frame(
+    _, strategy, engine = run_frame(
         sessions_frame(days, symbols=("GME", "SHRT")),
         steps,
         backtest={"calendar": "NYSE"},
@@ -335,7 +319,7 @@ def test_a_bad_borrow_rates_file_names_the_row_and_column(tmp_path) -> None:
     rates = tmp_path / "borrow.csv"
     rates.write_text("symbol,rate\nSHRT,-0.1\n")
     with pytest.raises(DataValidationError, match=r"borrow.csv: row 1, column rate: -0.1"):
-        run_script_frame(
+        run_frame(
             sessions_frame(["2024-01-10"]),
             {},
             execution={"borrow": {"rates_path": str(rates)}},
