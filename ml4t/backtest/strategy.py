@@ -41,8 +41,7 @@ import inspect
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Unpack
 
 import msgspec
 import numpy as np
@@ -50,6 +49,14 @@ import polars as pl
 
 from ml4t.backtest._accounting import apply_fill, is_dust
 from ml4t.backtest._bar import Bar, _Columns
+from ml4t.backtest._order_args import (
+    OrderOptions,
+    TargetOptions,
+    finite,
+    optional_price,
+    order_request,
+    positive,
+)
 from ml4t.backtest._symbols import SymbolTable
 from ml4t.backtest._time import from_ns, parse_duration, to_ns
 from ml4t.backtest._universe import frame_codes
@@ -73,7 +80,6 @@ from ml4t.backtest.events import (
     PortfolioSnapshot,
     RequestKind,
     SessionStarted,
-    SubmitOrder,
     TimeInForce,
     UniverseChanged,
 )
@@ -263,7 +269,7 @@ class StrategyBase(Component):
         side: OrderSide,
         quantity: float,
         *,
-        order_type: OrderType | None = None,
+        order_type: OrderType | str | None = None,
         limit: float | None = None,
         stop: float | None = None,
         trail_amount: float | None = None,
@@ -285,99 +291,147 @@ class StrategyBase(Component):
         order can have; refusals by the account or the market arrive in
         :meth:`on_reject`.
         """
-        side = _enum(OrderSide, side, "side")
-        tif = _enum(TimeInForce, tif, "tif")
-        order_type = (
-            _infer_type(limit, stop, trail_amount, trail_percent)
-            if order_type is None
-            else _enum(OrderType, order_type, "order_type")
-        )
-        if not isinstance(symbol, str) or not symbol:
-            raise OrderError(f"symbol must be a non-empty string, got {symbol!r}")
-        quantity = _positive("quantity", quantity)
-        limit, stop = _price("limit", limit), _price("stop", stop)
-        trail_amount, trail_percent = (
-            _price("trail_amount", trail_amount),
-            _price("trail_percent", trail_percent),
-        )
-        stop_loss, take_profit = _price("stop_loss", stop_loss), _price("take_profit", take_profit)
-        if not isinstance(reduce_only, bool):
-            raise OrderError(f"reduce_only must be True or False, got {reduce_only!r}")
-        if not isinstance(reason, str):
-            raise OrderError(f"reason must be a string, got {reason!r}")
-        self._order_seq += 1
-        order_id = f"{self.name}-{self._order_seq}"
         now = self.now_ns()
-        self.publish(
-            ORDER_REQUESTS,
-            SubmitOrder(
-                ts_event=now,
-                ts_init=now,
-                order_id=order_id,
-                strategy_id=self.name,
-                symbol=symbol,
-                side=side,
-                quantity=quantity,
-                order_type=order_type,
-                limit_price=limit,
-                stop_price=stop,
-                trail_amount=trail_amount,
-                trail_percent=trail_percent,
-                time_in_force=tif,
-                stop_loss=stop_loss,
-                take_profit=take_profit,
-                reduce_only=reduce_only,
-                reason=reason,
-            ),
+        request = order_request(
+            f"{self.name}-{self._order_seq + 1}",
+            self.name,
+            now,
+            symbol,
+            side,
+            quantity,
+            order_type=order_type,
+            limit=limit,
+            stop=stop,
+            trail_amount=trail_amount,
+            trail_percent=trail_percent,
+            tif=tif,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            reduce_only=reduce_only,
+            reason=reason,
         )
+        self._order_seq += 1  # the arguments were good: the id is used
+        order_id, side, quantity = request.order_id, request.side, request.quantity
+        self.publish(ORDER_REQUESTS, request)
         self._open[order_id] = OpenOrder(
             order_id=order_id, symbol=symbol, side=side, quantity=quantity
         )
         self._bump_pending(symbol, quantity * side.sign)
         return order_id
 
-    def buy(self, symbol: str, quantity: float, **kwargs: Any) -> str:
-        """Buy ``quantity`` (market unless ``limit``/``stop``/``trail_*`` are given)."""
-        return self.submit_order(symbol, OrderSide.BUY, quantity, **kwargs)
+    def buy(
+        self,
+        symbol: str,
+        quantity: float,
+        *,
+        order_type: OrderType | str | None = None,
+        limit: float | None = None,
+        stop: float | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
+        tif: TimeInForce | str = TimeInForce.GTC,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        reduce_only: bool = False,
+        reason: str = "",
+    ) -> str:
+        """Buy ``quantity`` (market unless ``limit``/``stop``/``trail_*`` are given); the
+        keywords are :meth:`submit_order`'s."""
+        return self.submit_order(
+            symbol,
+            OrderSide.BUY,
+            quantity,
+            order_type=order_type,
+            limit=limit,
+            stop=stop,
+            trail_amount=trail_amount,
+            trail_percent=trail_percent,
+            tif=tif,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            reduce_only=reduce_only,
+            reason=reason,
+        )
 
-    def sell(self, symbol: str, quantity: float, **kwargs: Any) -> str:
-        """Sell ``quantity`` (closes a long or opens/increases a short)."""
-        return self.submit_order(symbol, OrderSide.SELL, quantity, **kwargs)
+    def sell(
+        self,
+        symbol: str,
+        quantity: float,
+        *,
+        order_type: OrderType | str | None = None,
+        limit: float | None = None,
+        stop: float | None = None,
+        trail_amount: float | None = None,
+        trail_percent: float | None = None,
+        tif: TimeInForce | str = TimeInForce.GTC,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        reduce_only: bool = False,
+        reason: str = "",
+    ) -> str:
+        """Sell ``quantity`` (closes a long or opens/increases a short); the keywords are
+        :meth:`submit_order`'s."""
+        return self.submit_order(
+            symbol,
+            OrderSide.SELL,
+            quantity,
+            order_type=order_type,
+            limit=limit,
+            stop=stop,
+            trail_amount=trail_amount,
+            trail_percent=trail_percent,
+            tif=tif,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            reduce_only=reduce_only,
+            reason=reason,
+        )
 
-    def close_position(self, symbol: str, *, reason: str = "signal", **kwargs: Any) -> str | None:
+    def close_position(
+        self, symbol: str, *, reason: str = "signal", **options: Unpack[OrderOptions]
+    ) -> str | None:
         """Flatten ``symbol`` (net of working orders); None if already flat."""
-        return self.order_target_quantity(symbol, 0.0, reason=reason, **kwargs)
+        return self.order_target_quantity(symbol, 0.0, reason=reason, **options)
 
-    def order_target_quantity(self, symbol: str, target: float, **kwargs: Any) -> str | None:
+    def order_target_quantity(
+        self, symbol: str, target: float, **options: Unpack[TargetOptions]
+    ) -> str | None:
         """Order the difference between ``target`` and the position plus working orders."""
-        target = _finite("target", target)
+        target = finite("target", target)
         delta = target - self.position(symbol) - self.pending_quantity(symbol)
         if not self.fractional:
             delta = float(math.trunc(round(delta, 9)))
         if delta == 0.0 or not math.isfinite(delta):
             return None
         side = OrderSide.BUY if delta > 0 else OrderSide.SELL
-        return self.submit_order(symbol, side, abs(delta), **kwargs)
+        return self.submit_order(symbol, side, abs(delta), **options)
 
     def order_target_percent(
-        self, symbol: str, percent: float, *, price: float | None = None, **kwargs: Any
+        self,
+        symbol: str,
+        percent: float,
+        *,
+        price: float | None = None,
+        **options: Unpack[TargetOptions],
     ) -> str | None:
         """Hold ``percent`` of equity (0.05 = 5 %, negative = short) in ``symbol``, sized
         at ``price`` (default: the last close seen)."""
-        percent = _finite("percent", percent)
+        percent = finite("percent", percent)
         if price is not None:
-            price = _positive("price", price)
+            price = positive("price", price)
         px = price if price is not None else self.last_price(symbol)
         if not (math.isfinite(px) and px > 0 and math.isfinite(self._equity)):
             return None
-        return self.order_target_quantity(symbol, percent * self._equity / px, **kwargs)
+        return self.order_target_quantity(symbol, percent * self._equity / px, **options)
 
-    def rebalance(self, weights: Mapping[str, float], **kwargs: Any) -> list[str]:
+    def rebalance(
+        self, weights: Mapping[str, float], **options: Unpack[TargetOptions]
+    ) -> list[str]:
         """Move to target weights of equity; held symbols not in ``weights`` go to 0.
 
         Sells are submitted before buys, so the proceeds are there when buys fill.
         """
-        targets = {s: _finite(f"weights[{s!r}]", w) for s, w in dict(weights).items()}
+        targets = {s: finite(f"weights[{s!r}]", w) for s, w in dict(weights).items()}
         for symbol, qty in self._qty.items():
             if qty != 0.0 and symbol not in targets:
                 targets[symbol] = 0.0
@@ -390,7 +444,7 @@ class StrategyBase(Component):
             target_qty = targets[symbol] * self._equity / px
             current = self.position(symbol) + self.pending_quantity(symbol)
             (buys if target_qty > current else sells).append((symbol, target_qty))
-        ids = [self.order_target_quantity(s, q, **kwargs) for s, q in sells + buys]
+        ids = [self.order_target_quantity(s, q, **options) for s, q in sells + buys]
         return [i for i in ids if i is not None]
 
     def cancel(self, order_id: str) -> None:
@@ -426,8 +480,8 @@ class StrategyBase(Component):
         if quantity is None and limit is None and stop is None:
             raise OrderError(f"modify({order_id!r}) changes nothing: give quantity, limit or stop")
         if quantity is not None:
-            quantity = _positive("quantity", quantity)
-        limit, stop = _price("limit", limit), _price("stop", stop)
+            quantity = positive("quantity", quantity)
+        limit, stop = optional_price("limit", limit), optional_price("stop", stop)
         now = self.now_ns()
         self.publish(
             ORDER_REQUESTS,
@@ -713,53 +767,3 @@ def _enum_symbols(owner: str, frame: pl.DataFrame) -> list[str]:
             f"the universe, got {dtype}"
         )
     return categories
-
-
-_Enum = TypeVar("_Enum", bound=StrEnum)
-
-
-def _enum(kind: type[_Enum], value: object, name: str) -> _Enum:
-    """``value`` as a member of the StrEnum ``kind``: the member itself, or its value or
-    name in any case."""
-    if isinstance(value, kind):
-        return value
-    if isinstance(value, str):
-        text = value.strip().lower()
-        for member in kind:
-            if text in (member.value, member.name.lower()):
-                return member
-    raise OrderError(f"{name} must be one of {[m.value for m in kind]}, got {value!r}")
-
-
-def _finite(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise OrderError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise OrderError(f"{name} must be finite, got {value!r}")
-    return value
-
-
-def _positive(name: str, value: Any) -> float:
-    value = _finite(name, value)
-    if value <= 0.0:
-        raise OrderError(f"{name} must be positive, got {value!r}")
-    return value
-
-
-def _price(name: str, value: Any) -> float | None:
-    return None if value is None else _positive(name, value)
-
-
-def _infer_type(
-    limit: float | None, stop: float | None, trail_amount: float | None, trail_pct: float | None
-) -> OrderType:
-    if trail_amount is not None or trail_pct is not None:
-        return OrderType.TRAILING_STOP
-    if limit is not None and stop is not None:
-        return OrderType.STOP_LIMIT
-    if limit is not None:
-        return OrderType.LIMIT
-    if stop is not None:
-        return OrderType.STOP
-    return OrderType.MARKET

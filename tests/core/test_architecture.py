@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "portfolio": 6,
     "_accounting": 6,
     "_corporate": 6,
+    "_order_args": 6,
     "risk": 6,
     "_bar": 6,
     "_validation": 6,
