@@ -279,8 +279,9 @@ class ParquetFeed(Component):
                 adjusted=self.config.asset.prices == "adjusted",
             )
             self._between = between if between.active else None
-        if self._next_chunk():
-            self._alarm = self._schedule(self._chunk.ts[0], self._emit, priority=AlarmPriority.DATA)  # type: ignore[union-attr]
+        first = self._next_chunk()
+        if first is not None:
+            self._alarm = self._schedule(first.ts[0], self._emit, priority=AlarmPriority.DATA)
 
     def session_started(self) -> SessionStarted:
         """The handshake this feed publishes (known once the data is prepared)."""
@@ -349,17 +350,17 @@ class ParquetFeed(Component):
             chunk.contexts = self._context.values(np.asarray(chunk.ts, dtype=np.int64), lo, hi)
         return chunk
 
-    def _next_chunk(self) -> bool:
-        """Move to the next non-empty chunk; False when the data is exhausted."""
+    def _next_chunk(self) -> _Chunk | None:
+        """Move to the next non-empty chunk and return it; None when the data is exhausted."""
         assert self._reader is not None
         while True:
             chunk = self._reader.next_chunk()
             if chunk is None:
                 self._chunk = None
-                return False
+                return None
             if chunk.ts:
                 self._chunk, self._i = chunk, 0
-                return True
+                return chunk
 
     def _emit(self) -> None:
         """Publish the batch at the current timestamp and schedule the next one."""
@@ -383,13 +384,14 @@ class ParquetFeed(Component):
         self.rows_published += n
         i += 1
         if i == len(chunk.ts):
-            if not self._next_chunk():
+            following = self._next_chunk()
+            if following is None:
                 self._alarm = None
                 self._after_last_bar(ts)
                 return
-            chunk, i = self._chunk, 0
+            chunk, i = following, 0
         self._i = i
-        self._alarm = self._schedule(chunk.ts[i], self._emit, priority=AlarmPriority.DATA)  # type: ignore[union-attr]
+        self._alarm = self._schedule(chunk.ts[i], self._emit, priority=AlarmPriority.DATA)
 
     def _publish_between(self, between: Between, ts: int) -> None:
         for event in between.due(ts):
