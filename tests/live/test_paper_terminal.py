@@ -65,10 +65,11 @@ def tmux() -> str:
 
 
 class Pane:
-    """One detached tmux session on a private server, running one shell command."""
+    """One detached tmux session on a private server (its socket in ``socket``), running
+    one shell command."""
 
-    def __init__(self, tmux: str, name: str) -> None:
-        self.base = [tmux, "-L", name, "-f", os.devnull]
+    def __init__(self, tmux: str, socket: Path, name: str = "ml4t-paper") -> None:
+        self.base = [tmux, "-S", str(socket), "-f", os.devnull]
         self.target = name
 
     def start(self, command: str, cwd: Path) -> None:
@@ -107,8 +108,8 @@ class Pane:
 
 
 @pytest.fixture
-def pane(tmux: str) -> Iterator[Pane]:
-    pane = Pane(tmux, f"ml4t-paper-test-{os.getpid()}")
+def pane(tmux: str, tmp_path: Path) -> Iterator[Pane]:
+    pane = Pane(tmux, tmp_path / "tmux.sock")
     try:
         yield pane
     finally:
