@@ -2,11 +2,12 @@
 # Install the Debian packages the test suite needs and the venv cannot provide:
 #   chromium     renders the HTML report in a headless screenshot test (tests/report)
 #   nats-server  the message broker the multi-process bridge tests start
+#   tmux         runs `ml4t paper` in a real terminal for the live-view test (tests/live)
 # Idempotent and quiet: does nothing when every package is present. Installs only when
 # running as root (CI and the project's machines); otherwise names what is missing.
 set -euo pipefail
 
-PACKAGES=(chromium nats-server)
+PACKAGES=(chromium nats-server tmux)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

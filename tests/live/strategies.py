@@ -24,3 +24,17 @@ class RestingLimit(Momentum):
             self._placed = True
             self.buy("AAA", 1, limit=bar.close * 0.5, reason="resting")
         super().on_bar(bar)
+
+
+class HoldOvernight(Strategy):
+    """Buys 10 AAA on its first bar and holds them; rests a buy limit for 1 AAB at half
+    its first close, which never fills (an open order to cancel at a stop)."""
+
+    def on_bar(self, bar) -> None:
+        if self.position(bar.symbol) or self.pending_quantity(bar.symbol):
+            return
+        if bar.symbol == "AAA":
+            self.buy("AAA", 10, reason="signal")
+        elif bar.symbol == "AAB" and not getattr(self, "_rested", False):
+            self._rested = True
+            self.buy("AAB", 1, limit=bar.close * 0.5, reason="resting")

@@ -11,6 +11,9 @@ time of the events being handled, not a continuous reading:
   ``speed``; at 1000x a 70 ms pause is more than a one-minute bar, so the order would
   miss the next open and the replay would trade differently from the backtest. Stepped
   time makes a paper replay at any speed a pure function of the data, like the backtest.
+  A ``skip`` rule (:meth:`~ml4t.backtest.live._idle.IdleTime.skip_to`, ``ml4t paper
+  --skip-closed``) may jump the wall clock over idle time before a wait: alarms then fire
+  sooner on the wall, in the same order and at the same market times.
 - :class:`DrivenClock` (a graph whose time comes from elsewhere, e.g. the far side of a
   bus bridge): time is whatever the driver last set with :meth:`DrivenClock.advance_to`;
   alarms fire once the driven time reaches them, never by waiting.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from ml4t.backtest._time import NS_PER_SECOND, from_ns
 from ml4t.backtest.clock import Alarm, WallClock
@@ -28,16 +32,26 @@ from ml4t.backtest.errors import ClockError
 __all__ = ["DrivenClock", "ReplayClock"]
 
 
+SkipRule = Callable[[int, int], "int | None"]  # (wall_ns, next_ns) -> jump to, or None
+
+
 class ReplayClock(WallClock):
     """Replays history from ``origin_ns`` at ``speed`` x real time (``math.inf``: as fast
     as possible); *now* is the time of the last alarm fired (never before ``origin_ns``).
+
+    ``skip`` (optional) is asked before each wait for an alarm: given the replay's wall
+    time and the alarm's, it returns a later wall time to jump to (idle time skipped), or
+    None. ``skipped_ns`` and ``skips`` count the market time jumped over and the jumps.
     """
 
-    def __init__(self, *, speed: float = 1.0, origin_ns: int) -> None:
+    def __init__(self, *, speed: float = 1.0, origin_ns: int, skip: SkipRule | None = None) -> None:
         if not speed > 0:
             raise ClockError(f"speed must be positive (or inf for 'max'), got {speed}")
         super().__init__(speed=1.0, origin_ns=origin_ns)
         self.speed = speed
+        self.skip = skip
+        self.skipped_ns = 0
+        self.skips = 0
         self._now = origin_ns
         self._wall0 = time.monotonic_ns()
 
@@ -45,15 +59,25 @@ class ReplayClock(WallClock):
         return self._now
 
     def wall_ns(self) -> int:
-        """Where the replay's wall clock is: origin plus real time elapsed x speed."""
+        """Where the replay's wall clock is: origin plus real time elapsed x speed, plus
+        the idle time skipped."""
         if math.isinf(self.speed):
             return self._now
-        return self._origin + int((time.monotonic_ns() - self._wall0) * self.speed)
+        elapsed = int((time.monotonic_ns() - self._wall0) * self.speed)
+        return self._origin + self.skipped_ns + elapsed
 
     def seconds_until(self, ts_ns: int) -> float:
+        """Real seconds to wait for ``ts_ns``, after any jump the skip rule allows."""
         if math.isinf(self.speed):
             return 0.0
-        return max(0.0, (ts_ns - self.wall_ns()) / self.speed / NS_PER_SECOND)
+        wall = self.wall_ns()
+        if self.skip is not None and ts_ns > wall:
+            target = self.skip(wall, ts_ns)
+            if target is not None and target > wall:
+                self.skipped_ns += target - wall
+                self.skips += 1
+                wall = target
+        return max(0.0, (ts_ns - wall) / self.speed / NS_PER_SECOND)
 
     def pop_alarm(self) -> Alarm | None:
         alarm = super().pop_alarm()

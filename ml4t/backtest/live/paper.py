@@ -8,10 +8,17 @@ Because delivery order comes from the data and *now* steps with the replayed mar
 time, the trades equal the backtest's at any speed; the journal (written by default)
 lets ``ml4t journal diff`` prove it event by event.
 
+While the replay waits more than a couple of seconds for its next bar (an overnight gap
+is 105 s at x600), the view says so: ``market closed until ... (next bar in N s ...)``.
+``skip_closed`` (``--skip-closed``) jumps the wall clock over closed-market idle time by
+the rule in :mod:`~ml4t.backtest.live._idle`; the trades do not change. Without the view
+(``--no-view``, or no terminal) the command prints a line per fill and per wait instead.
+
 Ctrl-C (or SIGTERM) stops the session cleanly: every open order is cancelled through the
 normal order path (so the cancellations are recorded), the results written so far are
-flushed and marked incomplete, and the command exits with status 130. A second Ctrl-C
-cancels at once (results are still flushed and marked incomplete).
+flushed and marked incomplete (lots still open become trades with exit reason
+``open_at_stop``), and the command exits with status 130. A second Ctrl-C cancels at
+once (results are still flushed and marked incomplete). ``docs/paper.md`` is the guide.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 import msgspec
@@ -40,13 +47,21 @@ from ml4t.backtest.events import (
     OrderFilled,
     OrderRejected,
 )
+from ml4t.backtest.live._idle import Idle, IdleTime, duration
 from ml4t.backtest.live.clocks import ReplayClock
 from ml4t.backtest.live.monitor import LiveView, PaperMonitor
 from ml4t.backtest.protocols import RecorderRole
 from ml4t.backtest.runtime import RunOutcome, Runtime, unwrap_group
 from ml4t.backtest.topics import FILLS, ORDER_EVENTS, ORDER_REQUESTS
 
-__all__ = ["OpenOrderGuard", "PaperSession", "add_cli", "paper_config", "parse_speed"]
+__all__ = [
+    "OpenOrderGuard",
+    "PaperSession",
+    "add_cli",
+    "paper_config",
+    "parse_speed",
+    "summary_lines",
+]
 
 
 def parse_speed(value: str | float) -> float:
@@ -120,7 +135,12 @@ def paper_config(
 
 
 class PaperSession:
-    """One paper replay of ``engine``'s graph at ``speed`` x real time (inf: max)."""
+    """One paper replay of ``engine``'s graph at ``speed`` x real time (inf: max).
+
+    ``view``: the live panel on stderr (None: only on a terminal). ``skip_closed``: skip
+    closed-market idle time (:mod:`~ml4t.backtest.live._idle`). ``echo``: where a session
+    without the view writes a line per fill and per idle wait (None: nowhere).
+    """
 
     def __init__(
         self,
@@ -129,15 +149,27 @@ class PaperSession:
         speed: float = 1.0,
         view: bool | None = None,
         handle_signals: bool = False,
+        skip_closed: bool = False,
+        echo: TextIO | None = None,
     ) -> None:
         self.engine = engine
         self.speed = speed
         self.handle_signals = handle_signals
+        self.skip_closed = skip_closed
+        self.idle = IdleTime(speed=speed, calendar=engine.calendar, skip=skip_closed)
+        shown = sys.stderr.isatty() if view is None else view
+        self.echo = None if shown else echo
         self.guard = OpenOrderGuard()
-        self.monitor = PaperMonitor()
+        self.monitor = PaperMonitor(echo=self.echo)
         engine.add(self.guard)
         engine.add(self.monitor)
-        self.view = LiveView(self.monitor, title=f"ml4t paper x{speed:g}", enabled=view)
+        self.view = LiveView(
+            self.monitor,
+            title=f"ml4t paper x{speed:g}",
+            enabled=shown,
+            status=self.idle_status,
+            echo=self.echo,
+        )
         self.runtime: Runtime | None = None
         self.clock: ReplayClock | None = None
         self.interrupted: str | None = None
@@ -169,9 +201,34 @@ class PaperSession:
                 "a paper replay needs a feed with data (its first_ts is unknown); check the "
                 "data paths and the start and end dates"
             )
-        self.clock = ReplayClock(speed=self.speed, origin_ns=origin)
+        skip = self._skip if self.skip_closed else None
+        self.clock = ReplayClock(speed=self.speed, origin_ns=origin, skip=skip)
         self.runtime = self.engine.build(clock=self.clock)
         return self.runtime
+
+    def idle_status(self) -> Idle | None:
+        """What the running replay waits for, if it is idle (None: not idle, or stopped)."""
+        clock, runtime = self.clock, self.runtime
+        if clock is None or runtime is None or self.interrupted is not None:
+            return None
+        if runtime.outcome is not RunOutcome.RUNNING:
+            return None
+        return self.idle.status(clock.wall_ns(), clock.next_alarm_ns())
+
+    def _skip(self, wall_ns: int, next_ns: int) -> int | None:
+        """The clock's skip rule: :meth:`IdleTime.skip_to`, announced on the view or echo."""
+        target = self.idle.skip_to(wall_ns, next_ns)
+        if target is not None:
+            fmt = self.idle.format
+            note = (
+                f"skipped closed market {fmt(wall_ns)} to {fmt(target)} "
+                f"({duration(target - wall_ns)})"
+            )
+            self.monitor.note = note
+            if self.echo is not None:
+                self.echo.write(note + "\n")
+                self.echo.flush()
+        return target
 
     def interrupt(self, why: str = "interrupted") -> None:
         """Stop cleanly: cancel open orders, mark the results incomplete, stop the graph.
@@ -230,6 +287,45 @@ class PaperSession:
 # --------------------------------------------------------------------------- command line
 
 
+def summary_lines(session: PaperSession, results: BacktestResults) -> list[str]:
+    """What ``ml4t paper`` prints at the end: the headline, the market time replayed,
+    fills with their costs, trades by exit reason, P&L, the open orders cancelled at a
+    stop and the closed market skipped."""
+    state = "complete" if results.complete else "incomplete"
+    lines = [
+        f"paper x{session.speed:g}: {results.outcome.value} ({state}), "
+        f"{results.bar_events:,} bar-events in {results.elapsed_time:.2f} s, "
+        f"{results.trades.height:,} trades, final equity {results.final_equity:,.2f}"
+    ]
+    monitor, fmt = session.monitor, session.idle.format
+    if monitor.first_ts_ns is not None and monitor.last_ts_ns is not None:
+        lines.append(f"  market time  {fmt(monitor.first_ts_ns)} to {fmt(monitor.last_ts_ns)}")
+    fills = results.fills
+    lines.append(
+        f"  fills        {fills.height:,} (commission {float(fills['commission'].sum()):,.2f}, "
+        f"slippage {float(fills['slippage'].sum()):,.2f})"
+    )
+    trades = results.trades
+    reasons = trades["exit_reason"].fill_null("open").value_counts(sort=True)
+    by_reason = ", ".join(f"{r} {n:,}" for r, n in reasons.sort("exit_reason").iter_rows())
+    lines.append(f"  trades       {trades.height:,}" + (f" ({by_reason})" if by_reason else ""))
+    pnl = results.final_equity - results.initial_equity
+    lines.append(f"  P&L          {pnl:+,.2f} ({results.total_return:+.2%})")
+    if session.interrupted is not None:
+        lines.append(
+            f"  stopped      {session.interrupted}: "
+            f"{len(session.cancelled_orders)} open order(s) cancelled"
+        )
+    clock = session.clock
+    if session.skip_closed and clock is not None:
+        lines.append(
+            f"  skipped      {duration(clock.skipped_ns)} of closed market in {clock.skips} gap(s)"
+        )
+    if results.output_dir is not None:
+        lines.append(f"results: {results.output_dir}")
+    return lines
+
+
 def add_cli(commands: Any) -> None:
     """Add ``ml4t paper CONFIG --speed N|max`` to the ``ml4t`` command."""
     paper = commands.add_parser(
@@ -251,7 +347,15 @@ def add_cli(commands: Any) -> None:
         "--view",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="show the live view (default: only on a terminal)",
+        help="show the live view (default: only on a terminal); without it, print a line "
+        "per fill and per idle wait",
+    )
+    paper.add_argument(
+        "--skip-closed",
+        action="store_true",
+        help="jump over waits of more than 2 s while the market is closed (per "
+        "backtest.calendar; without one, every such wait), landing 1 s before the next "
+        "bar or the open; trades do not change (docs/paper.md)",
     )
     paper.set_defaults(func=_cli_paper)
 
@@ -269,17 +373,12 @@ def _cli_paper(args: Any) -> int:
         journal=args.journal,
         view=args.view,
         handle_signals=True,
+        skip_closed=args.skip_closed,
+        echo=sys.stdout,
     )
     results = session.run_sync()
-    out = sys.stdout
-    state = "complete" if results.complete else "incomplete"
-    out.write(
-        f"paper x{speed:g}: {results.outcome.value} ({state}), {results.bar_events:,} "
-        f"bar-events in {results.elapsed_time:.2f} s, {results.trades.height:,} trades, "
-        f"final equity {results.final_equity:,.2f}\n"
-    )
-    if results.output_dir is not None:
-        out.write(f"results: {results.output_dir}\n")
+    sys.stdout.write("\n".join(summary_lines(session, results)) + "\n")
+    sys.stdout.flush()
     if session.interrupted is not None:
         print(
             f"ml4t: {session.interrupted}: {len(session.cancelled_orders)} open order(s) "

@@ -48,8 +48,9 @@ class ReportingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
       (``entry_<name>``, ``exit_<name>``); ``None`` takes every non-OHLCV column.
     - ``context``: context fields captured the same way; ``None`` takes every field.
     - ``end_of_backtest``: ``close`` marks trades still open at the end closed at the
-      last close with exit reason ``end_of_backtest``; ``leave_open`` writes them with
-      empty exit fields.
+      last close with exit reason ``end_of_backtest`` (``open_at_stop`` when the run
+      was stopped before the end of its data); ``leave_open`` writes them with empty
+      exit fields.
     - ``periods_per_year``: return periods (days with data) per year for annualised
       metrics; ``None`` uses the calendar's sessions when the engine gives them, else
       estimates it from the days observed.

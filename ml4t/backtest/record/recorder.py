@@ -524,7 +524,10 @@ class Recorder(Component):
                 CashFlowLog(None),
             )
         builder, orders, states = parts.builder, parts.orders, parts.states
-        trades_table = builder.finish(close_open=self.config.end_of_backtest == "close")
+        trades_table = builder.finish(
+            close_open=self.config.end_of_backtest == "close",
+            exit_reason="end_of_backtest" if reason is None else "open_at_stop",
+        )
         orders.finish()
         states.finish()
         files = self._written

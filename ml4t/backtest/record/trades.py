@@ -80,6 +80,7 @@ EXIT_REASONS = (
     "trailing_stop",
     "time_exit",
     "end_of_backtest",
+    "open_at_stop",
     "risk_halt",
     "manual",
     "delisted",
@@ -276,14 +277,18 @@ class TradeBuilder:
         elif action.action is ActionKind.SYMBOL_CHANGE and action.new_symbol:
             self._rename(symbol, action.new_symbol)
 
-    def finish(self, *, close_open: bool = True) -> TableBuffer:
-        """End of the run: settle every record; close (or list as open) the lots left."""
+    def finish(
+        self, *, close_open: bool = True, exit_reason: str = "end_of_backtest"
+    ) -> TableBuffer:
+        """End of the run: settle every record; close (or list as open) the lots left,
+        with ``exit_reason``: ``end_of_backtest`` when the run reached the end of its data,
+        ``open_at_stop`` when it was stopped before (Ctrl-C, a failure)."""
         for key in list(self._exits):
             self._settle(key)
         self._catch_up()
         for lots in list(self._lots.values()):
             for lot in lots:
-                self._emit_open_lot(lot, close=close_open)
+                self._emit_open_lot(lot, close=close_open, reason=exit_reason)
         self._lots.clear()
         self._open = OpenLots()
         return self._rows.ensure_table()
@@ -525,7 +530,7 @@ class TradeBuilder:
             record.symbol,
         )
 
-    def _emit_open_lot(self, lot: Lot, *, close: bool) -> None:
+    def _emit_open_lot(self, lot: Lot, *, close: bool, reason: str) -> None:
         slot = lot.slot
         hi, lo, bars = self._open.state(slot)
         exit_part = None
@@ -540,7 +545,7 @@ class TradeBuilder:
                 price,
                 0.0,
                 0.0,
-                "end_of_backtest",
+                reason,
                 self._market.capture(lot.symbol),
             )
         costs = (lot.commission, lot.slippage)
