@@ -197,7 +197,7 @@ class BacktestEngine:
     ) -> None:
         self.config = config = config if config is not None else RunConfig()
         self.calendar = (
-            SessionCalendar.shared(config.backtest.calendar) if config.backtest.calendar else None
+            SessionCalendar(config.backtest.calendar) if config.backtest.calendar else None
         )
         if strategy is None and config.strategy is not None:
             cls = load_strategy_class(config.strategy)

@@ -36,6 +36,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from ml4t.backtest.errors import DataValidationError
+
 __all__ = [
     "alpha_beta",
     "annual_return",
@@ -223,7 +225,10 @@ def _paired(returns: Sequence[float] | np.ndarray, benchmark: Sequence[float] | 
     """The periods where both are known (finite)."""
     r, b = _array(returns), _array(benchmark)
     if r.shape != b.shape:
-        raise ValueError(f"returns ({r.size}) and benchmark ({b.size}) are not aligned")
+        raise DataValidationError(
+            f"returns ({r.size}) and benchmark ({b.size}) are not aligned: pass one "
+            "benchmark return per return period"
+        )
     keep = np.isfinite(r) & np.isfinite(b)
     return r[keep], b[keep]
 

@@ -19,14 +19,16 @@ from ml4t.backtest import (
     DataValidationError,
     OrderSide,
     PositionChanged,
+    Runtime,
     SessionStarted,
+    SimulatedClock,
     to_ns,
 )
 from ml4t.backtest.data.calendar import SessionCalendar
 from ml4t.backtest.record import Recorder, RecorderResults, ReportingConfig
 from ml4t.backtest.record.config import BenchmarkConfig
 from ml4t.backtest.record.returns import parse_frequency
-from ml4t.backtest.testing import Script, run_components
+from ml4t.backtest.testing import Script
 from ml4t.backtest.topics import POSITIONS, SESSION
 
 from ._world import Tape
@@ -83,11 +85,18 @@ def world(*, calendar: str = "NYSE", timezone: str = "UTC", spy: bool = True) ->
     return tape
 
 
-def run(tape: Tape, out: Path | None = None, **config: Any) -> RecorderResults:
+def run(
+    tape: Tape, out: Path | None = None, *, calendar: str | None = "NYSE", **config: Any
+) -> RecorderResults:
+    """Run the tape into a recorder on a graph with ``calendar`` (as the engine gives it)."""
     if isinstance(config.get("benchmark"), dict):
         config["benchmark"] = BenchmarkConfig(**config["benchmark"])
     recorder = Recorder(ReportingConfig(output_dir=str(out) if out else None, **config))
-    run_components(Script(tape.steps), recorder)
+    cal = SessionCalendar(calendar) if calendar else None
+    runtime = Runtime(clock=SimulatedClock(), strict=True, calendar=cal)
+    runtime.add(Script(tape.steps))
+    runtime.add(recorder)
+    runtime.run_sync()
     assert recorder.results is not None
     return recorder.results
 
@@ -118,12 +127,15 @@ def test_one_return_per_session_labelled_by_its_date() -> None:
 
 def test_days_without_a_calendar_are_dates_in_the_data_timezone() -> None:
     # in New York, 23:00 UTC is 18:00 of Jan 2 and 14:00 UTC is 09:00 of Jan 3
-    results = run(world(calendar="", timezone="America/New_York"))
+    results = run(world(calendar="", timezone="America/New_York"), calendar=None)
     assert results.returns()["equity"].to_list() == [108.0, 99.0, 115.0, 112.0, 100.8]
     # an explicit day_timezone wins over the calendar's sessions
     utc_days = run(world(), day_timezone="UTC")
     assert utc_days.returns()["equity"].to_list() == [108.0, 99.0, 115.0, 112.0, 100.8]
     assert utc_days.metrics["day_timezone"] == "UTC" and utc_days.metrics["calendar"] is None
+    # a session that names a calendar the graph was not given: dates (a warning says so)
+    no_graph_calendar = run(world(), calendar=None)
+    assert no_graph_calendar.returns()["equity"].to_list() == [108.0, 99.0, 115.0, 112.0, 100.8]
 
 
 def test_longer_periods_compound_the_days_and_are_labelled_by_their_last_day() -> None:
@@ -369,4 +381,3 @@ def test_sessions_per_year_is_the_calendars_typical_year() -> None:
     assert SessionCalendar("NYSE").sessions_per_year(start_2023) == 252
     assert SessionCalendar("XLON").sessions_per_year(start_2023) == 253
     assert SessionCalendar("24/7").sessions_per_year(start_2023) == 365
-    assert SessionCalendar.shared("NYSE") is SessionCalendar.shared("NYSE")

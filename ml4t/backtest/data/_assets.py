@@ -116,7 +116,7 @@ class AssetData:
         )
         raise_violations(self._date_label_violations())
         self.lo, self.hi = config_range(config)
-        self.calendar = SessionCalendar.shared(config.calendar) if config.calendar else None
+        self.calendar = SessionCalendar(config.calendar) if config.calendar else None
         self.log = structlog.get_logger("ml4t").bind(source=self.source.name)
         self.symbols: tuple[str, ...] = ()
         self.enum: pl.Enum = pl.Enum([])

@@ -61,15 +61,6 @@ class SessionCalendar:
     def __repr__(self) -> str:
         return f"SessionCalendar({self.name!r})"
 
-    @classmethod
-    def shared(cls, name: str = "NYSE") -> SessionCalendar:
-        """The process's one calendar of ``name``: every role that asks for it shares the
-        schedules computed so far (a year of NYSE sessions takes ~0.1 s to compute)."""
-        calendar = _SHARED.get(name)
-        if calendar is None:
-            calendar = _SHARED[name] = cls(name)
-        return calendar
-
     @cached_property
     def tz(self) -> str:
         return str(self._cal.tz)
@@ -173,8 +164,6 @@ class SessionCalendar:
                 return int(times[i])
         return None
 
-
-_SHARED: dict[str, SessionCalendar] = {}
 
 NextTime = Callable[[int], "int | None"]
 

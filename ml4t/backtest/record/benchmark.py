@@ -19,8 +19,6 @@ import numpy as np
 import polars as pl
 
 from ml4t.backtest import metrics as m
-from ml4t.backtest.data._files import file_format
-from ml4t.backtest.data.alignment import to_ns_expr
 from ml4t.backtest.errors import ConfigError, DataValidationError
 from ml4t.backtest.events import MarketBatch
 from ml4t.backtest.record.config import BenchmarkConfig
@@ -97,10 +95,13 @@ def _read_file(config: BenchmarkConfig) -> tuple[np.ndarray, np.ndarray]:
     where = f"benchmark file {str(path)!r}"
     if not path.is_file():
         raise ConfigError(f"$.reporting.benchmark.path: {where} does not exist")
-    fmt = file_format(path)
-    if fmt is None:
+    suffix = path.name.lower()
+    if suffix.endswith((".csv", ".csv.gz")):
+        frame = pl.read_csv(path, try_parse_dates=True)
+    elif suffix.endswith((".parquet", ".pq", ".parq")):
+        frame = pl.read_parquet(path)
+    else:
         raise ConfigError(f"$.reporting.benchmark.path: {where} is not .parquet or .csv")
-    frame = pl.read_csv(path, try_parse_dates=True) if fmt == "csv" else pl.read_parquet(path)
     for name, key in ((stamp, "timestamp_column"), (column, "column")):
         if name not in frame.columns:
             raise ConfigError(
@@ -111,13 +112,7 @@ def _read_file(config: BenchmarkConfig) -> tuple[np.ndarray, np.ndarray]:
         raise DataValidationError(
             f"{where}, column {column!r}: type {frame.schema[column]}, expected numbers"
         )
-    try:
-        ns = frame.select(to_ns_expr(stamp, frame.schema[stamp], timezone=config.timezone))
-    except DataValidationError as exc:
-        hint = (
-            "; set benchmark.timezone to the zone its times are in" if "naive" in str(exc) else ""
-        )
-        raise DataValidationError(f"{where}: {exc}{hint}") from None
+    ns = frame.select(_utc_ns(stamp, frame.schema[stamp], config.timezone, where))
     ts = ns.to_series().to_numpy().astype(np.int64)
     levels = frame.get_column(column).cast(pl.Float64).to_numpy()
     bad = np.flatnonzero(~np.isfinite(levels) | (levels <= 0))
@@ -137,6 +132,26 @@ def _read_file(config: BenchmarkConfig) -> tuple[np.ndarray, np.ndarray]:
             "row per time"
         )
     return ts, levels
+
+
+def _utc_ns(column: str, dtype: pl.DataType, timezone: str | None, where: str) -> pl.Expr:
+    """``column`` as UTC nanoseconds; naive times (and dates) are in ``timezone``."""
+    if not isinstance(dtype, pl.Datetime | pl.Date):
+        raise DataValidationError(
+            f"{where}, column {column!r}: type {dtype}, expected datetimes (or ISO-8601 text "
+            "in a CSV)"
+        )
+    expr = pl.col(column)
+    if isinstance(dtype, pl.Date):
+        expr = expr.cast(pl.Datetime("ns"))
+    if isinstance(dtype, pl.Date) or dtype.time_zone is None:
+        if timezone is None:
+            raise DataValidationError(
+                f"{where}, column {column!r}: times have no timezone ({dtype}); set "
+                "benchmark.timezone to the zone they are in"
+            )
+        expr = expr.dt.replace_time_zone(timezone, ambiguous="raise", non_existent="raise")
+    return expr.dt.cast_time_unit("ns").dt.convert_time_zone("UTC").to_physical()
 
 
 def benchmark_metrics(

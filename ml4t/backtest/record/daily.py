@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from datetime import date, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -26,7 +27,6 @@ import pyarrow as pa
 
 from ml4t.backtest._days import CalendarDays, DateDays
 from ml4t.backtest._time import from_ns
-from ml4t.backtest.data.calendar import SessionCalendar
 
 __all__ = [
     "BENCHMARK_RETURNS_SCHEMA",
@@ -63,11 +63,15 @@ Holdings = tuple[tuple[str, ...], np.ndarray, np.ndarray] | None
 
 
 class RunDays:
-    """Which day a state belongs to (a key: the instant that ends it) and its date."""
+    """Which day a state belongs to (a key: the instant that ends it) and its date.
+
+    ``calendar`` is the run's trading calendar as components get it in their context (a
+    :class:`~ml4t.backtest.data.calendar.SessionCalendar`: ``name``, ``tz`` and
+    ``arrays(start, end)``), or None for calendar dates in ``timezone``."""
 
     __slots__ = ("_days", "_label", "calendar", "timezone")
 
-    def __init__(self, calendar: SessionCalendar | None = None, timezone: str = "UTC") -> None:
+    def __init__(self, calendar: Any = None, timezone: str = "UTC") -> None:
         self.calendar = calendar
         self.timezone = calendar.tz if calendar is not None else timezone
         self._days: CalendarDays | DateDays = (

@@ -33,7 +33,6 @@ import pyarrow as pa
 from ml4t.backtest._time import from_ns
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
-from ml4t.backtest.data.calendar import SessionCalendar
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.events import (
     ActionKind,
@@ -622,11 +621,24 @@ class Recorder(Component):
             files["report.html"] = write_report(out, metrics=metrics, manifest=summary)
 
     def _run_days(self, event: SessionStarted) -> RunDays:
-        """What a day is for this run: the calendar's sessions, unless ``day_timezone``
-        names a zone (then its dates); without a calendar, dates in the data's zone."""
+        """What a day is for this run: the sessions of the graph's calendar (the one the
+        session names), unless ``day_timezone`` names a zone (then its dates); without a
+        calendar, dates in the data's zone."""
         zone = self.config.day_timezone
+        calendar = self.context.calendar  # the run's (the engine gives the graph one)
+        if zone is None and event.calendar and calendar is not None:
+            if getattr(calendar, "name", event.calendar) != event.calendar:
+                raise ConfigError(
+                    f"the data's calendar {event.calendar!r} is not the run's "
+                    f"({calendar.name!r}); set one calendar in backtest.calendar"
+                )
+            return RunDays(calendar)
         if zone is None and event.calendar:
-            return RunDays(SessionCalendar.shared(event.calendar))
+            self.log.warning(
+                "days_without_sessions",
+                calendar=event.calendar,
+                reason="the graph has no calendar; days are dates in the data's timezone",
+            )
         return RunDays(None, zone or event.timezone or "UTC")
 
     def _daily_tables(

@@ -23,6 +23,7 @@ period's, the first against the initial equity.
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 from typing import Literal, cast
 
 import polars as pl
@@ -32,56 +33,60 @@ from ml4t.backtest.errors import ConfigError
 __all__ = ["Frequency", "parse_frequency", "resample"]
 
 # pandas aliases, by exact case
-_PANDAS = {
-    "D": "d",
-    "B": "d",
-    "C": "d",
-    "W": "w",
-    "M": "mo",
-    "ME": "mo",
-    "MS": "mo",
-    "BM": "mo",
-    "BME": "mo",
-    "BMS": "mo",
-    "Q": "q",
-    "QE": "q",
-    "QS": "q",
-    "BQ": "q",
-    "BQE": "q",
-    "BQS": "q",
-    "Y": "y",
-    "YE": "y",
-    "YS": "y",
-    "A": "y",
-    "AS": "y",
-    "BA": "y",
-    "BY": "y",
-    "BYE": "y",
-    "H": "h",
-    "T": "m",
-    "MIN": "m",
-    "S": "s",
-    "L": "ms",
-    "U": "us",
-    "N": "ns",
-}
+_PANDAS = MappingProxyType(
+    {
+        "D": "d",
+        "B": "d",
+        "C": "d",
+        "W": "w",
+        "M": "mo",
+        "ME": "mo",
+        "MS": "mo",
+        "BM": "mo",
+        "BME": "mo",
+        "BMS": "mo",
+        "Q": "q",
+        "QE": "q",
+        "QS": "q",
+        "BQ": "q",
+        "BQE": "q",
+        "BQS": "q",
+        "Y": "y",
+        "YE": "y",
+        "YS": "y",
+        "A": "y",
+        "AS": "y",
+        "BA": "y",
+        "BY": "y",
+        "BYE": "y",
+        "H": "h",
+        "T": "m",
+        "MIN": "m",
+        "S": "s",
+        "L": "ms",
+        "U": "us",
+        "N": "ns",
+    }
+)
 # polars units (and pandas' lower-case ones)
-_POLARS = {
-    "d": "d",
-    "b": "d",
-    "w": "w",
-    "mo": "mo",
-    "q": "q",
-    "y": "y",
-    "h": "h",
-    "m": "m",
-    "min": "m",
-    "t": "m",
-    "s": "s",
-    "ms": "ms",
-    "us": "us",
-    "ns": "ns",
-}
+_POLARS = MappingProxyType(
+    {
+        "d": "d",
+        "b": "d",
+        "w": "w",
+        "mo": "mo",
+        "q": "q",
+        "y": "y",
+        "h": "h",
+        "m": "m",
+        "min": "m",
+        "t": "m",
+        "s": "s",
+        "ms": "ms",
+        "us": "us",
+        "ns": "ns",
+    }
+)
 _DAYS = ("d", "w", "mo", "q", "y")
 _WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _START_BY = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
