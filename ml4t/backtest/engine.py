@@ -106,6 +106,36 @@ class BacktestResults:
         quantity, rate."""
         return self._results.cash_flows
 
+    @property
+    def daily_returns(self) -> pl.DataFrame:
+        """One row per day (session): date, return, equity, cash."""
+        return self._results.daily_returns
+
+    @property
+    def daily_positions(self) -> pl.DataFrame:
+        """One row per (day, symbol held at its end): date, symbol, quantity, price, value."""
+        return self._results.daily_positions
+
+    def returns(self, freq: str = "1D") -> pl.DataFrame:
+        """Returns per period of ``freq`` (see :meth:`RecorderResults.returns`)."""
+        return self._results.returns(freq)
+
+    def equity(self, freq: str = "1D") -> pl.DataFrame:
+        """Equity at the end of each period of ``freq``."""
+        return self._results.equity(freq)
+
+    def benchmark_returns(self, freq: str = "1D") -> pl.DataFrame:
+        """The benchmark's returns per period of ``freq`` (empty without a benchmark)."""
+        return self._results.benchmark_returns(freq)
+
+    def to_pyfolio(self) -> tuple[Any, Any, Any]:
+        """``(returns, positions, transactions)`` in pyfolio's shapes."""
+        return self._results.to_pyfolio()
+
+    def to_quantstats(self) -> Any:
+        """Daily returns as the pd.Series quantstats takes."""
+        return self._results.to_quantstats()
+
     # the proposal's names
     trades_df = trades
     portfolio_df = portfolio

@@ -163,8 +163,9 @@ class SessionStarted(Event, frozen=True, kw_only=True):
     column of the market frames to its role (``symbol``, ``ohlcv``, ``signal``,
     ``indicator``, ``extra``), ``context`` lists the market-wide fields. ``start_ns`` and
     ``end_ns`` are the data's first and last timestamps (0 when unknown, e.g. live);
-    ``sessions_per_year`` the calendar's sessions in the year the data starts (0 without
-    a calendar), the annualisation the metrics use; ``data_fingerprint`` binds the run to
+    ``sessions_per_year`` the calendar's sessions in a typical year (the rounded mean of
+    the 20 years up to the data's start: 252 for NYSE; 0 without a calendar), the
+    annualisation the metrics use; ``data_fingerprint`` binds the run to
     its input files. ``members`` is the point-in-time universe at the start (None: every
     symbol is a member throughout); strategies see only members' rows, and
     ``UniverseChanged`` moves symbols in and out. ``universe_exit`` is what happens to a

@@ -14,6 +14,16 @@ follow the usual definitions (those of empyrical, which the tests check against)
 - max drawdown ``min(wealth / cummax(wealth) - 1)`` with wealth starting at 1;
 - Calmar ``annual return / |max drawdown|`` (NaN without a drawdown).
 
+Against a benchmark's returns ``b`` over the same periods (empyrical's definitions, with
+``rf`` per period, 0 by default):
+
+- beta ``cov(r, b) / var(b)``; alpha ``(1 + mean((r - rf) - beta (b - rf))) ** N - 1``
+  (annualised, compounded, CAPM);
+- tracking error ``std(r - b, ddof=1) * sqrt(N)``; information ratio
+  ``mean(r - b) / std(r - b, ddof=1) * sqrt(N)`` (annualised);
+- up capture ``annual_return(r[b > 0]) / annual_return(b[b > 0])``, down capture the
+  same over ``b < 0``.
+
 A metric that is undefined (too few periods, zero dispersion) is NaN; ``metrics.json``
 writes it as ``null``. ``docs/results.md`` lists every metric.
 """
@@ -26,19 +36,28 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from ml4t.backtest.errors import DataValidationError
+
 __all__ = [
+    "alpha_beta",
     "annual_return",
     "annual_volatility",
     "calmar_ratio",
+    "down_capture",
     "downside_risk",
     "drawdown_series",
+    "information_ratio",
+    "longest_drawdown",
     "max_drawdown",
+    "max_drawdown_periods",
     "periods_per_year_from_days",
     "returns_from_equity",
     "sharpe_ratio",
     "sortino_ratio",
     "total_return",
+    "tracking_error",
     "trade_metrics",
+    "up_capture",
 ]
 
 DAYS_PER_YEAR = 365.25
@@ -149,6 +168,146 @@ def calmar_ratio(returns: Sequence[float] | np.ndarray, periods_per_year: float)
         return math.nan
     ratio = annual_return(returns, periods_per_year) / abs(dd)
     return ratio if math.isfinite(ratio) else math.nan
+
+
+def max_drawdown_periods(returns: Sequence[float] | np.ndarray) -> tuple[int, int, int | None]:
+    """Where the deepest drawdown is, as indices into the wealth series ``[1, w_1, ...,
+    w_n]`` (0 is the start, before the first return): its peak, its trough and its
+    recovery (the first later index back at the peak; None if it never recovered).
+    ``(0, 0, None)`` without a drawdown."""
+    r = _array(returns)
+    wealth = np.cumprod(np.concatenate([[1.0], r + 1.0]))
+    peak = np.maximum.accumulate(wealth)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = wealth / peak - 1.0
+    if r.size == 0 or not np.nanmin(dd) < 0:
+        return 0, 0, None
+    trough = int(np.nanargmin(dd))
+    top = int(np.argmax(wealth[: trough + 1] == peak[trough]))
+    later = np.flatnonzero(wealth[trough:] >= peak[trough])
+    return top, trough, (trough + int(later[0])) if later.size else None
+
+
+def longest_drawdown(
+    returns: Sequence[float] | np.ndarray, times: Sequence[float] | np.ndarray | None = None
+) -> tuple[int, int] | None:
+    """The longest spell under water, as ``(peak, end)`` indices into the wealth series
+    (as :func:`max_drawdown_periods`): from a peak to the first index back at it, or to
+    the last index if it never came back. Lengths are measured in ``times`` (one per
+    return; index 0, the start, takes the first one), else in periods. None when wealth
+    never fell below a peak."""
+    r = _array(returns)
+    wealth = np.cumprod(np.concatenate([[1.0], r + 1.0]))
+    at = np.arange(wealth.size, dtype=np.float64)
+    if times is not None:
+        given = np.asarray(times, dtype=np.float64)
+        at = np.concatenate([given[:1], given]) if given.size else at
+    best: tuple[int, int] | None = None
+
+    def longer(top: int, end: int) -> bool:
+        return best is None or at[end] - at[top] > at[best[1]] - at[best[0]]
+
+    top, peak, under = 0, wealth[0], False
+    for i in range(1, wealth.size):
+        if wealth[i] >= peak:
+            if under and longer(top, i):
+                best = (top, i)
+            top, peak, under = i, wealth[i], False
+        else:
+            under = True
+    last = wealth.size - 1
+    if under and longer(top, last):
+        best = (top, last)
+    return best
+
+
+def _paired(returns: Sequence[float] | np.ndarray, benchmark: Sequence[float] | np.ndarray):
+    """The periods where both are known (finite)."""
+    r, b = _array(returns), _array(benchmark)
+    if r.shape != b.shape:
+        raise DataValidationError(
+            f"returns ({r.size}) and benchmark ({b.size}) are not aligned: pass one "
+            "benchmark return per return period"
+        )
+    keep = np.isfinite(r) & np.isfinite(b)
+    return r[keep], b[keep]
+
+
+def alpha_beta(
+    returns: Sequence[float] | np.ndarray,
+    benchmark: Sequence[float] | np.ndarray,
+    periods_per_year: float,
+    risk_free: float = 0.0,
+) -> tuple[float, float]:
+    """CAPM ``(alpha, beta)``: ``beta = cov(r, b) / var(b)``, ``alpha = (1 + mean((r -
+    rf) - beta (b - rf))) ** periods_per_year - 1``; ``rf`` is per period. NaN with
+    fewer than two periods or a benchmark without dispersion."""
+    r, b = _paired(returns, benchmark)
+    if r.size < 2:
+        return math.nan, math.nan
+    r, b = r - risk_free, b - risk_free
+    centred = b - b.mean()
+    variance = float(np.mean(centred**2))
+    if variance < 1e-30:
+        return math.nan, math.nan
+    beta = float(np.mean(centred * r)) / variance
+    alpha = float((1.0 + np.mean(r - beta * b)) ** periods_per_year - 1.0)
+    return alpha, beta
+
+
+def tracking_error(
+    returns: Sequence[float] | np.ndarray,
+    benchmark: Sequence[float] | np.ndarray,
+    periods_per_year: float,
+) -> float:
+    """``std(r - b, ddof=1) * sqrt(periods_per_year)``."""
+    r, b = _paired(returns, benchmark)
+    if r.size < 2:
+        return math.nan
+    return _dispersion(r - b) * math.sqrt(periods_per_year)
+
+
+def information_ratio(
+    returns: Sequence[float] | np.ndarray,
+    benchmark: Sequence[float] | np.ndarray,
+    periods_per_year: float,
+) -> float:
+    """``mean(r - b) / std(r - b, ddof=1) * sqrt(periods_per_year)``: the annualised
+    active return over the tracking error (empyrical's ``excess_sharpe`` times
+    ``sqrt(periods_per_year)``)."""
+    r, b = _paired(returns, benchmark)
+    return sharpe_ratio(r - b, periods_per_year)
+
+
+def _capture(r: np.ndarray, b: np.ndarray, periods_per_year: float) -> float:
+    if r.size == 0:
+        return math.nan
+    theirs = annual_return(b, periods_per_year)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.float64(annual_return(r, periods_per_year)) / np.float64(theirs))
+    return ratio
+
+
+def up_capture(
+    returns: Sequence[float] | np.ndarray,
+    benchmark: Sequence[float] | np.ndarray,
+    periods_per_year: float,
+) -> float:
+    """Annual return over the periods the benchmark rose, over the benchmark's."""
+    r, b = _paired(returns, benchmark)
+    up = b > 0
+    return _capture(r[up], b[up], periods_per_year)
+
+
+def down_capture(
+    returns: Sequence[float] | np.ndarray,
+    benchmark: Sequence[float] | np.ndarray,
+    periods_per_year: float,
+) -> float:
+    """Annual return over the periods the benchmark fell, over the benchmark's."""
+    r, b = _paired(returns, benchmark)
+    down = b < 0
+    return _capture(r[down], b[down], periods_per_year)
 
 
 def periods_per_year_from_days(day_ts: Sequence[int] | np.ndarray) -> float:

@@ -43,6 +43,8 @@ TABLES = (
     "order_history.parquet",
     "portfolio.parquet",
     "cash_flows.parquet",
+    "daily_returns.parquet",
+    "daily_positions.parquet",
 )
 SAME_IN_MANIFEST = ("bar_events", "market_batches", "events_processed", "first_event")
 

@@ -17,7 +17,16 @@ from ml4t.backtest.topics import MARKET, ORDER_REQUESTS
 
 from ._bars import Scripted, flat, frame, run_script
 
-TABLES = ("fills", "orders", "order_history", "portfolio", "trades", "cash_flows")
+TABLES = (
+    "fills",
+    "orders",
+    "order_history",
+    "portfolio",
+    "trades",
+    "cash_flows",
+    "daily_returns",
+    "daily_positions",
+)
 
 
 def _request(**fields: object) -> SubmitOrder:

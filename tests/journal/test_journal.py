@@ -35,7 +35,16 @@ from ml4t.backtest.testing import Script, run_components
 from ml4t.backtest.topics import FILLS, MARKET, ORDER_REQUESTS, ORDERS_APPROVED, SESSION
 from tests.record._world import Tape, day, random_world
 
-TABLES = ("trades", "fills", "orders", "order_history", "portfolio", "cash_flows")
+TABLES = (
+    "trades",
+    "fills",
+    "orders",
+    "order_history",
+    "portfolio",
+    "cash_flows",
+    "daily_returns",
+    "daily_positions",
+)
 
 
 class Broker(Component):

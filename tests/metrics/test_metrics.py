@@ -148,3 +148,49 @@ def test_trade_metrics_by_hand() -> None:
     no_losses = m.trade_metrics(trades.head(1))
     assert no_losses["profit_factor"] == math.inf
     assert m.trade_metrics(trades.head(0))["num_trades"] == 0
+
+
+pairs = st.integers(min_value=3, max_value=300).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.floats(-0.2, 0.2, allow_subnormal=False), min_size=n, max_size=n),
+        st.lists(st.floats(-0.2, 0.2, allow_subnormal=False), min_size=n, max_size=n),
+    )
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pair=pairs, ppy=st.sampled_from([252.0, 365.25, 52.0]))
+def test_benchmark_metrics_equal_empyrical(pair, ppy: float) -> None:
+    r, b = (np.array(x) for x in pair)
+    if np.var(b) < 1e-12:  # a flat benchmark: beta is undefined on both sides
+        assert math.isnan(m.alpha_beta(r, b, ppy)[1])
+        return
+    with np.errstate(all="ignore"):
+        alpha, beta = empyrical.alpha_beta(r, b, annualization=ppy)
+    ours = m.alpha_beta(r, b, ppy)
+    assert same(ours[1], beta) and same(ours[0], alpha, 1e-8)
+    period = {252.0: "daily", 365.25: "daily", 52.0: "weekly"}[ppy]
+    if ppy == 252.0 or period == "weekly":
+        for ours_fn, theirs_fn in (
+            (m.up_capture, empyrical.up_capture),
+            (m.down_capture, empyrical.down_capture),
+        ):
+            with np.errstate(all="ignore"):
+                theirs = theirs_fn(r, b, period=period)
+            assert same(ours_fn(r, b, ppy), theirs), (ours_fn.__name__, theirs)
+    excess = empyrical.excess_sharpe(r, b)
+    assert same(m.information_ratio(r, b, ppy), excess * math.sqrt(ppy))
+    assert same(m.tracking_error(r, b, ppy), float(np.std(r - b, ddof=1)) * math.sqrt(ppy))
+
+
+def test_where_the_drawdown_is_and_the_longest_spell_under_water() -> None:
+    # wealth 1, 1.1, 0.99, 1.045, 1.1495 (above the 1.1 peak), 1.0
+    r = [0.1, -0.1, 0.05556, 0.1, -0.13]
+    peak, trough, recovery = m.max_drawdown_periods(r)
+    assert (peak, trough) == (4, 5) and recovery is None  # 1.1495 -> 1.0: -13 %
+    assert m.max_drawdown_periods([0.01, 0.02]) == (0, 0, None)
+    assert m.max_drawdown_periods([-0.1, 0.2]) == (0, 1, 2)  # from the start, recovered
+    # under water 1 -> 4 (three periods) and 4 -> 5 (one), but 4 -> 5 spans more time
+    assert m.longest_drawdown(r) == (1, 4)
+    assert m.longest_drawdown(r, times=[0, 1, 2, 3, 30]) == (4, 5)
+    assert m.longest_drawdown([0.01, 0.02]) is None

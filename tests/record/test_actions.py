@@ -49,7 +49,16 @@ from ._world import Tape, day
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 SPLIT, DIVIDEND = ActionKind.SPLIT, ActionKind.DIVIDEND
 DELISTING, SYMBOL_CHANGE = ActionKind.DELISTING, ActionKind.SYMBOL_CHANGE
-TABLES = ("trades", "fills", "orders", "order_history", "portfolio", "cash_flows")
+TABLES = (
+    "trades",
+    "fills",
+    "orders",
+    "order_history",
+    "portfolio",
+    "cash_flows",
+    "daily_returns",
+    "daily_positions",
+)
 
 
 def via_builder(tape: Tape, **options: Any) -> pl.DataFrame:

@@ -120,6 +120,8 @@ def test_sigint_leaves_complete_files_and_a_manifest_marked_incomplete(tmp_path:
         "order_history.parquet",
         "portfolio.parquet",
         "cash_flows.parquet",
+        "daily_returns.parquet",
+        "daily_positions.parquet",
         "metrics.json",
         "config.yaml",
         "report.html",
@@ -162,6 +164,8 @@ EXPECTED_FILES = {
     "order_history.parquet",
     "portfolio.parquet",
     "cash_flows.parquet",
+    "daily_returns.parquet",
+    "daily_positions.parquet",
     "metrics.json",
     "config.yaml",
 }

@@ -29,7 +29,16 @@ from ml4t.backtest.topics import MARKET, ORDER_EVENTS
 
 from ._world import DAY, Tape, day, random_world
 
-TABLES = ("trades", "fills", "orders", "order_history", "portfolio", "cash_flows")
+TABLES = (
+    "trades",
+    "fills",
+    "orders",
+    "order_history",
+    "portfolio",
+    "cash_flows",
+    "daily_returns",
+    "daily_positions",
+)
 
 
 def run(tape: Tape, out: Path | None, **config: Any) -> Recorder:

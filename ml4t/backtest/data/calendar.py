@@ -31,6 +31,8 @@ from ml4t.backtest.errors import ConfigError
 __all__ = ["SessionCalendar", "session_close_rule", "session_open_rule"]
 
 _HORIZON_YEARS = 3  # how far ahead next_open/next_close look before giving up
+SESSIONS_WINDOW_YEARS = 20
+"""The years :meth:`SessionCalendar.sessions_per_year` averages over."""
 
 
 def _ns(series: pd.Series) -> np.ndarray:
@@ -54,6 +56,7 @@ class SessionCalendar:
             raise ConfigError(f"unknown market calendar {name!r}: {exc}") from exc
         self.name = name
         self._years: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._typical: dict[int, int] = {}  # sessions_per_year by last year
 
     def __repr__(self) -> str:
         return f"SessionCalendar({self.name!r})"
@@ -108,6 +111,30 @@ class SessionCalendar:
         """Trading sessions in the calendar year of ``around_ns`` (250 for NYSE 2023)."""
         year = from_ns(max(around_ns, 0)).year
         return len(self._year(year)[0])
+
+    def sessions_per_year(self, around_ns: int) -> int:
+        """The calendar's sessions in a typical year: the mean over the
+        :data:`SESSIONS_WINDOW_YEARS` calendar years ending with the year of ``around_ns``,
+        rounded (252 for NYSE, 253 for XLON, 365 for 24/7).
+
+        One year's count swings with its holidays and one-off closures (NYSE: 250 in
+        2023, 252 in 2024, 253 in 2020), which would make the same returns annualise
+        differently by start year; the mean of the years before it is stable and known
+        when the data starts. Years before the calendar has sessions are left out.
+        """
+        last = from_ns(max(around_ns, 0)).year
+        known = self._typical.get(last)
+        if known is not None:
+            return known
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"pandas_market_calendars(\..*)?")
+            sched = self._cal.schedule(f"{last - SESSIONS_WINDOW_YEARS + 1}-01-01", f"{last}-12-31")
+        years = sched.index.year
+        counts = np.bincount(years - years.min()) if len(years) else np.zeros(0, dtype=int)
+        counts = counts[counts > 0]
+        typical = round(float(counts.mean())) if counts.size else len(self._year(last)[0])
+        self._typical[last] = typical
+        return typical
 
     def outside_mask(self, ts: np.ndarray) -> np.ndarray:
         """True where a known-at time (sorted int64 ns) is outside every (open, close]."""

@@ -295,7 +295,7 @@ class ParquetFeed(Component):
             ts_event=first,
             ts_init=first,
             data_fingerprint=self._session.data_fingerprint or self._fingerprint(),
-            sessions_per_year=calendar.sessions_in_year(first) if calendar is not None else 0,
+            sessions_per_year=calendar.sessions_per_year(first) if calendar is not None else 0,
             calendar=self.config.calendar or self._session.calendar,
             timezone=self.config.asset.timezone or self._session.timezone,
             start_ns=first,

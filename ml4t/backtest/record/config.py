@@ -6,6 +6,7 @@ reporting:
   portfolio_frequency: daily        # bar | daily | a duration such as 5m, 1h
   signals: [signal_value, confidence]
   context: [vix]
+  benchmark: {field: spy}           # or {path: spy.parquet, column: close}
   html_report: true
   journal: false
 """
@@ -21,9 +22,19 @@ import msgspec
 from ml4t.backtest._time import parse_duration
 from ml4t.backtest.errors import ConfigError
 
-__all__ = ["TABLES", "ReportingConfig", "TableName"]
+__all__ = ["TABLES", "BenchmarkConfig", "ReportingConfig", "TableName"]
 
-TableName = Literal["trades", "fills", "orders", "order_history", "portfolio", "cash_flows"]
+TableName = Literal[
+    "trades",
+    "fills",
+    "orders",
+    "order_history",
+    "portfolio",
+    "cash_flows",
+    "daily_returns",
+    "daily_positions",
+    "benchmark_returns",
+]
 TABLES: tuple[TableName, ...] = (
     "trades",
     "fills",
@@ -31,9 +42,61 @@ TABLES: tuple[TableName, ...] = (
     "order_history",
     "portfolio",
     "cash_flows",
+    "daily_returns",
+    "daily_positions",
+    "benchmark_returns",
 )
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class BenchmarkConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the run is measured against: a context field or a column of a file.
+
+    - ``field``: a context field (``spy``), its value as of each bar, as strategies see it;
+    - ``path`` and ``column``: a parquet or CSV file of ``timestamp_column`` (a time the
+      value is known at; naive times are in ``timezone``, which must then be given) and
+      the price level ``column``.
+
+    Either is a price level (an index or an ETF's price, > 0); its returns are taken at
+    the same instants as the run's daily returns (``docs/results.md``, *Benchmark*).
+    """
+
+    field: str | None = None
+    path: str | None = None
+    column: str | None = None
+    timestamp_column: str = "timestamp"
+    timezone: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.field is None) == (self.path is None):
+            raise ConfigError(
+                "benchmark: give either field (a context field, e.g. {field: spy}) or path "
+                "and column (a file, e.g. {path: spy.parquet, column: close}), not both"
+            )
+        if self.path is not None and self.column is None:
+            raise ConfigError(
+                f"benchmark: path {self.path!r} needs column, the name of its price column"
+            )
+        if self.field is not None and (self.column is not None or self.timezone is not None):
+            raise ConfigError("benchmark: column and timezone go with path, not with field")
+        if self.timezone is not None:
+            _zone(self.timezone, "benchmark.timezone")
+
+    @property
+    def label(self) -> str:
+        """The benchmark's name in metrics and the report: ``name``, the field or column."""
+        return self.name or self.field or self.column or "benchmark"
+
+
+def _zone(name: str, key: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"unknown {key} {name!r}; use an IANA name such as 'UTC' or 'America/New_York'"
+        ) from exc
 
 
 class ReportingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -47,12 +110,16 @@ class ReportingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     - ``signals``: frame columns whose values at entry and exit become trade columns
       (``entry_<name>``, ``exit_<name>``); ``None`` takes every non-OHLCV column.
     - ``context``: context fields captured the same way; ``None`` takes every field.
+    - ``day_timezone``: what a day is for daily returns and ``daily`` states. ``None``
+      (the default): a session of the run's calendar, else a date in the data's timezone
+      (UTC when it has none). A zone name: a date in that zone, even with a calendar.
+    - ``benchmark``: a :class:`BenchmarkConfig`; ``None`` measures against nothing.
     - ``end_of_backtest``: ``close`` marks trades still open at the end closed at the
       last close with exit reason ``end_of_backtest`` (``open_at_stop`` when the run
       was stopped before the end of its data); ``leave_open`` writes them with empty
       exit fields.
-    - ``periods_per_year``: return periods (days with data) per year for annualised
-      metrics; ``None`` uses the calendar's sessions when the engine gives them, else
+    - ``periods_per_year``: daily returns per year for annualised metrics; ``None`` uses
+      the calendar's sessions per year (252 for NYSE) when the engine gives them, else
       estimates it from the days observed.
     - ``risk_free_rate``: annual rate, compounded into a per-period rate for Sharpe.
     """
@@ -60,9 +127,10 @@ class ReportingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     output_dir: str | None = "results"
     tables: tuple[TableName, ...] = TABLES
     portfolio_frequency: str = "bar"
-    day_timezone: str = "UTC"
+    day_timezone: str | None = None
     signals: tuple[str, ...] | None = None
     context: tuple[str, ...] | None = None
+    benchmark: BenchmarkConfig | None = None
     end_of_backtest: Literal["close", "leave_open"] = "close"
     html_report: bool = False
     journal: bool = False
@@ -75,13 +143,8 @@ class ReportingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         if len(set(self.tables)) != len(self.tables):
             raise ConfigError(f"tables lists a table twice: {list(self.tables)}")
         self.frequency_ns()  # raises on a bad frequency
-        try:
-            ZoneInfo(self.day_timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ConfigError(
-                f"unknown day_timezone {self.day_timezone!r}; use an IANA name such as "
-                "'UTC' or 'America/New_York'"
-            ) from exc
+        if self.day_timezone is not None:
+            _zone(self.day_timezone, "day_timezone")
         for group in (self.signals or (), self.context or ()):
             for name in group:
                 if not _NAME.match(name):

@@ -19,12 +19,14 @@ manifest says ``"complete": false``, ``"status": "failed"`` or ``"incomplete"``,
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -43,15 +45,24 @@ from ml4t.backtest.events import (
     ModifyOrder,
     OrderFilled,
     PortfolioSnapshot,
+    PositionChanged,
     SessionStarted,
     SubmitOrder,
     UniverseChanged,
 )
 from ml4t.backtest.record import outputs
+from ml4t.backtest.record.benchmark import BenchmarkLevels
 from ml4t.backtest.record.config import ReportingConfig
+from ml4t.backtest.record.daily import (
+    BENCHMARK_RETURNS_SCHEMA,
+    DAILY_POSITIONS_SCHEMA,
+    DAILY_RETURNS_SCHEMA,
+    RunDays,
+)
 from ml4t.backtest.record.flows import CashFlowLog
 from ml4t.backtest.record.journal import JOURNAL_FILE, STANDARD_TOPICS, JournalWriter
 from ml4t.backtest.record.orders import OrderLog
+from ml4t.backtest.record.positions import PositionBook
 from ml4t.backtest.record.results import RecorderResults
 from ml4t.backtest.record.states import PortfolioStates
 from ml4t.backtest.record.summary import CostTotals, build_metrics
@@ -74,6 +85,7 @@ from ml4t.backtest.topics import (
     ORDER_REQUESTS,
     ORDERS_APPROVED,
     PORTFOLIO,
+    POSITIONS,
     SESSION,
 )
 
@@ -105,10 +117,10 @@ def fill_params(params: Mapping[str, Any]) -> dict[str, str]:
 
 class _RunParts:
     """What a started run records into, made together in ``on_start``: the fills table
-    (None when not wanted), the order log, the portfolio states, the trade builder and
-    the cash flows."""
+    (None when not wanted), the order log, the portfolio states, the trade builder, the
+    cash flows, the positions held and the benchmark (None without one)."""
 
-    __slots__ = ("builder", "fills", "flows", "orders", "states")
+    __slots__ = ("benchmark", "book", "builder", "fills", "flows", "orders", "states")
 
     def __init__(
         self,
@@ -117,12 +129,15 @@ class _RunParts:
         states: PortfolioStates,
         builder: TradeBuilder,
         flows: CashFlowLog,
+        benchmark: BenchmarkLevels | None = None,
     ) -> None:
         self.fills = fills
         self.orders = orders
         self.states = states
         self.builder = builder
         self.flows = flows
+        self.book = PositionBook()
+        self.benchmark = benchmark
 
 
 class Recorder(Component):
@@ -274,7 +289,7 @@ class Recorder(Component):
             PortfolioStates(
                 self._table("portfolio", PORTFOLIO_SCHEMA) if "portfolio" in wanted else None,
                 frequency_ns=config.frequency_ns(),
-                day_timezone=config.day_timezone,
+                days=RunDays(None, config.day_timezone or "UTC"),
                 initial_equity=self.initial_equity,
             ),
             TradeBuilder(
@@ -287,6 +302,7 @@ class Recorder(Component):
             CashFlowLog(
                 self._table("cash_flows", CASH_FLOWS_SCHEMA) if "cash_flows" in wanted else None
             ),
+            BenchmarkLevels(config.benchmark) if config.benchmark is not None else None,
         )
         if config.journal and self.output_dir is not None:
             self._open_journal()
@@ -356,8 +372,13 @@ class Recorder(Component):
         parts = self._parts
         assert parts is not None  # handlers run only after on_start
         parts.builder.on_session(event)
+        parts.book.on_session(event)
         if not isinstance(event, SessionStarted):
             return
+        if parts.states.first_ts is None:
+            parts.states.days = self._run_days(event)
+        if parts.benchmark is not None:
+            parts.benchmark.check_field(event.context)
         if self.initial_equity is None and event.initial_cash > 0:
             self.initial_equity = event.initial_cash
             if parts.states.initial_equity is None:
@@ -375,6 +396,9 @@ class Recorder(Component):
         parts = self._parts
         assert parts is not None  # handlers run only after on_start
         parts.builder.on_market(batch)
+        parts.book.on_market(batch)
+        if parts.benchmark is not None:
+            parts.benchmark.on_market(batch)
 
     @on(CORPORATE_ACTIONS, phase=Phase.RECORD)
     def _on_action(self, action: CorporateAction) -> None:
@@ -385,6 +409,7 @@ class Recorder(Component):
         parts = self._parts
         assert parts is not None
         parts.builder.on_action(action)
+        parts.book.on_action(action)
         if action.action is ActionKind.SPLIT:
             parts.orders.on_split(action.symbol, action.ratio)
 
@@ -455,7 +480,16 @@ class Recorder(Component):
         self._seen(snapshot.ts_event)
         parts = self._parts
         assert parts is not None
-        parts.states.on_snapshot(snapshot)
+        bench = parts.benchmark
+        level = bench.current if bench is not None else math.nan
+        parts.states.on_snapshot(snapshot, level, parts.book.holdings())
+
+    @on(POSITIONS, phase=Phase.RECORD)
+    def _on_position(self, event: PositionChanged) -> None:
+        self._seen(event.ts_event)
+        parts = self._parts
+        assert parts is not None
+        parts.book.on_position(event)
 
     @on(ERRORS, phase=Phase.RECORD)
     def _on_error(self, event: ComponentFailed) -> None:
@@ -530,6 +564,7 @@ class Recorder(Component):
         )
         orders.finish()
         states.finish()
+        benchmark = self._daily_tables(states, parts.benchmark)
         files = self._written
         frames: dict[str, pl.DataFrame] = {}
         for name, table in self._tables.items():
@@ -554,7 +589,11 @@ class Recorder(Component):
             periods_source=source,
             risk_free_rate=self.config.risk_free_rate,
             cash_flows=parts.flows.metrics(),
+            benchmark=benchmark,
+            benchmark_name=self.config.benchmark.label if self.config.benchmark else None,
         )
+        metrics["calendar"] = states.days.calendar.name if states.days.calendar else None
+        metrics["day_timezone"] = states.days.timezone
         self.results = RecorderResults(
             output_dir=self.output_dir,
             metrics=metrics,
@@ -583,6 +622,48 @@ class Recorder(Component):
                 "config_hash": self._config_hash(),
             }
             files["report.html"] = write_report(out, metrics=metrics, manifest=summary)
+
+    def _run_days(self, event: SessionStarted) -> RunDays:
+        """What a day is for this run: the sessions of the graph's calendar (the one the
+        session names), unless ``day_timezone`` names a zone (then its dates); without a
+        calendar, dates in the data's zone."""
+        zone = self.config.day_timezone
+        calendar = self.context.calendar  # the run's (the engine gives the graph one)
+        if zone is None and event.calendar and calendar is not None:
+            if getattr(calendar, "name", event.calendar) != event.calendar:
+                raise ConfigError(
+                    f"the data's calendar {event.calendar!r} is not the run's "
+                    f"({calendar.name!r}); set one calendar in backtest.calendar"
+                )
+            return RunDays(calendar)
+        if zone is None and event.calendar:
+            self.log.warning(
+                "days_without_sessions",
+                calendar=event.calendar,
+                reason="the graph has no calendar; days are dates in the data's timezone",
+            )
+        return RunDays(None, zone or event.timezone or "UTC")
+
+    def _daily_tables(
+        self, states: PortfolioStates, benchmark: BenchmarkLevels | None
+    ) -> np.ndarray | None:
+        """Write ``daily_returns``, ``daily_positions`` and (with a benchmark)
+        ``benchmark_returns``; return the benchmark's daily returns."""
+        daily = states.daily
+        self._table("daily_returns", DAILY_RETURNS_SCHEMA).write_table(
+            daily.returns_table(states.initial_equity)
+        )
+        self._table("daily_positions", DAILY_POSITIONS_SCHEMA).write_table(daily.positions_table())
+        if benchmark is None:
+            return None
+        if benchmark.field is not None:
+            levels, base = np.asarray(daily.benchmark, dtype=np.float64), states.first_benchmark
+        else:
+            levels = benchmark.at(daily.ts)
+            base = float(benchmark.at([states.first_ts or 0])[0]) if len(daily) else math.nan
+        table = daily.benchmark_table(levels, base)
+        self._table("benchmark_returns", BENCHMARK_RETURNS_SCHEMA).write_table(table)
+        return table.column("return").to_numpy(zero_copy_only=False)
 
     def _config_hash(self) -> str:
         return outputs.config_hash(self.run_config if self.run_config is not None else self.config)

@@ -9,51 +9,33 @@ snapshot of a later timestamp arrives, or at the end of the run.
 
 Every state updates, in O(1):
 
-- the high-water mark, the drawdown episodes (the deepest one and the longest one);
+- the high-water mark, the drawdown episodes (the deepest one and the longest one) over
+  every state: the ``*_intraday`` drawdown metrics;
 - time in the market and average leverage;
-- the equity at the end of each day (the series the return metrics use).
+- the last state of each day (:class:`~ml4t.backtest.record.daily.DailySeries`: equity,
+  cash, the benchmark as of it, the positions held), the series daily returns and the
+  conventional drawdown, Calmar and benchmark metrics use.
 
 A row of ``portfolio`` is written for every state (``bar``), or for the last state of
 each interval (``5m``: intervals aligned on the epoch in UTC) or of each day (``daily``:
-the day in ``day_timezone``). An interval's row is written when a state of a later
-interval arrives, or at the end of the run.
+the day of :class:`~ml4t.backtest.record.daily.RunDays`, a session with a calendar). An
+interval's row is written when a state of a later interval arrives, or at the end of the
+run.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from ml4t.backtest._time import NS_PER_DAY, to_ns
 from ml4t.backtest.events import PortfolioSnapshot
+from ml4t.backtest.record.daily import DailySeries, Holdings, RunDays
 from ml4t.backtest.record.tables import TableBuffer
 
-__all__ = ["DayClock", "PortfolioStates"]
+__all__ = ["PortfolioStates"]
 
-
-class DayClock:
-    """Maps UTC nanoseconds to a day number in a timezone, cheaply for ordered input."""
-
-    __slots__ = ("_day", "_end", "_start", "_tz")
-
-    def __init__(self, timezone: str = "UTC") -> None:
-        self._tz = None if timezone == "UTC" else ZoneInfo(timezone)
-        self._start = 0
-        self._end = -1
-        self._day = 0
-
-    def day(self, ts: int) -> int:
-        """Days since 1970-01-01 of ``ts``'s local date."""
-        if self._tz is None:
-            return ts // NS_PER_DAY
-        if not (self._start <= ts < self._end):
-            local = datetime.fromtimestamp(ts / 1e9, self._tz).date()
-            midnight = datetime(local.year, local.month, local.day, tzinfo=self._tz)
-            self._start = to_ns(midnight)
-            self._end = to_ns(midnight + timedelta(days=1))
-            self._day = local.toordinal() - 719_163  # 1970-01-01
-        return self._day
+# what the recorder knew beside a snapshot when it came: the benchmark level, the holdings
+_Beside = tuple[float, Holdings]
+_NOTHING: _Beside = (math.nan, None)
 
 
 class PortfolioStates:
@@ -64,14 +46,15 @@ class PortfolioStates:
         table: TableBuffer | None,
         *,
         frequency_ns: int | None,
-        day_timezone: str = "UTC",
+        days: RunDays | None = None,
         initial_equity: float | None = None,
     ) -> None:
         self.table = table
         self._width = frequency_ns
-        self._days = DayClock(day_timezone)
+        self.days = days or RunDays()
         self.initial_equity = initial_equity
-        self._latest: PortfolioSnapshot | None = None  # the newest timestamp's last snapshot
+        # the newest timestamp's last snapshot, and what was known beside it
+        self._latest: tuple[PortfolioSnapshot, _Beside] | None = None
         self._pending: tuple[int, PortfolioSnapshot, float, float] | None = None
         self._bucket: int | None = None
         self._last_written: float | None = None
@@ -93,25 +76,29 @@ class PortfolioStates:
         self.gross_sum = 0.0
         self.net_sum = 0.0
         self.equity_sum = 0.0
-        # end-of-day equity for return metrics
-        self.day_ts: list[int] = []
-        self.day_equity: list[float] = []
+        # the last state of each day, for daily returns
+        self.daily = DailySeries()
+        self.first_benchmark = math.nan  # the benchmark as of the first state
         self._day: int | None = None
 
-    def on_snapshot(self, snap: PortfolioSnapshot) -> None:
-        """Take ``snap``; a later snapshot with the same timestamp replaces it."""
+    def on_snapshot(
+        self, snap: PortfolioSnapshot, benchmark: float = math.nan, holdings: Holdings = None
+    ) -> None:
+        """Take ``snap`` (with the ``benchmark`` level and the ``holdings`` as of it); a
+        later snapshot with the same timestamp replaces it."""
         latest = self._latest
         if latest is None:
             if self.initial_equity is None:  # the account before anything at t0 happened
                 self.initial_equity = snap.equity
-        elif latest.ts_event != snap.ts_event:
-            self._take(latest)
-        self._latest = snap
+        elif latest[0].ts_event != snap.ts_event:
+            self._take(*latest)
+        self._latest = (snap, (benchmark, holdings))
 
-    def _take(self, snap: PortfolioSnapshot) -> None:
+    def _take(self, snap: PortfolioSnapshot, beside: _Beside = _NOTHING) -> None:
         """``snap`` is the state of its timestamp: count it and sample it."""
         ts, equity = snap.ts_event, snap.equity
         if self.first_ts is None:
+            self.first_benchmark = beside[0]
             self.first_ts = ts
             assert self.initial_equity is not None  # set by the first snapshot at the latest
             self.peak = self.initial_equity
@@ -136,15 +123,19 @@ class PortfolioStates:
             self.gross_sum += snap.gross_exposure / equity
             self.net_sum += snap.net_exposure / equity
         self.equity_sum += equity
-        # end-of-day equity
-        day = self._days.day(ts)
-        if day != self._day:
-            self._day = day
-            self.day_ts.append(ts)
-            self.day_equity.append(equity)
-        else:
-            self.day_ts[-1] = ts
-            self.day_equity[-1] = equity
+        # the last state of each day
+        day = self.days.day_end(ts)
+        new_day = day != self._day
+        self._day = day
+        self.daily.add(
+            new_day=new_day,
+            label=self.days.label(day),
+            ts=ts,
+            equity=equity,
+            cash=snap.cash,
+            benchmark=beside[0],
+            holdings=beside[1],
+        )
         # sampling
         if self.table is None:
             return
@@ -205,7 +196,7 @@ class PortfolioStates:
 
     def finish(self) -> None:
         if self._latest is not None:
-            self._take(self._latest)
+            self._take(*self._latest)
             self._latest = None
         if self._pending is not None:
             self._write(*self._pending)

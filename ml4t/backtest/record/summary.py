@@ -1,8 +1,10 @@
 """``metrics.json``: the run's metrics, assembled from the recorder's running state.
 
-Return metrics use end-of-day equity (one return per day with data, the first against the
-initial equity) annualised with ``periods_per_year``; drawdown metrics use every marked
-equity (every snapshot), so an intraday drawdown counts. See ``docs/results.md``.
+Return, drawdown, Calmar and benchmark metrics use **daily returns** (the equity at the
+last state of each day, a session with a calendar, the first against the initial
+equity), annualised with ``periods_per_year``: they mean what empyrical, pyfolio and
+quantstats mean by those names. The ``*_intraday`` drawdown metrics use every state
+(every bar), so a drawdown inside a day counts there. See ``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from ml4t.backtest import metrics as m
 from ml4t.backtest._time import NS_PER_DAY, from_ns
+from ml4t.backtest.record.benchmark import benchmark_metrics
+from ml4t.backtest.record.daily import date_of
 from ml4t.backtest.record.states import PortfolioStates
 
 __all__ = ["CostTotals", "build_metrics"]
@@ -42,6 +47,53 @@ def _iso(ns: int | None) -> str | None:
     return from_ns(ns).isoformat() if ns is not None else None
 
 
+def _day_iso(days: int | None) -> str | None:
+    return date_of(days).isoformat() if days is not None else None
+
+
+def _daily_drawdown(returns: np.ndarray, dates: list[int]) -> dict[str, Any]:
+    """The drawdown of the daily series: how deep, where (session dates) and the longest
+    time under water. Wealth index 0 is the start (the initial equity), dated by the
+    first day; index i is the end of day i."""
+    if not returns.size:
+        return {
+            "max_drawdown": math.nan,
+            "max_drawdown_start": None,
+            "max_drawdown_trough": None,
+            "max_drawdown_end": None,
+            "max_drawdown_duration_days": math.nan,
+        }
+
+    def day(index: int | None) -> int | None:
+        return None if index is None else dates[max(index - 1, 0)]
+
+    peak, trough, recovery = m.max_drawdown_periods(returns)
+    drawn = trough > 0
+    longest = m.longest_drawdown(returns, dates)
+    duration = float(day(longest[1]) - day(longest[0])) if longest else 0.0  # type: ignore[operator]
+    return {
+        "max_drawdown": m.max_drawdown(returns),
+        "max_drawdown_start": _day_iso(day(peak)) if drawn else None,
+        "max_drawdown_trough": _day_iso(day(trough)) if drawn else None,
+        "max_drawdown_end": _day_iso(day(recovery)) if drawn else None,
+        "max_drawdown_duration_days": duration,
+    }
+
+
+def _intraday_drawdown(states: PortfolioStates) -> dict[str, Any]:
+    """The drawdown over every state (every bar): the ``*_intraday`` keys."""
+    has_equity = states.first_ts is not None
+    return {
+        "max_drawdown_intraday": states.max_drawdown if has_equity else math.nan,
+        "max_drawdown_intraday_start": _iso(states.max_drawdown_start),
+        "max_drawdown_intraday_trough": _iso(states.max_drawdown_trough),
+        "max_drawdown_intraday_end": _iso(states.max_drawdown_end),
+        "max_drawdown_intraday_duration_days": (
+            states.max_drawdown_duration_ns / NS_PER_DAY if has_equity else math.nan
+        ),
+    }
+
+
 def build_metrics(
     states: PortfolioStates,
     trades: pl.DataFrame,
@@ -53,10 +105,13 @@ def build_metrics(
     periods_source: str,
     risk_free_rate: float = 0.0,
     cash_flows: Mapping[str, float] | None = None,
+    benchmark: np.ndarray | None = None,
+    benchmark_name: str | None = None,
 ) -> dict[str, Any]:
     """Every metric of the run as a flat dict (NaN where undefined). ``cash_flows`` are
     the totals of the cash that came without a trade (``dividend_income``,
-    ``borrow_fees``, ``cash_in_lieu``; zero when not given)."""
+    ``borrow_fees``, ``cash_in_lieu``; zero when not given); ``benchmark`` the
+    benchmark's daily returns aligned with the run's (NaN where unknown)."""
     out: dict[str, Any] = {}
     initial = states.initial_equity
     final = states.last.equity if states.last is not None else math.nan
@@ -65,18 +120,15 @@ def build_metrics(
     out["initial_equity"] = initial if initial is not None else math.nan
     out["final_equity"] = final
 
+    daily = states.daily
     ppy = periods_per_year
-    if ppy is None and states.day_ts:
-        ppy = m.periods_per_year_from_days(states.day_ts)
+    if ppy is None and len(daily):
+        ppy = m.periods_per_year_from_days(daily.ts)
         periods_source = "observed"
     ppy = ppy if ppy is not None else math.nan
-    returns = (
-        m.returns_from_equity(states.day_equity, initial)
-        if initial and states.day_equity
-        else m.returns_from_equity([], 1.0)
-    )
+    returns = daily.returns(initial)
     rf = (1.0 + risk_free_rate) ** (1.0 / ppy) - 1.0 if risk_free_rate and ppy > 0 else 0.0
-    out["periods_per_year"] = ppy
+    out["periods_per_year"] = int(ppy) if math.isfinite(ppy) and float(ppy).is_integer() else ppy
     out["periods_per_year_source"] = periods_source if returns.size else None
     out["return_periods"] = int(returns.size)
     out["total_return"] = final / initial - 1.0 if initial else math.nan
@@ -84,18 +136,10 @@ def build_metrics(
     out["annual_volatility"] = m.annual_volatility(returns, ppy)
     out["sharpe_ratio"] = m.sharpe_ratio(returns, ppy, rf)
     out["sortino_ratio"] = m.sortino_ratio(returns, ppy)
-
-    has_equity = states.first_ts is not None
-    out["max_drawdown"] = states.max_drawdown if has_equity else math.nan
-    out["max_drawdown_start"] = _iso(states.max_drawdown_start)
-    out["max_drawdown_trough"] = _iso(states.max_drawdown_trough)
-    out["max_drawdown_end"] = _iso(states.max_drawdown_end)
-    out["max_drawdown_duration_days"] = (
-        states.max_drawdown_duration_ns / NS_PER_DAY if has_equity else math.nan
-    )
-    dd = states.max_drawdown
-    calmar = out["annual_return"] / abs(dd) if has_equity and dd < 0 else math.nan
-    out["calmar_ratio"] = calmar if math.isfinite(calmar) else math.nan
+    out.update(_daily_drawdown(returns, daily.dates))
+    out["calmar_ratio"] = m.calmar_ratio(returns, ppy) if returns.size else math.nan
+    out.update(_intraday_drawdown(states))
+    out.update(benchmark_metrics(benchmark_name, returns, benchmark, ppy, rf))
 
     trade = m.trade_metrics(trades)
     out.update(trade)

@@ -279,6 +279,15 @@ class TableBuffer:
         for column in self._columns:
             column.clear()
 
+    def write_table(self, table: pa.Table) -> None:
+        """Append a whole Arrow table (a table built at the end, such as
+        ``daily_returns``) in row groups of ``row_group_size``."""
+        self.flush()
+        for batch in table.cast(self.schema).to_batches(max_chunksize=self.row_group_size):
+            if batch.num_rows:
+                self.sink.write(batch)
+                self.rows += batch.num_rows
+
     def close(self) -> Path | None:
         """Flush what is left and finish the file (atomically renamed into place)."""
         if self.closed:
