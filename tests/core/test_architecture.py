@@ -52,6 +52,7 @@ LAYERS: dict[str, int] = {
     "engine": 8,
     "config": 8,
     "plugins": 8,
+    "_catalog": 8,
     "progress": 8,
     "sweep": 9,
     "demo": 9,
