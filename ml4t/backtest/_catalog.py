@@ -9,6 +9,8 @@ constraints) through :mod:`msgspec.inspect`, for built-ins and plugins alike.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import msgspec
@@ -21,7 +23,36 @@ from ml4t.backtest.record import Recorder, ReportingConfig
 from ml4t.backtest.risk.config import RiskConfig
 from ml4t.backtest.risk.rules import KEYS, RULES
 
-__all__ = ["Builtin", "Param", "builtins", "params_of", "type_text"]
+__all__ = ["CONFIG_KEYS", "GROUPS", "Builtin", "Param", "builtins", "params_of", "type_text"]
+
+GROUPS: Mapping[str, str] = MappingProxyType(
+    {
+        "feeds": "ml4t.backtest.feeds",
+        "brokers": "ml4t.backtest.brokers",
+        "slippage": "ml4t.backtest.slippage",
+        "commission": "ml4t.backtest.commission",
+        "risk_rules": "ml4t.backtest.risk_rules",
+        "recorders": "ml4t.backtest.recorders",
+        "strategies": "ml4t.strategies",
+        "components": "ml4t.backtest.components",
+    }
+)
+"""Plugin kind -> entry-point group. ``components`` takes anything else that joins a graph
+(a bus bridge, a monitor)."""
+
+CONFIG_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "feeds": "plugins.feed: {name}",
+        "brokers": "plugins.broker: {name}",
+        "slippage": "execution.slippage.model: {name}",
+        "commission": "execution.commission.model: {name}",
+        "risk_rules": "risk.rules: [{{rule: {name}, params: {{...}}}}]",
+        "recorders": "plugins.recorder: {name}",
+        "strategies": "strategy.plugin: {name}",
+        "components": "plugins.components: [{name}]",
+    }
+)
+"""Plugin kind -> how a run's config names a plugin of that kind (every kind can be)."""
 
 
 class Param(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,6 +15,9 @@ built-in models, rules and roles beside them, and ``ml4t plugins`` prints that l
 plugin that fails to import is reported by name and package as a :class:`PluginError`;
 the other plugins still load. See ``docs/plugins.md``.
 
+``ml4t new plugin NAME --kind KIND`` (:mod:`~ml4t.backtest.scaffold`, registered with
+``ml4t plugins``) writes a new plugin package that installs and passes its tests.
+
 Feeds, brokers and recorders are built with :func:`build`, which checks what the
 plugin's factory returns against the published protocol of its role
 (:mod:`ml4t.backtest.protocols`) and names what is missing.
@@ -30,9 +33,10 @@ from typing import Any
 
 import msgspec
 
-from ml4t.backtest._catalog import Param, builtins, params_of
+from ml4t.backtest._catalog import CONFIG_KEYS, GROUPS, Param, builtins, params_of
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.protocols import Broker, Feed, RecorderRole, missing
+from ml4t.backtest.scaffold import add_cli as _add_new_cli
 
 __all__ = [
     "CONFIG_KEYS",
@@ -47,33 +51,6 @@ __all__ = [
     "load",
     "load_all",
 ]
-
-GROUPS: dict[str, str] = {
-    "feeds": "ml4t.backtest.feeds",
-    "brokers": "ml4t.backtest.brokers",
-    "slippage": "ml4t.backtest.slippage",
-    "commission": "ml4t.backtest.commission",
-    "risk_rules": "ml4t.backtest.risk_rules",
-    "recorders": "ml4t.backtest.recorders",
-    "strategies": "ml4t.strategies",
-    "components": "ml4t.backtest.components",
-}
-"""Plugin kind -> entry-point group. ``components`` takes anything else that joins a graph
-(a bus bridge, a monitor)."""
-
-CONFIG_KEYS: Mapping[str, str] = MappingProxyType(
-    {
-        "feeds": "plugins.feed: {name}",
-        "brokers": "plugins.broker: {name}",
-        "slippage": "execution.slippage.model: {name}",
-        "commission": "execution.commission.model: {name}",
-        "risk_rules": "risk.rules: [{{rule: {name}, params: {{...}}}}]",
-        "recorders": "plugins.recorder: {name}",
-        "strategies": "strategy.plugin: {name}",
-        "components": "plugins.components: [{name}]",
-    }
-)
-"""Plugin kind -> how a run's config names a plugin of that kind (every kind can be)."""
 
 
 class PluginError(ConfigError):
@@ -274,7 +251,8 @@ def load_all(kind: str) -> tuple[dict[str, Any], list[PluginError]]:
 
 
 def add_cli(commands: Any) -> None:
-    """Add ``ml4t plugins`` to the ``ml4t`` command."""
+    """Add ``ml4t plugins`` and ``ml4t new plugin`` (:mod:`~ml4t.backtest.scaffold`) to
+    the ``ml4t`` command: the plugin tools come together."""
     parser = commands.add_parser(
         "plugins", help="list built-in models and installed plugins (and check they import)"
     )
@@ -286,6 +264,7 @@ def add_cli(commands: Any) -> None:
         "--json", action="store_true", help="print the list as JSON on stdout (one array)"
     )
     parser.set_defaults(func=_cli_plugins)
+    _add_new_cli(commands)
 
 
 def _param_lines(info: PluginInfo, checked: bool) -> str:
