@@ -73,6 +73,8 @@ def build_rule(name: str, params: dict[str, Any] | None = None) -> Callable[...,
             rule: Callable[..., Any] = msgspec.convert(params, target)  # type: ignore[assignment]
         except msgspec.ValidationError as exc:
             message = _PARAM_PATH.sub("`params.", str(exc))
+            if " - at `" not in message:  # a problem with params as a whole
+                message += " - at `params`"
             raise ConfigError(f"bad params for risk rule {name!r}: {message}") from None
         return rule
     if isinstance(target, type) or not callable(target):
