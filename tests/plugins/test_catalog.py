@@ -159,5 +159,12 @@ def test_types_read_as_a_reader_writes_them():
         "limits": "dict[str, float]",
         "cap": "float < 10 | None",
     }
-    assert [p.default for p in params_of(_Shapes)] == ["0.5", '"long"', "[]", "[1,2.0]", "{}", "null"]
+    assert [p.default for p in params_of(_Shapes)] == [
+        "0.5",
+        '"long"',
+        "[]",
+        "[1,2.0]",
+        "{}",
+        "null",
+    ]
     assert params_of(len) == () and params_of(dict) == ()

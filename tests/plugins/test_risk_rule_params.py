@@ -132,7 +132,9 @@ def test_bad_rules_fail_at_config_load_with_the_key_path(rules, entries, message
 def test_a_config_file_with_rules_round_trips_and_validate_refuses_an_uninstalled_one(
     rules, tmp_path, capsys
 ):
-    config = load_config(_risk({"rule": "max_quantity", "params": {"limit": 5}}, {"rule": "no_zzz"}))
+    config = load_config(
+        _risk({"rule": "max_quantity", "params": {"limit": 5}}, {"rule": "no_zzz"})
+    )
     again = load_config(yaml.safe_load(dump_config(config)))
     assert again.risk == config.risk
     path = tmp_path / "run.yaml"
