@@ -168,3 +168,15 @@ def test_types_read_as_a_reader_writes_them():
         "null",
     ]
     assert params_of(len) == () and params_of(dict) == ()
+
+
+def test_every_standard_rule_names_the_risk_keys_it_reads():
+    from ml4t.backtest import RiskConfig
+    from ml4t.backtest.risk.rules import KEYS, RULES
+
+    assert set(KEYS) == set(RULES)
+    fields = set(RiskConfig.__struct_fields__)
+    assert all(set(keys) <= fields for keys in KEYS.values())
+    listed = {key for keys in KEYS.values() for key in keys}
+    # every limit a rule applies is listed under its rule (the rest tune every rule)
+    assert fields - listed == {"market_price_buffer", "rules"}
