@@ -70,11 +70,19 @@ from ml4t.backtest.execution import (
 )
 from ml4t.backtest.journal import JournalReader, JournalRecorder, replay
 from ml4t.backtest.logging import configure_logging
+from ml4t.backtest.plugins import PluginError
 from ml4t.backtest.portfolio import AccountingError, Portfolio, PortfolioConfig
-from ml4t.backtest.protocols import Broker, Feed
+from ml4t.backtest.protocols import Broker, Feed, RecorderRole
 from ml4t.backtest.record import Recorder, RecorderResults, ReportingConfig, TradeBuilder
 from ml4t.backtest.report import write_report
-from ml4t.backtest.risk import RiskConfig, RiskManager
+from ml4t.backtest.risk import (
+    Rejection,
+    RiskConfig,
+    RiskManager,
+    RiskRule,
+    RiskRuleConfig,
+    RiskView,
+)
 from ml4t.backtest.runtime import RunOutcome, RunTerminated, Runtime
 from ml4t.backtest.strategy import BatchStrategy, OpenOrder, Strategy, StrategyBase, StrategyError
 from ml4t.backtest.sweep import run_sweep
@@ -136,6 +144,7 @@ __all__ = [
     "OrderUpdated",
     "ParquetFeed",
     "Phase",
+    "PluginError",
     "Portfolio",
     "PortfolioConfig",
     "PortfolioSnapshot",
@@ -143,12 +152,17 @@ __all__ = [
     "ProtocolError",
     "Recorder",
     "RecorderResults",
+    "RecorderRole",
+    "Rejection",
     "ReportingConfig",
     "RequestKind",
     "RequestTopic",
     "ResultsNotFoundError",
     "RiskConfig",
     "RiskManager",
+    "RiskRule",
+    "RiskRuleConfig",
+    "RiskView",
     "RunConfig",
     "RunOutcome",
     "RunTerminated",

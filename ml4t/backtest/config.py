@@ -118,15 +118,15 @@ class PluginsSection(_Section, frozen=True):
     - ``broker``: a broker class, built as ``Broker(config.execution)``;
     - ``recorder``: a recorder class, built as ``Recorder(config.reporting)``, with a
       ``results`` attribute like :class:`~ml4t.backtest.record.Recorder`'s;
-    - ``risk_rules``: rule functions ``(request, view, config) -> Rejection | None``
-      appended to the standard rules;
     - ``components``: extra component classes, built with no arguments.
+
+    Cost models, strategies and risk rules are named where they are used
+    (``execution.commission.model``, ``strategy.plugin``, ``risk.rules``).
     """
 
     feed: str | None = None
     broker: str | None = None
     recorder: str | None = None
-    risk_rules: list[str] = msgspec.field(default_factory=list)
     components: list[str] = msgspec.field(default_factory=list)
 
 

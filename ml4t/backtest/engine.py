@@ -40,7 +40,6 @@ from ml4t.backtest.protocols import Feed, RecorderRole
 from ml4t.backtest.record.outputs import config_hash
 from ml4t.backtest.record.recorder import Recorder
 from ml4t.backtest.risk.manager import RiskManager
-from ml4t.backtest.risk.rules import RULES
 from ml4t.backtest.runtime import RunOutcome, Runtime, run_terminable, unwrap_group
 from ml4t.backtest.strategy import StrategyBase
 
@@ -236,9 +235,6 @@ class BacktestEngine:
             self._portfolio_config(capital), borrow=config.execution.borrow
         )
         costs, tz = config.execution.cost_estimate(), config.data.asset.timezone
-        if risk is None and named.risk_rules:
-            extra = tuple(plugins.load("risk_rules", name) for name in named.risk_rules)
-            risk = RiskManager(config.risk, rules=RULES + extra, costs=costs, timezone=tz)
         self.risk = risk or RiskManager(config.risk, costs=costs, timezone=tz)
         if recorder is None and named.recorder:
             recorder = plugins.build("recorders", named.recorder, config.reporting)

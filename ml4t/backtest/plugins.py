@@ -7,11 +7,16 @@ registers it in its ``pyproject.toml``::
     [project.entry-points."ml4t.backtest.commission"]
     tiered = "ml4t_commission_schedule:TieredCommission"
 
-Config refers to it by the entry point's name (``execution.commission.model: tiered``);
-Python code asks :func:`load` for it. :func:`discover` lists what is installed, with the
-distribution (package) each plugin comes from and its version; ``ml4t plugins`` prints
-that list. A plugin that fails to import is reported by name and package as a
-:class:`PluginError`; the other plugins still load. See ``docs/plugins.md``.
+Config refers to it by the entry point's name, at the key :data:`CONFIG_KEYS` gives for
+its kind (``execution.commission.model: tiered``); Python code asks :func:`load` for it.
+:func:`discover` lists what is installed, with the distribution (package) each plugin
+comes from, its version and the parameters it declares; :func:`catalog` puts the
+built-in models, rules and roles beside them, and ``ml4t plugins`` prints that list. A
+plugin that fails to import is reported by name and package as a :class:`PluginError`;
+the other plugins still load. See ``docs/plugins.md``.
+
+``ml4t new plugin NAME --kind KIND`` (:mod:`~ml4t.backtest.scaffold`, registered with
+``ml4t plugins``) writes a new plugin package that installs and passes its tests.
 
 Feeds, brokers and recorders are built with :func:`build`, which checks what the
 plugin's factory returns against the published protocol of its role
@@ -20,6 +25,7 @@ plugin's factory returns against the published protocol of its role
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from types import MappingProxyType
@@ -27,33 +33,24 @@ from typing import Any
 
 import msgspec
 
+from ml4t.backtest._catalog import CONFIG_KEYS, GROUPS, Param, builtins, params_of
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.protocols import Broker, Feed, RecorderRole, missing
+from ml4t.backtest.scaffold import add_cli as _add_new_cli
 
 __all__ = [
+    "CONFIG_KEYS",
     "GROUPS",
+    "Param",
     "PluginError",
     "PluginInfo",
     "add_cli",
     "build",
+    "catalog",
     "discover",
     "load",
     "load_all",
 ]
-
-GROUPS: dict[str, str] = {
-    "feeds": "ml4t.backtest.feeds",
-    "brokers": "ml4t.backtest.brokers",
-    "slippage": "ml4t.backtest.slippage",
-    "commission": "ml4t.backtest.commission",
-    "risk_rules": "ml4t.backtest.risk_rules",
-    "recorders": "ml4t.backtest.recorders",
-    "strategies": "ml4t.strategies",
-    "components": "ml4t.backtest.components",
-}
-"""Plugin kind -> entry-point group. ``slippage``, ``commission`` and ``strategies`` are the
-groups the config already resolves names in; ``components`` takes anything else that joins
-a graph (a bus bridge, a monitor)."""
 
 
 class PluginError(ConfigError):
@@ -67,15 +64,19 @@ class PluginError(ConfigError):
 
 
 class PluginInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """One installed plugin: what it is, where it comes from, whether it imports."""
+    """One plugin (or built-in): what it is, where it comes from, how a config names it,
+    the parameters it takes, whether it imports."""
 
     kind: str
     group: str
     name: str
     target: str  # "module:attribute"
-    package: str  # the distribution that registered it ("" if unknown)
+    package: str  # the distribution that registered it ("" if unknown or built in)
     version: str
     error: str | None = None  # None when it imported (or was not loaded)
+    builtin: bool = False
+    usage: str = ""  # how a run's config names it
+    params: tuple[Param, ...] = ()  # what it declares (known once loaded)
 
     @property
     def ok(self) -> bool:
@@ -134,10 +135,11 @@ def discover(kinds: Iterable[str] | None = None, *, load: bool = False) -> list[
     for kind in kinds if kinds is not None else GROUPS:
         for ep in _entry_points(kind):
             package, version = _origin(ep)
-            error = None
+            error: str | None = None
+            params: tuple[Param, ...] = ()
             if load:
                 try:
-                    _load(kind, ep)
+                    params = params_of(_load(kind, ep))
                 except PluginError as exc:
                     error = str(exc)
             found.append(
@@ -149,9 +151,37 @@ def discover(kinds: Iterable[str] | None = None, *, load: bool = False) -> list[
                     package=package,
                     version=version,
                     error=error,
+                    usage=CONFIG_KEYS[kind].format(name=ep.name),
+                    params=params,
                 )
             )
     return found
+
+
+def catalog(kinds: Iterable[str] | None = None, *, load: bool = True) -> list[PluginInfo]:
+    """The built-in models, rules and roles of ``kinds`` (``builtin=True``, with their
+    parameters) followed by the installed plugins (:func:`discover`), kind by kind."""
+    from ml4t.backtest import __version__
+
+    listed: list[PluginInfo] = []
+    for kind in kinds if kinds is not None else GROUPS:
+        group = _group(kind)
+        for b in builtins(kind):
+            listed.append(
+                PluginInfo(
+                    kind=kind,
+                    group=group,
+                    name=b.name,
+                    target=b.target,
+                    package="ml4t-backtest",
+                    version=__version__,
+                    builtin=True,
+                    usage=b.usage,
+                    params=b.params,
+                )
+            )
+        listed += discover([kind], load=load)
+    return listed
 
 
 def load(kind: str, name: str) -> Any:
@@ -221,32 +251,63 @@ def load_all(kind: str) -> tuple[dict[str, Any], list[PluginError]]:
 
 
 def add_cli(commands: Any) -> None:
-    """Add ``ml4t plugins`` to the ``ml4t`` command."""
-    parser = commands.add_parser("plugins", help="list installed plugins (and check they import)")
+    """Add ``ml4t plugins`` and ``ml4t new plugin`` (:mod:`~ml4t.backtest.scaffold`) to
+    the ``ml4t`` command: the plugin tools come together."""
+    parser = commands.add_parser(
+        "plugins", help="list built-in models and installed plugins (and check they import)"
+    )
     parser.add_argument("--kind", action="append", choices=sorted(GROUPS), help="only this kind")
     parser.add_argument(
         "--no-check", action="store_true", help="list without importing (faster, no status)"
     )
+    parser.add_argument(
+        "--json", action="store_true", help="print the list as JSON on stdout (one array)"
+    )
     parser.set_defaults(func=_cli_plugins)
+    _add_new_cli(commands)
+
+
+def _param_lines(info: PluginInfo, checked: bool) -> str:
+    if not info.params:
+        return "-" if info.builtin or checked else "?"
+    return "\n".join(
+        f"{p.name}: {p.type}" + (" (required)" if p.default is None else f" = {p.default}")
+        for p in info.params
+    )
 
 
 def _cli_plugins(args: Any) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    infos = discover(args.kind, load=not args.no_check)
-    console = Console(highlight=False)
-    table = Table(title="ml4t plugins")
-    for column in ("kind", "name", "package", "version", "target", "status"):
-        table.add_column(column, overflow="fold")
-    for info in infos:
-        status = "-" if args.no_check else ("ok" if info.ok else "[red]failed[/]")
-        table.add_row(info.kind, info.name, info.package, info.version, info.target, status)
-    if infos:
-        console.print(table)
-    else:
-        console.print("no plugins installed (entry-point groups: " + ", ".join(GROUPS.values()))
+    infos = catalog(args.kind, load=not args.no_check)
     failed = [info for info in infos if not info.ok]
+    if args.json:
+        sys.stdout.write(msgspec.json.encode(infos).decode() + "\n")
+        return 1 if failed else 0
+    console = Console(highlight=False)
+    empty = []
+    for kind in args.kind or GROUPS:
+        rows = [info for info in infos if info.kind == kind]
+        if not rows:
+            empty.append(f"{kind} ({GROUPS[kind]})")
+            continue
+        table = Table(title=f"{kind}: entry-point group {GROUPS[kind]}", title_justify="left")
+        for column in ("name", "from", "config", "parameters", "status"):
+            table.add_column(column, overflow="fold")
+        for info in rows:
+            origin = "built-in" if info.builtin else f"{info.package} {info.version}".strip()
+            if info.builtin or not args.no_check:
+                status = "ok" if info.ok else "[red]failed[/]"
+            else:
+                status = "-"
+            params = _param_lines(info, not args.no_check)
+            cells = (escape(info.name), escape(origin), escape(info.usage), escape(params))
+            table.add_row(*cells, status, end_section=True)
+        console.print(table)
+    if empty:
+        console.print("none built in or installed: " + ", ".join(empty))
     for info in failed:
         console.print(f"[red]error[/]: {info.error}", soft_wrap=True)
     return 1 if failed else 0

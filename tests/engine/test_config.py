@@ -294,7 +294,8 @@ def test_config_names_installed_plugins(dataset, tmp_path: Path, monkeypatch) ->
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     importlib.invalidate_caches()
     config = base_config(dataset, None)
-    config["plugins"] = {"risk_rules": ["no_aaa"], "components": ["fill_ear"]}
+    config["risk"] = {**config.get("risk", {}), "rules": [{"rule": "no_aaa"}]}
+    config["plugins"] = {"components": ["fill_ear"]}
     results = BacktestEngine(load_config(config), strategy=SignalBatch("strategy")).run()
     plugin = importlib.import_module("ml4t_testplug")
     assert results.fills.height > 0

@@ -3,61 +3,39 @@ fails to import is reported by name and package while the others still load."""
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
-
 import pytest
 
 from ml4t.backtest.cli import main
 from ml4t.backtest.plugins import GROUPS, PluginError, discover, load, load_all
 
 
-def _distribution(root: Path, name: str, version: str, entry_points: str) -> None:
-    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
-
-
 @pytest.fixture
-def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def installed(distribution) -> None:
     """Two third-party packages on sys.path: one good, one whose module cannot import."""
-    (tmp_path / "acme_good.py").write_text(
-        textwrap.dedent(
-            """
-            from ml4t.backtest import CommissionModel
+    good = """
+        from ml4t.backtest import CommissionModel
 
-            class Flat(CommissionModel, frozen=True, kw_only=True):
-                fee: float = 2.0
+        class Flat(CommissionModel, frozen=True, kw_only=True):
+            fee: float = 2.0
 
-                def commission(self, quantity, price, filled, notional, charged):
-                    return self.fee if filled == 0 else 0.0
-            """
-        )
-    )
-    (tmp_path / "acme_broken.py").write_text("import acme_dependency_that_is_not_installed\n")
-    _distribution(
-        tmp_path,
+            def commission(self, quantity, price, filled, notional, charged):
+                return self.fee if filled == 0 else 0.0
+        """
+    distribution(
         "acme-good",
         "2.0.1",
-        """
-        [ml4t.backtest.commission]
-        flat = acme_good:Flat
-        """,
+        modules={"acme_good": good},
+        entry_points={"ml4t.backtest.commission": {"flat": "acme_good:Flat"}},
     )
-    _distribution(
-        tmp_path,
+    distribution(
         "acme-broken",
         "1.2.3",
-        """
-        [ml4t.backtest.commission]
-        broken = acme_broken:Model
-        [ml4t.backtest.brokers]
-        acme = acme_broken:Broker
-        """,
+        modules={"acme_broken": "import acme_dependency_that_is_not_installed\n"},
+        entry_points={
+            "ml4t.backtest.commission": {"broken": "acme_broken:Model"},
+            "ml4t.backtest.brokers": {"acme": "acme_broken:Broker"},
+        },
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return tmp_path
 
 
 def test_discover_lists_plugins_with_package_and_version(installed):

@@ -17,7 +17,9 @@ hold across partial fills. Formulas with worked examples are in ``docs/execution
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from importlib.metadata import entry_points
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar
 
 import msgspec
@@ -26,6 +28,8 @@ from msgspec import Meta
 from ml4t.backtest.errors import ConfigError
 
 __all__ = [
+    "COMMISSION_MODELS",
+    "SLIPPAGE_MODELS",
     "CommissionModel",
     "FixedBpsSlippage",
     "FixedSlippage",
@@ -235,6 +239,10 @@ _COMMISSION: dict[str, type[CommissionModel]] = {
     "per_order": PerOrderCommission,
     "percent": PercentCommission,
 }
+SLIPPAGE_MODELS: Mapping[str, type[SlippageModel]] = MappingProxyType(dict(_SLIPPAGE))
+COMMISSION_MODELS: Mapping[str, type[CommissionModel]] = MappingProxyType(dict(_COMMISSION))
+"""The built-in models by their short names (``ml4t plugins`` lists them)."""
+
 for _registry in (_SLIPPAGE, _COMMISSION):
     for _cls in list(_registry.values()):
         _registry[_cls.__name__] = _cls  # type: ignore[assignment]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ml4t.backtest.risk.config import RiskConfig
+from ml4t.backtest.risk.config import RiskConfig, RiskRuleConfig
 from ml4t.backtest.risk.manager import RiskManager
-from ml4t.backtest.risk.rules import RULES, Impact, Rejection, evaluate, impact
+from ml4t.backtest.risk.rules import RULES, Impact, Rejection, RiskRule, Rule, evaluate, impact
 from ml4t.backtest.risk.view import Reservation, RiskView
 
 __all__ = [
@@ -14,7 +14,10 @@ __all__ = [
     "Reservation",
     "RiskConfig",
     "RiskManager",
+    "RiskRule",
+    "RiskRuleConfig",
     "RiskView",
+    "Rule",
     "evaluate",
     "impact",
 ]

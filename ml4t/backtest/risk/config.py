@@ -12,20 +12,41 @@ exposure / equity. Example::
       restricted_symbols: [GME]
       max_daily_loss: 0.03
       max_drawdown: 0.20
+      rules:                         # plugin rules, with their own parameters
+        - rule: max_order_quantity
+          params: {limit: 500}
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
-__all__ = ["RiskConfig"]
+from ml4t.backtest.risk.custom import build_rule
+
+__all__ = ["RiskConfig", "RiskRuleConfig"]
 
 Positive = Annotated[float, Meta(gt=0)]
 NonNegative = Annotated[float, Meta(ge=0)]
 Fraction = Annotated[float, Meta(gt=0, le=1)]
+
+
+class RiskRuleConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One plugin rule of ``risk.rules``: its entry-point name and its parameters, which
+    are checked as the config is read (see :mod:`~ml4t.backtest.risk.custom`)."""
+
+    rule: str
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.build()  # an unknown rule or bad params fail here, with the key's path
+
+    def build(self) -> Callable[..., Any]:
+        """The rule, ready to be called as ``rule(request, view, config)``."""
+        return build_rule(self.rule, self.params)
 
 
 class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -50,6 +71,10 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     - ``max_daily_loss``: a fall of equity from the previous day's last value that halts
       new entries for the rest of the day; ``max_drawdown``: a fall from the peak that
       halts them for the rest of the run. Exits are always allowed.
+    - ``rules``: rules from plugins (entry-point group ``ml4t.backtest.risk_rules``),
+      each ``{rule: NAME, params: {...}}``, run after the built-in ones in this order;
+      their params are checked as the config is read
+      (:class:`RiskRuleConfig`).
     """
 
     account: Literal["cash", "margin", "unchecked"] = "cash"
@@ -66,3 +91,4 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     restricted_symbols: frozenset[str] = frozenset()
     max_daily_loss: Fraction | None = None
     max_drawdown: Fraction | None = None
+    rules: tuple[RiskRuleConfig, ...] = ()

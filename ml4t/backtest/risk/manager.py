@@ -79,7 +79,8 @@ class RiskManager(Component):
     """Pre-trade checks between strategies and the broker.
 
     ``rules`` replaces the default rule sequence (each a pure function of (request,
-    view, config) returning None or a :class:`~ml4t.backtest.risk.rules.Rejection`).
+    view, config) returning None or a :class:`~ml4t.backtest.risk.rules.Rejection`); the
+    plugin rules the config names (``config.rules``) run after it either way.
     ``costs`` estimates an order's commission and slippage in money (the engine builds
     it from the broker's models), so a cash account's buying power covers them.
     ``timezone`` (the data's) dates the daily-loss day when the run has no calendar.
@@ -97,7 +98,8 @@ class RiskManager(Component):
     ) -> None:
         super().__init__(name)
         self.config = config if config is not None else RiskConfig()
-        self.rules: tuple[Rule, ...] = tuple(rules) if rules is not None else RULES
+        standard = tuple(rules) if rules is not None else RULES
+        self.rules: tuple[Rule, ...] = standard + tuple(r.build() for r in self.config.rules)
         self.view = RiskView(Universe(symbols) if symbols is not None else None, costs=costs)
         self._members: set[str] | None = None  # the point-in-time universe, if the data has one
         self.view.days = DateDays(timezone)

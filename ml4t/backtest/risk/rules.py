@@ -13,8 +13,11 @@ filled at their estimated price (see :mod:`~ml4t.backtest.risk.view`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
+
+import msgspec
 
 from ml4t.backtest._validation import INVALID_ORDER, invalid_submit
 from ml4t.backtest.events import SubmitOrder
@@ -22,9 +25,12 @@ from ml4t.backtest.risk.config import RiskConfig
 from ml4t.backtest.risk.view import RiskView
 
 __all__ = [
+    "KEYS",
     "RULES",
     "Impact",
     "Rejection",
+    "RiskRule",
+    "Rule",
     "check_bracket_levels",
     "check_buying_power",
     "check_daily_loss",
@@ -43,8 +49,30 @@ __all__ = [
 
 
 class Rejection(NamedTuple):
+    """Why a rule refuses an order: ``rule`` names the rule (``max_position``), ``reason``
+    says it with the numbers. It becomes ``OrderRejected(rule=..., reason=...)``."""
+
     rule: str
     reason: str
+
+
+class RiskRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of a rule with parameters, for plugins: subclass it, declare the parameters as
+    fields (constraints as types) and implement :meth:`check`. Register the class under
+    the entry-point group ``ml4t.backtest.risk_rules``; ``risk.rules: [{rule: NAME,
+    params: {...}}]`` builds it from the config, validating the params.
+
+    An instance is called as every rule is, ``rule(request, view, config)``."""
+
+    def check(self, request: SubmitOrder, view: RiskView, config: RiskConfig) -> Rejection | None:
+        """None to accept ``request``, else a ``Rejection(rule, reason)`` whose reason
+        gives the numbers. Pure: it reads the view and never changes it."""
+        raise NotImplementedError
+
+    def __call__(
+        self, request: SubmitOrder, view: RiskView, config: RiskConfig
+    ) -> Rejection | None:
+        return self.check(request, view, config)
 
 
 class Impact(NamedTuple):
@@ -408,6 +436,26 @@ RULES: tuple[Rule, ...] = (
     check_net_leverage,
     check_buying_power,
 )
+
+
+KEYS: Mapping[Rule, tuple[str, ...]] = MappingProxyType(
+    {
+        check_valid: (),
+        check_known_symbol: (),
+        check_bracket_levels: (),
+        check_restricted: ("restricted_symbols",),
+        check_drawdown: ("max_drawdown",),
+        check_daily_loss: ("max_daily_loss",),
+        check_max_order_notional: ("max_order_notional",),
+        check_max_position: ("max_position_shares", "max_position_notional", "max_position_pct"),
+        check_max_open_positions: ("max_open_positions",),
+        check_gross_leverage: ("max_gross_leverage",),
+        check_net_leverage: ("max_net_leverage",),
+        check_buying_power: ("account", "margin_leverage", "credit_pending_sales"),
+    }
+)
+"""Each standard rule -> the :class:`RiskConfig` keys that set it (``ml4t plugins`` shows
+them; ``market_price_buffer`` prices market orders for every rule)."""
 
 
 def evaluate(
