@@ -114,10 +114,9 @@ def test_every_panel_is_drawn_with_its_legend_below_the_plot(
     assert {name: c["panel"] for name, c in seen["charts"].items()} == CHARTS
     for name, chart in seen["charts"].items():
         assert chart["ink"] > 0.01, name  # the canvas has a drawing on it
+        # the legend is under the plot, never over the data
         _, plot_top, _, plot_height = chart["plot"]
-        assert chart["legend"][1] >= plot_top + plot_height, (
-            name
-        )  # the legend is under the plot, never over the data
+        assert chart["legend"][1] >= plot_top + plot_height, name
         panel = seen["panels"][chart["panel"]]
         assert chart["root"][0] >= panel[0] and chart["root"][2] <= panel[2], name
     # two panels a row when they fit, one under the other on a laptop

@@ -401,20 +401,34 @@
       else filters.delete(c.key);
     }
 
+    // one numeric key per row and column, made on the first sort by it: the value, or
+    // for text its rank in natural order (T2 before T10); NaN for an empty cell
+    const keys = {};
+    function sortKeys(c) {
+      if (keys[c.key]) return keys[c.key];
+      const values = D[c.key], k = new Float64Array(n);
+      if (NUMERIC.has(c.kind)) {
+        for (let i = 0; i < n; i++) k[i] = missing(values[i]) ? NaN : values[i];
+      } else {
+        const distinct = Array.from(new Set(values.filter((v) => !missing(v))));
+        const rank = new Map(distinct.sort(collator.compare).map((v, r) => [v, r]));
+        for (let i = 0; i < n; i++) k[i] = missing(values[i]) ? NaN : rank.get(values[i]);
+      }
+      return (keys[c.key] = k);
+    }
+
     function sort() {
-      const values = D[sortKey];
-      const c = cols.find((col) => col.key === sortKey);
+      const k = sortKeys(cols.find((col) => col.key === sortKey));
       const dir = sortDesc ? -1 : 1;
-      const numeric = NUMERIC.has(c.kind);
       order.sort((a, b) => {
-        const x = values[a], y = values[b];
-        const mx = missing(x), my = missing(y);
-        if (mx || my) return mx && my ? a - b : mx ? 1 : -1; // empty cells last
-        const d = numeric ? x - y : collator.compare(x, y);
-        return d ? d * dir : a - b;
+        const x = k[a], y = k[b];
+        if (x !== x) return y !== y ? a - b : 1; // empty cells last, either way
+        if (y !== y) return -1;
+        return x === y ? a - b : x < y ? -dir : dir;
       });
       labels.forEach((l) => {
-        l.querySelector(".arrow").textContent = l.dataset.key === sortKey ? (sortDesc ? "▼" : "▲") : "";
+        l.querySelector(".arrow").textContent =
+          l.dataset.key === sortKey ? (sortDesc ? "▼" : "▲") : "";
       });
     }
 
