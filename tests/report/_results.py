@@ -28,10 +28,17 @@ REJECTIONS = (
 
 
 def write_results(
-    out: Path, *, days: int = 300, symbols: int = 6, seed: int = 11, benchmark: bool = True
+    out: Path,
+    *,
+    days: int = 300,
+    bars_per_day: int = 2,
+    symbols: int = 6,
+    seed: int = 11,
+    benchmark: bool = True,
 ) -> Path:
-    """Run the recorder into ``out`` (``html_report: true``) and return ``out``."""
-    tape = random_world(days=days, symbols=symbols, seed=seed)
+    """Run the recorder into ``out`` (``html_report: true``) and return ``out``. Two bars
+    a day (13:00 and 21:00 UTC) by default, so daily figures differ from per-state ones."""
+    tape = random_world(days=days, symbols=symbols, seed=seed, bars_per_day=bars_per_day)
     times = sorted({ts for ts, _, _ in tape.steps})
     n = 0
     for rule, count, reason in REJECTIONS:

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """300 days, 6 symbols, ~200 trades, 10 rejected orders, a benchmark; the report
-    rebuilt from the files (the recorder wrote it before the benchmark existed)."""
+    """300 days of two bars, 6 symbols, ~200 trades, 10 rejected orders, a benchmark; the
+    report rebuilt from the files (the recorder wrote it before the benchmark existed)."""
     from ml4t.backtest.report import write_report
 
     out = write_results(tmp_path_factory.mktemp("results"))

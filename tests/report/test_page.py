@@ -136,25 +136,32 @@ def test_the_payload_carries_every_trade_and_state_the_charts_need(results: Path
     )
     portfolio = pl.read_parquet(results / "portfolio.parquet")
     timeline = data["timeline"]
-    # 300 states: fewer than 4 per bucket, so every state is drawn
+    # 600 states (two a day): fewer than 4 per bucket, so every state is drawn
     assert timeline["t"] == [ts.timestamp() for ts in portfolio.get_column("timestamp")]
     assert timeline["equity"][-1] == round(portfolio.item(-1, "equity"), 2)
     assert min(timeline["drawdown"]) == pytest.approx(portfolio["drawdown"].min(), abs=1e-6)
-    # the benchmark: the initial equity grown by each day's return, one point per day
+    # a day is its last state (the 21:00 one)
+    closes = portfolio.group_by(
+        pl.col("timestamp").dt.date().alias("day"), maintain_order=True
+    ).last()
+    assert portfolio.height == 2 * closes.height == 600
+    # the benchmark: the initial equity grown by each day's return, at each day's close
     bench = pl.read_parquet(results / BENCHMARK_FILE)
-    points = [v for v in timeline["benchmark"] if v is not None]
-    assert len(points) == bench.height == portfolio.height
+    points = {t: v for t, v in zip(timeline["t"], timeline["benchmark"], strict=True) if v}
+    assert list(points) == [ts.timestamp() for ts in closes.get_column("timestamp")]
     growth = 100_000.0 * np.cumprod(1 + bench.get_column("return").to_numpy())
-    assert points == pytest.approx(growth.tolist(), abs=0.006)
+    assert list(points.values()) == pytest.approx(growth.tolist(), abs=0.006)
     # rolling: the 63 daily returns to the last day, as metrics.json defines a Sharpe ratio
-    equity = portfolio.get_column("equity").to_numpy()
+    equity = closes.get_column("equity").to_numpy()
     returns = equity / np.concatenate(([100_000.0], equity[:-1])) - 1
     metrics = msgspec.json.decode((results / "metrics.json").read_bytes())
     expected = sharpe_ratio(returns[-63:], periods_per_year=metrics["periods_per_year"])
     rolling = data["rolling"]
     assert rolling["sharpe"][-1] == pytest.approx(expected, abs=1e-4)
+    assert metrics["return_periods"] == len(returns) == 300  # the metrics' days are ours
     assert rolling["t"][0] == timeline["t"][0] and rolling["t"][-1] == timeline["t"][-1]
-    assert sum(v is not None for v in rolling["sharpe"]) == portfolio.height - 62
+    assert rolling["t"][1:] == [ts.timestamp() for ts in closes.get_column("timestamp")]
+    assert sum(v is not None for v in rolling["sharpe"]) == closes.height - 62
     # trade distributions and the per-symbol table cover every closed trade
     closed = trades.filter(pl.col("pnl_net").is_not_null())
     histogram = data["histogram"]
@@ -252,7 +259,7 @@ def test_a_rolling_window_can_be_chosen_and_must_be_two_or_more(
     page = write_report(results, path=tmp_path / "r.html", rolling_window=20).read_text()
     data = payload(page)
     assert data["rolling_window"] == 20 and "20 daily returns, annualised" in page
-    assert sum(v is not None for v in data["rolling"]["volatility"]) == 300 - 19
+    assert sum(v is not None for v in data["rolling"]["volatility"]) == 300 - 19  # days
     with pytest.raises(ConfigError, match="rolling_window is 1"):
         write_report(results, path=tmp_path / "r.html", rolling_window=1)
 

@@ -109,10 +109,16 @@
     for (let i = values.length - 1; i >= 0; i--) if (!missing(values[i])) return i;
     return null;
   }
-  const value = (kind) => (u, v, si, i) => {
+  // asOf: a series with a point a day (the benchmark) shows its last point at or before
+  // the hovered time
+  const value = (kind, asOf) => (u, v, si, i) => {
     if (i === null || i === undefined) {
       const last = lastIndex(u.data[si]);
       v = last === null ? null : u.data[si][last];
+    } else if (asOf && missing(v)) {
+      let k = i;
+      while (k > 0 && missing(u.data[si][k])) k--;
+      v = u.data[si][k];
     }
     return missing(v) ? "–" : fmt(kind, v);
   };
@@ -151,7 +157,7 @@
     else window.addEventListener("resize", resize);
   }
 
-  function line(label, values, color, kind, extra) {
+  function line(label, color, kind, extra) {
     return Object.assign({ label, stroke: color, width: 1.5, value: value(kind),
       points: { show: false } }, extra || {});
   }
@@ -161,6 +167,7 @@
     if (!el || !x) return null;
     const opts = Object.assign({
       width: Math.max(200, el.clientWidth), height,
+      padding: [10, 16, 0, 0],
       tzDate,
       cursor: { sync: { key: "time" }, drag: { x: true, y: false } },
       scales: { x: { time: true } },
@@ -184,20 +191,20 @@
   function drawTimeline() {
     const tl = DATA.timeline;
     if (!tl) return;
-    const equity = [{ opts: line("equity", null, COLOR.blue, "money", { width: 2 }),
+    const equity = [{ opts: line("equity", COLOR.blue, "money", { width: 2 }),
       values: tl.equity }];
     if (tl.benchmark) {
-      equity.push({ opts: line("benchmark", null, COLOR.grey, "money",
-        { dash: [6, 4], spanGaps: true }), values: tl.benchmark });
+      equity.push({ opts: line("benchmark", COLOR.grey, "money",
+        { dash: [6, 4], spanGaps: true, value: value("money", true) }), values: tl.benchmark });
     }
     timeChart("equity", 300, tl.t, equity, "money");
     timeChart("drawdown", 170, tl.t, [{
-      opts: line("drawdown", null, COLOR.red, "frac",
+      opts: line("drawdown", COLOR.red, "frac",
         { fill: "rgba(215,48,39,0.25)", fillTo: 0 }),
       values: tl.drawdown }], "frac");
     timeChart("exposure", 190, tl.t, [
-      { opts: line("gross", null, COLOR.blue, "x"), values: tl.gross_leverage },
-      { opts: line("net", null, COLOR.green, "x", { dash: [5, 3] }), values: tl.net_leverage },
+      { opts: line("gross", COLOR.blue, "x"), values: tl.gross_leverage },
+      { opts: line("net", COLOR.green, "x", { dash: [5, 3] }), values: tl.net_leverage },
     ], "x");
   }
 
@@ -205,9 +212,9 @@
     const r = DATA.rolling;
     if (!r) return;
     timeChart("sharpe", 190, r.t, [{
-      opts: line("Sharpe ratio", null, COLOR.purple, "num"), values: r.sharpe }], "num");
+      opts: line("Sharpe ratio", COLOR.purple, "num"), values: r.sharpe }], "num");
     timeChart("volatility", 190, r.t, [{
-      opts: line("volatility", null, COLOR.orange, "frac"), values: r.volatility }], "frac");
+      opts: line("volatility", COLOR.orange, "frac"), values: r.volatility }], "frac");
   }
 
   function drawHistogram() {
