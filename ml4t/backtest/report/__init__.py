@@ -9,7 +9,8 @@ run had one, ``benchmark_returns.parquet``) and writes ``report.html`` beside th
   shared zoom (drag to zoom all of them, double-click to reset);
 - the five worst drawdowns, monthly returns, the trade P&L distribution, MFE against
   MAE, P&L by symbol and rejected orders by rule;
-- every trade in a table sorted and filtered in the page, fast for 100,000 rows.
+- every trade in a table sorted and filtered in the page (virtual scrolling: tens of
+  thousands of trades stay fluid).
 
 The page embeds everything it uses: uPlot (``assets/vendor``, 51 KB, MIT) draws the
 charts on canvas, and our own script (``assets/report.js``) the tables. It fetches
