@@ -8,6 +8,7 @@ import json
 import math
 import re
 import shutil
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -267,3 +268,25 @@ def test_a_rolling_window_can_be_chosen_and_must_be_two_or_more(
 def test_the_recorder_wrote_its_own_report_and_lists_it(results: Path) -> None:
     manifest = msgspec.json.decode((results / "manifest.json").read_bytes())
     assert "report.html" in manifest["files"]
+
+
+def test_a_run_with_one_portfolio_state_says_so(tmp_path: Path) -> None:
+    pl.DataFrame(
+        {
+            "timestamp": [datetime(2024, 1, 2, 21, tzinfo=UTC)],
+            "equity": [100.0],
+            "drawdown": [0.0],
+            "gross_leverage": [0.0],
+            "net_leverage": [0.0],
+        }
+    ).write_parquet(tmp_path / "portfolio.parquet")
+    page = write_report(tmp_path).read_text()
+    assert "a time chart needs two portfolio states; the run recorded 1" in page
+    assert "the equity never fell below its high-water mark" in section(page, "worst-drawdowns")
+    assert section(page, "monthly-heatmap").count('<td class="cell" ') == 1
+    pl.DataFrame(schema=pl.read_parquet_schema(tmp_path / "portfolio.parquet")).write_parquet(
+        tmp_path / "portfolio.parquet"
+    )
+    page = write_report(tmp_path).read_text()
+    assert "the run recorded 0" in page
+    assert "no portfolio states recorded" in section(page, "monthly-heatmap")

@@ -26,18 +26,12 @@ from ml4t.backtest.report import _panels as panels
 from ml4t.backtest.report._inputs import BENCHMARK_FILE, ReportInputs
 from ml4t.backtest.report._metrics import metrics_panel
 
-__all__ = ["ASSETS", "render_page"]
+__all__ = ["UPLOT_VERSION", "render_page"]
 
-ASSETS = (
-    "vendor/uPlot.min.css",
-    "report.css",
-    "vendor/uPlot.LICENSE",
-    "vendor/uPlot.iife.min.js",
-    "report.js",
-)
 UPLOT_VERSION = "1.6.32"  # assets/vendor: npm's uplot, as published (see its README)
 TIMELINE_BUCKETS = 1500  # up to ~4 points per bucket and series: drawdowns stay visible
 SCATTER_POINTS = 10_000
+PLOTTED = ("equity", "drawdown", "gross_leverage", "net_leverage")  # portfolio columns
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -68,7 +62,7 @@ def render_page(inputs: ReportInputs, *, rolling_window: int = 63) -> str:
         metrics=metrics_panel(inputs.metrics),
         benchmark_note=_benchmark_note(inputs),
         rolling_window=rolling_window,
-        no_portfolio=_empty(payload["timeline"] is not None, _NO_PORTFOLIO),
+        no_portfolio=_empty(payload["timeline"] is not None, _no_timeline(portfolio)),
         no_rolling=_empty(payload["rolling"] is not None, _no_rolling(days, rolling_window)),
         no_trades=_empty(inputs.trades is not None, _NO_TRADES),
         no_closed=_empty(closed is not None and closed.height > 0, _no_closed(inputs.trades)),
@@ -118,9 +112,6 @@ def _timeline(
             series[int(pos)] = round(value, 2)
         out["benchmark"] = series
     return out
-
-
-PLOTTED = ("equity", "drawdown", "gross_leverage", "net_leverage")
 
 
 def _rolling(
@@ -192,7 +183,7 @@ def _spec(frame: pl.DataFrame, columns: tuple[tuple[str, str, str], ...]) -> dic
         if kind in ("text", "time"):
             data[key] = series.cast(pl.String).to_list()
         else:
-            digits = {"money": 2, "price": 4, "pct": 3, "qty": 4, "int": 0}[kind]
+            digits = {"money": 2, "price": 4, "pct": 2, "qty": 4, "int": 0}[kind]  # as shown
             data[key] = _rounded(series.cast(pl.Float64).to_numpy(), digits)
     return {
         "rows": frame.height,
@@ -304,9 +295,14 @@ def _when(ns: int | None, tz: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+def _no_states(frame: pl.DataFrame | None) -> str:
+    """The note of a panel drawn from the portfolio states, which are absent or empty."""
+    return _empty(False, _NO_PORTFOLIO if frame is None else "no portfolio states recorded")
+
+
 def _drawdowns_table(portfolio: pl.DataFrame | None, tz: str) -> str:
     if portfolio is None or portfolio.height == 0:
-        return '<p class="empty">portfolio.parquet is not in the results</p>'
+        return _no_states(portfolio)
     episodes = panels.worst_drawdowns(
         portfolio.get_column("timestamp").dt.epoch("ns").to_numpy(),
         portfolio.get_column("drawdown").to_numpy(),
@@ -345,7 +341,7 @@ def _heat(value: float, scale: float) -> str:
 
 def _heatmap(days: pl.DataFrame | None, initial: float) -> str:
     if days is None or days.height == 0:
-        return '<p class="empty">portfolio.parquet is not in the results</p>'
+        return _no_states(days)
     months = panels.monthly_returns(days, initial)
     values = months.get_column("return").to_numpy()
     scale = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
@@ -405,8 +401,14 @@ def _rejections_table(orders: pl.DataFrame | None, tz: str) -> str:
     )
 
 
-_NO_PORTFOLIO = "portfolio.parquet is not in the results (reporting.tables), or has one state"
+_NO_PORTFOLIO = "portfolio.parquet is not in the results (reporting.tables)"
 _NO_TRADES = "trades.parquet is not in the results (reporting.tables)"
+
+
+def _no_timeline(portfolio: pl.DataFrame | None) -> str:
+    if portfolio is None:
+        return _NO_PORTFOLIO
+    return f"a time chart needs two portfolio states; the run recorded {portfolio.height}"
 
 
 def _no_rolling(days: pl.DataFrame | None, window: int) -> str:

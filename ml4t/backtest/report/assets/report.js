@@ -288,7 +288,7 @@
     if (s.step > 1) {
       const note = document.createElement("p");
       note.className = "note";
-      note.textContent = "every " + s.step + "th trade shown";
+      note.textContent = "one trade in " + s.step + " shown";
       el.after(note);
     }
   }
@@ -346,7 +346,9 @@
     const filters = new Map();
     const barMax = {};
     for (const c of cols) {
-      if (c.key === opts.bar) barMax[c.key] = Math.max(1e-12, ...D[c.key].map((v) => Math.abs(v || 0)));
+      if (c.key === opts.bar) {
+        barMax[c.key] = D[c.key].reduce((m, v) => Math.max(m, Math.abs(v || 0)), 1e-12);
+      }
     }
     const text = (c) => (i) => fmt(c.kind, D[c.key][i]);
 
@@ -388,9 +390,9 @@
       let timer = null;
       input.addEventListener("input", () => {
         clearTimeout(timer);
-        timer = setTimeout(() => { setFilter(c, input); apply(); }, 120);
+        timer = setTimeout(() => update(c, input), 120);
       });
-      input.addEventListener("change", () => { setFilter(c, input); apply(); });
+      input.addEventListener("change", () => update(c, input));
       th.append(label, input);
       headRow.append(th);
       labels.push(label);
@@ -401,11 +403,17 @@
     scroller.append(table);
     el.append(bar, scroller);
 
-    function setFilter(c, input) {
+    // a column's filter, applied when its text changed (typing, then leaving the box,
+    // filters once and keeps the scroll position)
+    const applied = new Map();
+    function update(c, input) {
+      if ((applied.get(c.key) || "") === input.value) return;
+      applied.set(c.key, input.value);
       const p = predicate(c, D[c.key], text(c), input.value);
       input.classList.toggle("bad", p === "bad");
       if (p && p !== "bad") filters.set(c.key, p);
       else filters.delete(c.key);
+      apply();
     }
 
     // one numeric key per row and column, made on the first sort by it: the value, or
@@ -498,6 +506,7 @@
     clear.addEventListener("click", () => {
       inputs.forEach((input) => { input.value = ""; input.classList.remove("bad"); });
       filters.clear();
+      applied.clear();
       apply();
     });
     if (opts.sort) {
