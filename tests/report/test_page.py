@@ -290,3 +290,21 @@ def test_a_run_with_one_portfolio_state_says_so(tmp_path: Path) -> None:
     page = write_report(tmp_path).read_text()
     assert "the run recorded 0" in page
     assert "no portfolio states recorded" in section(page, "monthly-heatmap")
+
+
+def test_beyond_ten_thousand_trades_the_scatter_draws_one_in_k(tmp_path: Path) -> None:
+    n = 10_001
+    hand_trades(
+        pnl_net=[float(i % 7 - 3) for i in range(n)],
+        max_adverse_pct=[float((i * 37) % 101) / 10 for i in range(n)],
+    ).write_parquet(tmp_path / "trades.parquet")
+    data = payload(write_report(tmp_path).read_text())
+    scatter = data["scatter"]
+    # every 2nd trade (T1, T3, ...), sorted by MAE for the chart
+    assert scatter["step"] == 2 and len(scatter["mae"]) == 5_001
+    assert sorted(scatter["trade"], key=lambda t: int(t[1:])) == [
+        f"T{i}" for i in range(1, n + 1, 2)
+    ]
+    assert scatter["mae"] == sorted(scatter["mae"])
+    assert data["trades"]["rows"] == n  # the table keeps every trade
+    assert sum(v or 0 for v in data["histogram"]["wins"] + data["histogram"]["losses"]) == n

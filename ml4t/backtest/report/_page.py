@@ -1,8 +1,8 @@
 """The report page: static HTML for the tables, one JSON payload for the charts.
 
 Tables whose size is known and small (metrics, worst drawdowns, monthly returns,
-rejections) are HTML written here, readable even with scripts off. The charts and the
-two large tables (per-symbol P&L, every trade) are drawn in the browser by
+rejections) are HTML (``_metrics``, ``_tables``), readable even with scripts off. The
+charts and the two large tables (per-symbol P&L, every trade) are drawn in the browser by
 ``assets/report.js`` from the payload in ``<script id="report-data">``: charts with the
 vendored uPlot, tables with a small virtual-scrolling table of our own. Every script and
 style is inlined, so the file opens offline and fetches nothing.
@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import html
 import math
-from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import msgspec
 import numpy as np
@@ -25,14 +23,22 @@ import polars as pl
 from ml4t.backtest.report import _panels as panels
 from ml4t.backtest.report._inputs import BENCHMARK_FILE, ReportInputs
 from ml4t.backtest.report._metrics import metrics_panel
+from ml4t.backtest.report._tables import (
+    NO_PORTFOLIO,
+    NO_TRADES,
+    drawdowns_table,
+    empty,
+    heatmap,
+    rejections_table,
+    time_text,
+)
 
 __all__ = ["UPLOT_VERSION", "render_page"]
 
 UPLOT_VERSION = "1.6.32"  # assets/vendor: npm's uplot, as published (see its README)
-TIMELINE_BUCKETS = 1500  # up to ~4 points per bucket and series: drawdowns stay visible
+TIMELINE_BUCKETS = 1500  # each keeps every plotted column's min and max: dips stay visible
 SCATTER_POINTS = 10_000
 PLOTTED = ("equity", "drawdown", "gross_leverage", "net_leverage")  # portfolio columns
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @cache
@@ -62,13 +68,13 @@ def render_page(inputs: ReportInputs, *, rolling_window: int = 63) -> str:
         metrics=metrics_panel(inputs.metrics),
         benchmark_note=_benchmark_note(inputs),
         rolling_window=rolling_window,
-        no_portfolio=_empty(payload["timeline"] is not None, _no_timeline(portfolio)),
-        no_rolling=_empty(payload["rolling"] is not None, _no_rolling(days, rolling_window)),
-        no_trades=_empty(inputs.trades is not None, _NO_TRADES),
-        no_closed=_empty(closed is not None and closed.height > 0, _no_closed(inputs.trades)),
-        drawdowns=_drawdowns_table(portfolio, tz),
-        heatmap=_heatmap(days, initial),
-        rejections=_rejections_table(inputs.orders, tz),
+        no_portfolio=empty(payload["timeline"] is not None, _no_timeline(portfolio)),
+        no_rolling=empty(payload["rolling"] is not None, _no_rolling(days, rolling_window)),
+        no_trades=empty(inputs.trades is not None, NO_TRADES),
+        no_closed=empty(closed is not None and closed.height > 0, _no_closed(inputs.trades)),
+        drawdowns=drawdowns_table(portfolio, tz),
+        heatmap=heatmap(days, initial),
+        rejections=rejections_table(inputs.orders, tz),
         data=data,
         styles=asset("vendor/uPlot.min.css") + asset("report.css"),
         uplot_version=UPLOT_VERSION,
@@ -222,10 +228,6 @@ SYMBOL_TABLE = (
 )
 
 
-def _time_text(column: str, tz: str, fmt: str) -> pl.Expr:
-    return pl.col(column).dt.convert_time_zone(tz).dt.strftime(fmt)
-
-
 def _time_format(frame: pl.DataFrame, columns: tuple[str, ...]) -> str:
     """Minutes, or seconds when any time in ``columns`` has them."""
     seconds = frame.select(
@@ -239,7 +241,7 @@ def _trades_table(trades: pl.DataFrame | None, tz: str) -> dict[str, Any] | None
         return None
     times = ("entry_timestamp", "exit_timestamp")
     fmt = _time_format(trades, times) if trades.height else "%Y-%m-%d %H:%M"
-    frame = trades.with_columns(_time_text(c, tz, fmt) for c in times)
+    frame = trades.with_columns(time_text(c, tz, fmt) for c in times)
     return _spec(frame, TRADE_TABLE)
 
 
@@ -283,131 +285,9 @@ def _benchmark_note(inputs: ReportInputs) -> str:
     return "the benchmark (dashed) grows the initial equity by its daily returns"
 
 
-def _empty(ok: bool, text: str) -> str:
-    """An empty-panel note, or nothing when the panel has its data."""
-    return "" if ok else f'<p class="empty">{html.escape(text)}</p>'
-
-
-def _when(ns: int | None, tz: str) -> str:
-    if ns is None:
-        return "not recovered"
-    moment = datetime.fromtimestamp(ns / 1e9, UTC).astimezone(ZoneInfo(tz))
-    return moment.strftime("%Y-%m-%d %H:%M")
-
-
-def _no_states(frame: pl.DataFrame | None) -> str:
-    """The note of a panel drawn from the portfolio states, which are absent or empty."""
-    return _empty(False, _NO_PORTFOLIO if frame is None else "no portfolio states recorded")
-
-
-def _drawdowns_table(portfolio: pl.DataFrame | None, tz: str) -> str:
-    if portfolio is None or portfolio.height == 0:
-        return _no_states(portfolio)
-    episodes = panels.worst_drawdowns(
-        portfolio.get_column("timestamp").dt.epoch("ns").to_numpy(),
-        portfolio.get_column("drawdown").to_numpy(),
-    )
-    if not episodes:
-        return '<p class="empty">the equity never fell below its high-water mark</p>'
-    rows = "".join(
-        f"<tr><td>{i}</td><td>{_when(d.start, tz)}</td><td>{_when(d.trough, tz)}</td>"
-        f"<td>{_when(d.recovery, tz)}</td><td class=neg>{d.depth * 100:.2f}%</td>"
-        f"<td>{d.days:,.1f}</td></tr>"
-        for i, d in enumerate(episodes, 1)
-    )
-    return (
-        '<table class="grid"><thead><tr><th>#</th><th>Start (peak)</th><th>Trough</th>'
-        "<th>Recovery</th><th>Depth</th><th>Length (days)</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
-    )
-
-
-def _percent(value: float) -> str:
-    """One decimal, and no "-0.0%" for a loss that rounds to nothing."""
-    text = f"{value * 100:.1f}"
-    return ("0.0" if text == "-0.0" else text) + "%"
-
-
-def _heat(value: float, scale: float) -> str:
-    t = min(abs(value) / scale, 1.0) if scale > 0 else 0.0
-    r, g, b = (26, 152, 80) if value >= 0 else (215, 48, 39)
-
-    def mix(c: int) -> int:
-        return int(255 + (c - 255) * (0.12 + 0.78 * t))
-
-    ink = "#fff" if t > 0.6 else "#1a202c"
-    return f"background:rgb({mix(r)},{mix(g)},{mix(b)});color:{ink}"
-
-
-def _heatmap(days: pl.DataFrame | None, initial: float) -> str:
-    if days is None or days.height == 0:
-        return _no_states(days)
-    months = panels.monthly_returns(days, initial)
-    values = months.get_column("return").to_numpy()
-    scale = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
-    cells: dict[tuple[int, int], float] = {}
-    totals: dict[int, float] = {}
-    for year, month, value in months.iter_rows():
-        cells[(year, month)] = value
-        totals[year] = (1 + totals.get(year, 0.0)) * (1 + value) - 1
-    head = "".join(f"<th>{m}</th>" for m in (*_MONTHS, "Year"))
-    body = []
-    for year in sorted(totals):
-        row = [f"<th>{year}</th>"]
-        for month in range(1, 13):
-            value = cells.get((year, month))
-            if value is None or not math.isfinite(value):
-                row.append('<td class="cell none"></td>')
-            else:
-                row.append(
-                    f'<td class="cell" style="{_heat(value, scale)}" '
-                    f'title="{year}-{month:02d}: {value * 100:.2f}%">{_percent(value)}</td>'
-                )
-        total = totals[year]
-        row.append(
-            f'<td class="cell year" style="{_heat(total, max(scale, abs(total)))}" '
-            f'title="{year}: {total * 100:.2f}%">{_percent(total)}</td>'
-        )
-        body.append(f"<tr>{''.join(row)}</tr>")
-    return (
-        f'<table class="heat"><thead><tr><th></th>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
-    )
-
-
-def _rejections_table(orders: pl.DataFrame | None, tz: str) -> str:
-    if orders is None:
-        return '<p class="empty">orders.parquet is not in the results (reporting.tables)</p>'
-    by_rule = panels.rejections(orders)
-    if by_rule.height == 0:
-        return f'<p class="empty">no order was rejected (of {orders.height:,})</p>'
-    total = int(by_rule.get_column("orders").sum())
-    by_rule = by_rule.with_columns(_time_text(c, tz, "%Y-%m-%d %H:%M") for c in ("first", "last"))
-    rows = []
-    for r in by_rule.iter_rows(named=True):
-        first, last = r["first"] or "", r["last"] or ""
-        example = html.escape(r["example"] or "")
-        rows.append(
-            f'<tr class="first"><td>{html.escape(r["rule"])}</td><td>{r["orders"]:,}</td>'
-            f"<td>{r['share']:.1f}%</td><td>{r['symbols']:,}</td><td>{first}</td>"
-            f'<td>{last}</td></tr><tr><td class="reason" colspan="6" title="{example}">'
-            f"<span>e.g. {example}</span></td></tr>"
-        )
-    return (
-        f'<p class="note">{total:,} of {orders.height:,} orders rejected</p>'
-        '<table class="grid"><thead><tr><th>Rule</th><th>Orders</th><th>Share</th>'
-        "<th>Symbols</th><th>First</th><th>Last</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
-_NO_PORTFOLIO = "portfolio.parquet is not in the results (reporting.tables)"
-_NO_TRADES = "trades.parquet is not in the results (reporting.tables)"
-
-
 def _no_timeline(portfolio: pl.DataFrame | None) -> str:
     if portfolio is None:
-        return _NO_PORTFOLIO
+        return NO_PORTFOLIO
     return f"a time chart needs two portfolio states; the run recorded {portfolio.height}"
 
 
@@ -417,7 +297,7 @@ def _no_rolling(days: pl.DataFrame | None, window: int) -> str:
 
 
 def _no_closed(trades: pl.DataFrame | None) -> str:
-    return _NO_TRADES if trades is None else "no closed trades"
+    return NO_TRADES if trades is None else "no closed trades"
 
 
 _TEMPLATE = """<!DOCTYPE html>
