@@ -162,10 +162,10 @@
       points: { show: false } }, extra || {});
   }
 
-  function timeChart(name, height, x, series, yKind, extra) {
+  function timeChart(name, height, x, series, yKind) {
     const el = mount(name);
     if (!el || !x) return null;
-    const opts = Object.assign({
+    const opts = {
       width: Math.max(200, el.clientWidth), height,
       padding: [10, 16, 0, 0],
       tzDate,
@@ -180,7 +180,7 @@
           ticks: { stroke: "#cbd5e0" } },
       ],
       hooks: { setScale: [shareZoom] },
-    }, extra || {});
+    };
     const chart = new uPlot(opts, [x].concat(series.map((s) => s.values)), el);
     timeCharts.push(chart);
     charts[name] = chart;
