@@ -35,7 +35,18 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_command_writes_the_report(results: Path, capsys: pytest.CaptureFixture) -> None:
     assert run_cli("report", str(results)) == 0
     assert capsys.readouterr().out.strip() == str(results / "report.html")
-    assert 'id="equity-chart"' in (results / "report.html").read_text()
+    page = (results / "report.html").read_text()
+    assert 'id="equity-chart"' in page and "needs 63 daily returns; the run has 15" in page
+
+
+def test_report_command_takes_an_output_and_a_rolling_window(
+    results: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    target = tmp_path / "short.html"
+    assert run_cli("report", str(results), "--output", str(target), "--rolling-window", "5") == 0
+    assert capsys.readouterr().out.strip() == str(target)
+    page = target.read_text()
+    assert "5 daily returns, annualised" in page and "needs 5 daily returns" not in page
 
 
 def test_journal_commands(results: Path, capsys: pytest.CaptureFixture) -> None:
