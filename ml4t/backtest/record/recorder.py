@@ -621,7 +621,13 @@ class Recorder(Component):
                 "ml4t_version": outputs.dependency_versions()["ml4t-backtest"],
                 "config_hash": self._config_hash(),
             }
-            files["report.html"] = write_report(out, metrics=metrics, manifest=summary)
+            files["report.html"] = write_report(
+                out,
+                metrics=metrics,
+                manifest=summary,
+                day_timezone=self.config.day_timezone,
+                risk_free_rate=self.config.risk_free_rate,
+            )
 
     def _run_days(self, event: SessionStarted) -> RunDays:
         """What a day is for this run: the sessions of the graph's calendar (the one the
