@@ -129,8 +129,8 @@ def _strategy(config: RunConfig, found: Preflight) -> StrategyBase:
         return _NoStrategy(section.name)
     try:
         strategy = cls(section.name, params=section.params)
-    except ML4TError as exc:
-        found.problems.append(f"$.strategy: {cls.__name__}: {exc}")
+    except ML4TError as exc:  # the parameters do not decode into its Params
+        found.problems.append(f"$.strategy.params: {exc}")
         return _NoStrategy(section.name)
     except Exception as exc:  # the user's __init__: say what it raised, as the run would
         found.problems.append(
