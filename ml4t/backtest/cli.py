@@ -167,7 +167,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ml4t.backtest.demo import prepare_demo
+    from ml4t.backtest.demo import prepare_demo, refuse_edits
     from ml4t.backtest.engine import BacktestEngine
 
     out = Output.of(args)
@@ -177,6 +177,13 @@ def _demo(args: argparse.Namespace) -> int:
     if args.days:
         size["n_days"] = args.days
     root = Path(args.directory)
+    if not args.force:
+        refuse_edits(root)  # before a word is printed: a refusal is the only output
+    out.say(
+        f"ml4t {__version__} demo: {size['n_symbols']} symbols x {size['n_days']} days of "
+        f"one-minute bars in {root}",
+        markup=False,
+    )
     config_path = prepare_demo(
         root,
         n_symbols=size["n_symbols"],
@@ -185,11 +192,6 @@ def _demo(args: argparse.Namespace) -> int:
         force=args.force,
     )
     strategy = root / "strategies" / "ml_top25.py"
-    out.say(
-        f"ml4t {__version__} demo: {size['n_symbols']} symbols x {size['n_days']} days of "
-        f"one-minute bars in {root}",
-        markup=False,
-    )
     if args.full:
         out.say(
             "  with splits, dividends, delistings, late listings and index changes "

@@ -18,7 +18,14 @@ import msgspec
 from ml4t.backtest.data.synthetic import SyntheticConfig, write_dataset
 from ml4t.backtest.errors import ConfigError
 
-__all__ = ["CONFIG_TEMPLATE", "MARKET_EVENTS", "demo_texts", "edited_files", "prepare_demo"]
+__all__ = [
+    "CONFIG_TEMPLATE",
+    "MARKET_EVENTS",
+    "demo_texts",
+    "edited_files",
+    "prepare_demo",
+    "refuse_edits",
+]
 
 STRATEGY_FILE = Path(__file__).with_name("ml_top25.py")
 
@@ -112,6 +119,23 @@ def edited_files(root: str | Path) -> list[Path]:
     return edited
 
 
+def refuse_edits(root: str | Path) -> None:
+    """:class:`ConfigError` (one line: which files, how to run them, how to start over)
+    if ``root`` holds a demo config or strategy that someone edited."""
+    root = Path(root)
+    edited = edited_files(root)
+    if not edited:
+        return
+    config = root / "config.yaml"
+    names = " and ".join(str(p) for p in edited)
+    one = len(edited) == 1
+    raise ConfigError(
+        f"{names} {'was' if one else 'were'} edited: the demo would overwrite "
+        f"{'it' if one else 'them'}; run your version with `ml4t run {config}`, or start "
+        f"over with `ml4t demo {root} --force`"
+    )
+
+
 def prepare_demo(
     root: str | Path,
     *,
@@ -130,15 +154,8 @@ def prepare_demo(
     ``force``. The demo's own files, from this or another variant, are rewritten.
     """
     root = Path(root)
-    edited = [] if force else edited_files(root)
-    if edited:
-        config = root / "config.yaml"
-        names = " and ".join(str(p) for p in edited)
-        raise ConfigError(
-            f"{names} {'was' if len(edited) == 1 else 'were'} edited: the demo would overwrite "
-            f"{'it' if len(edited) == 1 else 'them'}; run your version with `ml4t run "
-            f"{config}`, or start over with `ml4t demo {root} --force`"
-        )
+    if not force:
+        refuse_edits(root)
     root.mkdir(parents=True, exist_ok=True)
     marker = root / "data" / "dataset.json"
     events = dict(MARKET_EVENTS) if market_events else {}
