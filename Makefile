@@ -1,8 +1,17 @@
-# The README's two commands: `make demo` and `make test`. Each builds .venv on first use.
+# The README's two commands: `make demo` and `make test`, each with its own environment.
+#   make demo  builds .venv-demo with ml4t's runtime dependencies only (no dev extra: no
+#              Ray, NATS or browser test tools) and runs the demo into $(DEMO_DIR)/.
+#              Files you edited there are never overwritten: `make demo DEMO_ARGS=--force`.
+#   make test  builds .venv with the dev extra and the in-repo plugins, installs the
+#              system packages the tests need, then runs ruff, mypy and pytest.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
+DEMO_DIR ?= ml4t-demo
+DEMO_ARGS ?=
 
 .PHONY: demo test lint bench validate validate-small clean
 
@@ -15,8 +24,17 @@ $(STAMP): pyproject.toml plugins/ml4t-commission-schedule/pyproject.toml plugins
 		-e plugins/ml4t-csv-feed -e plugins/ml4t-delay-broker
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/ml4t demo
+# editable, as the test venv: the demo runs this checkout's code, never a stale copy
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	@$(DEMO_VENV)/bin/ml4t demo $(DEMO_DIR) $(DEMO_ARGS) || { status=$$?; \
+		if [ $$status -eq 2 ]; then echo "make demo: run your files with" \
+			"$(DEMO_VENV)/bin/ml4t run $(DEMO_DIR)/config.yaml, or start over with" \
+			"make demo DEMO_ARGS=--force" >&2; fi; exit $$status; }
 
 test: $(STAMP)
 	bash scripts/system-deps.sh
@@ -46,4 +64,4 @@ validate-small: $(VALIDATE_STAMP)
 	$(BIN)/python -m validation --small
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

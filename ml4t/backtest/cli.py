@@ -1,87 +1,108 @@
 """The ``ml4t`` command: run, validate, demo (and the results tools).
 
-Errors a user can fix (a bad config key, bad data) print one clear message and exit 2;
-a run that fails exits 1 after its partial results are flushed and marked failed. Ctrl-C
-(SIGINT) exits 130 and SIGTERM 143, each after the results are flushed and marked
-incomplete.
+Errors a user can fix (a bad config key, bad data, a path that is not there, a flag's
+bad value) print one line naming what was wrong and exit 2; a run that fails exits 1
+after its partial results are flushed and marked failed. Ctrl-C (SIGINT) exits 130 and
+SIGTERM 143, each after the results are flushed and marked incomplete.
+
+Every subcommand that prints a summary (run, demo, validate, sweep, replay) takes
+``-q/--quiet``, ``-v/--verbose`` and ``--json`` (:mod:`ml4t.backtest._commandline`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from ml4t.backtest import __version__, journal, plugins, report
-from ml4t.backtest.errors import ComponentError, ConfigError, DataValidationError, ML4TError
+from ml4t.backtest._commandline import Output, add_output_flags, log_level, positive_int
+from ml4t.backtest._runsummary import run_summary, summary_table
+from ml4t.backtest.errors import (
+    ComponentError,
+    ConfigError,
+    DataValidationError,
+    ML4TError,
+    ResultsNotFoundError,
+)
 from ml4t.backtest.live import paper
 from ml4t.backtest.logging import configure_logging
 from ml4t.backtest.runtime import RunTerminated
 from ml4t.backtest.sweep.cli import add_cli as sweep_cli
 
 if TYPE_CHECKING:
-    from ml4t.backtest.data.config import FeedConfig
+    from ml4t.backtest.engine import BacktestEngine
 
 __all__ = ["main"]
 
 DEMO_SMALL = {"n_symbols": 50, "n_days": 21}
 DEMO_FULL = {"n_symbols": 250, "n_days": 252}
 
+_RESULT_MARKERS = ("manifest.json", "metrics.json", "portfolio.parquet", "trades.parquet")
+"""Files of which a results directory holds at least one (the manifest, from the start)."""
 
-def _console() -> Console:
-    return Console(highlight=False)
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    """``--progress``/``--no-progress`` as given; otherwise off with -q or --json, else
+    on a terminal only."""
+    if args.progress is not None:
+        return bool(args.progress)
+    return False if (args.quiet or args.json) else None
 
 
-def _summary_table(results: Any) -> Table:
-    table = Table(title="Backtest summary", show_header=False)
-    m = results.metrics
-    rows = [
-        ("outcome", results.outcome.value),
-        ("bar-events", f"{results.bar_events:,}"),
-        ("wall time", f"{results.elapsed_time:.2f} s ({results.events_per_second:,.0f}/s)"),
-        ("final equity", f"{results.final_equity:,.2f}"),
-        ("total return", f"{results.total_return:.2%}"),
-        ("trades", f"{results.trades.height:,}"),
-    ]
-    for key, fmt in (
-        ("sharpe_ratio", "{:.2f}"),
-        ("max_drawdown", "{:.2%}"),
-        ("win_rate", "{:.1%}"),
-        ("total_commission", "{:,.2f}"),
-        ("total_slippage", "{:,.2f}"),
-    ):
-        value = m.get(key)
-        if isinstance(value, int | float):
-            rows.append((key.replace("_", " "), fmt.format(value)))
-    for key, value in rows:
-        table.add_row(key, value)
-    return table
+def _print_run(out: Output, summary: dict[str, Any], **extra: Any) -> None:
+    """The run's summary: the table and its warnings (text), or the JSON object."""
+    out.show(summary_table(summary))
+    for warning in summary["warnings"]:
+        out.say(f"[yellow]warning[/]: {escape(warning)}")
+    if summary["results"] is not None:
+        out.say(f"results: {summary['results']}", markup=False)
+    out.summary({**extra, **summary})
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` and ``--output`` as config overrides (``--output`` is relative to where
+    the command runs, not to the config file)."""
+    overrides = list(args.set or [])
+    if getattr(args, "output", None):
+        overrides.append(f"reporting.output_dir={Path(args.output).resolve()}")
+    return overrides
 
 
 def _run(args: argparse.Namespace) -> int:
     from ml4t.backtest.engine import BacktestEngine
 
-    overrides = list(args.set or [])
-    if args.output:
-        overrides.append(f"reporting.output_dir={args.output}")
-    engine = BacktestEngine.from_config(args.config, overrides=overrides, progress=args.progress)
+    engine = BacktestEngine.from_config(
+        args.config, overrides=_overrides(args), progress=_progress(args)
+    )
+    _check_output_dir(engine)
     results = engine.run()
-    console = _console()
-    console.print(_summary_table(results))
-    if results.output_dir is not None:
-        console.print(f"results: {results.output_dir}")
+    _print_run(Output.of(args), run_summary(results, engine), command="run")
     return 0
 
 
+def _check_output_dir(engine: BacktestEngine) -> None:
+    """A results directory the built-in recorder cannot use is a one-line error before
+    the run, not a traceback from inside it."""
+    from ml4t.backtest._preflight import output_dir_problem
+    from ml4t.backtest.record.recorder import Recorder
+
+    out = engine.config.reporting.output_dir
+    if out is not None and isinstance(engine.recorder, Recorder):
+        problem = output_dir_problem(Path(out))
+        if problem is not None:
+            raise ConfigError(problem)
+
+
 def _validate(args: argparse.Namespace) -> int:
-    """Validate the market data, then the corporate-action and universe files against its
-    symbols; the problems of every file are reported together (exit 2)."""
+    """Check a config as ``ml4t run`` would before its first event, or a data path and
+    its action/universe files; every problem is reported together (exit 2)."""
+    from ml4t.backtest._preflight import check_config, check_data
     from ml4t.backtest.config import load_config
     from ml4t.backtest.data._files import detect_symbol_from
     from ml4t.backtest.data.config import (
@@ -90,22 +111,29 @@ def _validate(args: argparse.Namespace) -> int:
         UniverseSourceConfig,
         decode_feed_config,
     )
-    from ml4t.backtest.data.feed import ParquetFeed
 
-    feed, data = None, FeedConfig()
-    if args.target is not None:
-        target = Path(args.target)
-        if target.suffix in {".yaml", ".yml"}:
-            layout_flags = ("format", "symbol_from", "timestamp_format")
-            flags = [f for f in layout_flags if getattr(args, f)]
-            if flags:
-                raise ConfigError(
-                    f"--{flags[0].replace('_', '-')} applies to a data path; for a config use "
-                    f"--set data.asset.{flags[0]}=..."
-                )
-            data = load_config(target, overrides=args.set or []).data
-            data = _files_beside(data, target.resolve().parent)
-        else:
+    files: dict[str, Any] = {}
+    if args.actions:
+        files["corporate_actions"] = ActionsSourceConfig(path=args.actions, timezone=args.timezone)
+    if args.universe:
+        files["universe"] = UniverseSourceConfig(path=args.universe, timezone=args.timezone)
+    target = Path(args.target) if args.target is not None else None
+    if target is not None and target.suffix in {".yaml", ".yml"}:
+        flags = [f for f in ("format", "symbol_from", "timestamp_format") if getattr(args, f)]
+        if flags:
+            raise ConfigError(
+                f"--{flags[0].replace('_', '-')} applies to a data path; for a config use "
+                f"--set data.asset.{flags[0]}=..."
+            )
+        config = load_config(target, overrides=_overrides(args))
+        if files:
+            config = msgspec.structs.replace(
+                config, data=msgspec.structs.replace(config.data, **files)
+            )
+        found = check_config(config)
+    else:
+        data = FeedConfig()
+        if target is not None:
             fmt = args.format or "auto"
             asset = {
                 "path": str(target),
@@ -115,129 +143,93 @@ def _validate(args: argparse.Namespace) -> int:
                 "timezone": args.timezone,
             }
             data = decode_feed_config({"asset": asset})
-        feed = ParquetFeed(data)
-    if args.actions:
-        actions = ActionsSourceConfig(path=args.actions, timezone=args.timezone)
-        data = msgspec.structs.replace(data, corporate_actions=actions)
-    if args.universe:
-        universe = UniverseSourceConfig(path=args.universe, timezone=args.timezone)
-        data = msgspec.structs.replace(data, universe=universe)
-    if feed is None and data.corporate_actions is None and data.universe is None:
-        raise ConfigError("ml4t validate: give a config, a data path, --actions or --universe")
-    console = _console()
-    problems: list[str] = []
-    symbols: tuple[str, ...] | None = None
-    first_ts = 0
-    if feed is not None:
-        try:
-            report = feed.prepare()
-        except DataValidationError as exc:
-            problems.append(str(exc))
-        else:
-            symbols, first_ts = feed.symbols, feed.first_ts or 0
-            for role, layout in feed.layouts().items():
-                console.print(f"{role}: {layout}", soft_wrap=True, markup=False)
-            console.print(
-                f"[bold green]valid[/]: {report.rows:,} rows, {report.symbols} symbols, "
-                f"{report.timestamps:,} timestamps in {report.chunks} chunk(s)"
-            )
-            for rule, count in sorted(feed.repairs.items()):
-                console.print(f"  repaired {rule}: {count:,} rows")
-    zone = args.timezone or data.asset.timezone or "UTC"
-    problems += _validate_files(console, data, symbols=symbols, first_ts=first_ts, zone=zone)
-    if problems:
-        raise DataValidationError("\n\n".join(problems))
-    return 0
-
-
-def _validate_files(
-    console: Console,
-    data: FeedConfig,
-    *,
-    symbols: tuple[str, ...] | None,
-    first_ts: int,
-    zone: str,
-) -> list[str]:
-    """Check the corporate-action and universe files; print what is valid, return the
-    problems."""
-    from ml4t.backtest.data.actions import load_corporate_actions
-    from ml4t.backtest.data.membership import load_universe
-
-    actions, universe = data.corporate_actions, data.universe
-    if (actions or universe) and symbols is None:
-        console.print("  (symbols not checked: no valid market data to check them against)")
-    problems: list[str] = []
-    if actions is not None:
-        try:
-            schedule = load_corporate_actions(actions, symbols=symbols, timezone=zone)
-        except DataValidationError as exc:
-            problems.append(str(exc))
-        else:
-            kinds = [str(r.action) for r in schedule.rows]
-            counts = ", ".join(f"{kinds.count(k)} {k}" for k in sorted(set(kinds)))
-            console.print(
-                f"[bold green]valid[/]: corporate actions {actions.path}: "
-                f"{len(schedule.rows):,} action(s)" + (f" ({counts})" if counts else ""),
-                soft_wrap=True,  # one line, whatever the path
-            )
-    if universe is not None:
-        try:
-            members = load_universe(universe, symbols=symbols, timezone=zone, start_ns=first_ts)
-        except DataValidationError as exc:
-            problems.append(str(exc))
-        else:
-            console.print(
-                f"[bold green]valid[/]: universe {universe.path}: {len(members.initial)} "
-                f"member(s) at the first bar, {len(members.changes)} change(s) after it",
-                soft_wrap=True,
-            )
-    return problems
-
-
-def _files_beside(data: FeedConfig, base: Path) -> FeedConfig:
-    """The corporate-action and universe paths of a config, relative to its file."""
-    changes = {}
-    for key in ("corporate_actions", "universe"):
-        section = getattr(data, key)
-        if section is not None and not Path(section.path).is_absolute():
-            changes[key] = msgspec.structs.replace(section, path=str(base / section.path))
-    return msgspec.structs.replace(data, **changes) if changes else data
+        elif not files:
+            raise ConfigError("ml4t validate: give a config, a data path, --actions or --universe")
+        found = check_data(msgspec.structs.replace(data, **files) if files else data)
+    out = Output.of(args)
+    for line in found.lines:
+        out.say(line, markup=False)
+    if found.valid and target is not None and target.suffix in {".yaml", ".yml"}:
+        out.say(
+            f"[bold green]ok[/]: {escape(str(target))} passes every check ml4t run makes "
+            "before the first event (components are not started)"
+        )
+    out.summary({"command": "validate", "target": args.target, **found.summary()})
+    if found.valid:
+        return 0
+    problems = found.problems
+    if len(problems) == 1:
+        print(f"ml4t: {problems[0]}", file=sys.stderr)
+    else:
+        listed = "\n\n".join(problems)
+        print(f"ml4t: {len(problems)} problems, each below:\n\n{listed}", file=sys.stderr)
+    return 2
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ml4t.backtest.demo import prepare_demo
+    from ml4t.backtest.demo import prepare_demo, refuse_edits
     from ml4t.backtest.engine import BacktestEngine
 
-    console = _console()
+    out = Output.of(args)
     size = dict(DEMO_FULL if args.full else DEMO_SMALL)
     if args.symbols:
         size["n_symbols"] = args.symbols
     if args.days:
         size["n_days"] = args.days
     root = Path(args.directory)
-    console.print(
+    if not args.force:
+        refuse_edits(root)  # before a word is printed: a refusal is the only output
+    out.say(
         f"ml4t {__version__} demo: {size['n_symbols']} symbols x {size['n_days']} days of "
-        f"one-minute bars in {root}"
+        f"one-minute bars in {root}",
+        markup=False,
     )
     config_path = prepare_demo(
-        root, n_symbols=size["n_symbols"], n_days=size["n_days"], market_events=args.full
+        root,
+        n_symbols=size["n_symbols"],
+        n_days=size["n_days"],
+        market_events=args.full,
+        force=args.force,
     )
+    strategy = root / "strategies" / "ml_top25.py"
     if args.full:
-        console.print(
+        out.say(
             "  with splits, dividends, delistings, late listings and index changes "
             "(data/actions.parquet, data/universe.parquet)"
         )
-    console.print(f"  data, config and strategy written: {config_path}")
-    console.print(f"  strategy: {root / 'strategies' / 'ml_top25.py'} (read it, copy it)")
-    engine = BacktestEngine.from_config(config_path, progress=args.progress)
+    out.say(f"  data, config and strategy written: {config_path}", markup=False)
+    out.say(f"  strategy: {strategy} (read it, copy it)", markup=False)
+    engine = BacktestEngine.from_config(config_path, progress=_progress(args))
+    _check_output_dir(engine)
     results = engine.run()
-    console.print(_summary_table(results))
-    console.print(f"results: {results.output_dir}")
     report = results.output_dir / "report.html" if results.output_dir else None
-    if report is not None and report.is_file():
-        console.print(f"report:  {report}")
-    console.print(f"run it again: ml4t run {config_path}")
+    report = report if report is not None and report.is_file() else None
+    extra = {"command": "demo", "config": str(config_path), "strategy": str(strategy)}
+    _print_run(out, run_summary(results, engine), **extra, report=report and str(report))
+    if report is not None:
+        out.say(f"report:  {report}", markup=False)
+    out.say(f"run it again: ml4t run {config_path}", markup=False)
     return 0
+
+
+def _checked_report(write: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """``ml4t report`` that first makes sure RESULTS holds a run's results: a missing or
+    empty folder is a one-line error (exit 2), not a report of nothing."""
+
+    def report(args: argparse.Namespace) -> int:
+        root = Path(args.results)
+        if not root.is_dir():
+            raise ResultsNotFoundError(
+                f"no results directory at {root}; give the reporting.output_dir of a run"
+            )
+        if not any((root / name).is_file() for name in _RESULT_MARKERS):
+            raise ResultsNotFoundError(
+                f"{root} holds no run's results (none of {', '.join(_RESULT_MARKERS)}); "
+                "give the reporting.output_dir of a run"
+            )
+        return write(args)
+
+    return report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -254,25 +246,36 @@ def build_parser() -> argparse.ArgumentParser:
             "--progress",
             action=argparse.BooleanOptionalAction,
             default=None,
-            help="show a progress bar (default: only on a terminal)",
+            help="show a progress bar on stderr (default: only on a terminal, not with -q "
+            "or --json)",
         )
 
     run = commands.add_parser("run", help="run a backtest described by a YAML config")
     run.add_argument("config", help="the run's YAML file")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key")
-    run.add_argument("--output", help="results directory (reporting.output_dir)")
+    run.add_argument(
+        "--output", metavar="DIR", help="results directory (sets reporting.output_dir)"
+    )
     progress_flags(run)
+    add_output_flags(run)
     run.set_defaults(func=_run)
 
     validate = commands.add_parser(
-        "validate", help="validate a config's data (and its action/universe files), or a data path"
+        "validate",
+        help="check a config as ml4t run would before its first event, or a data path",
+        description="For a config: build the run (strategy, plugins, cost models, "
+        "calendar), validate all its data and files and check the results directory, "
+        "without running. For a data path: validate the data (and --actions/--universe).",
     )
     validate.add_argument(
         "target",
         nargs="?",
         help="a YAML config, or a parquet/CSV file, glob or directory of asset data",
     )
-    validate.add_argument("--set", action="append", metavar="KEY=VALUE")
+    validate.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key")
+    validate.add_argument(
+        "--output", metavar="DIR", help="the results directory ml4t run --output would use"
+    )
     validate.add_argument(
         "--format", choices=("auto", "parquet", "csv"), help="of a data path (default: auto)"
     )
@@ -289,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="zone of naive data times and of the action/universe files' dates "
         "(default: the config's, else UTC)",
     )
+    add_output_flags(validate)
     validate.set_defaults(func=_validate)
 
     demo = commands.add_parser("demo", help="generate sample data and run the top-25 ML demo")
@@ -298,23 +302,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the headline size (250 x 252 days), with corporate actions and index changes",
     )
-    demo.add_argument("--symbols", type=int)
-    demo.add_argument("--days", type=int)
+    demo.add_argument("--symbols", type=positive_int, help="number of symbols")
+    demo.add_argument("--days", type=positive_int, help="number of trading days")
+    demo.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite a config.yaml or strategy you edited in DIRECTORY",
+    )
     progress_flags(demo)
+    add_output_flags(demo)
     demo.set_defaults(func=_demo)
 
     # each part of the package adds its own commands
     for add_cli in (report.add_cli, journal.add_cli, paper.add_cli, plugins.add_cli, sweep_cli):
         add_cli(commands)
+    written = commands.choices["report"]
+    written.set_defaults(func=_checked_report(written.get_default("func")))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level, json=args.log_json)
     try:
+        configure_logging(log_level(args), json=args.log_json)
         return int(args.func(args))
-    except (ConfigError, DataValidationError) as exc:
+    except (ConfigError, DataValidationError, ResultsNotFoundError) as exc:
         print(f"ml4t: {exc}", file=sys.stderr)
         return 2
     except ComponentError as exc:

@@ -16,12 +16,13 @@ from typing import IO, Any
 import msgspec
 import polars as pl
 
+from ml4t.backtest._commandline import Output, add_output_flags, positive_int, time_flag
 from ml4t.backtest._time import from_ns
 from ml4t.backtest.bus import Phase, Topic
 from ml4t.backtest.clock import AlarmPriority, SimulatedClock
 from ml4t.backtest.codec import Codec
 from ml4t.backtest.component import Component
-from ml4t.backtest.errors import ComponentError
+from ml4t.backtest.errors import ComponentError, ConfigError
 from ml4t.backtest.events import Event, MarketBatch
 from ml4t.backtest.record import Recorder, RecorderResults, ReportingConfig
 from ml4t.backtest.record.journal import (
@@ -365,19 +366,24 @@ def replay(
 
 
 def add_cli(commands: Any) -> None:
-    """Add ``journal show|summary|diff|recover`` and ``replay`` to the ``ml4t`` command."""
+    """Add ``journal show|summary|diff|recover`` and ``replay`` to the ``ml4t`` command.
+
+    A JOURNAL argument is a journal file or a results directory holding one
+    (``journal.ml4tj``). A missing journal, an unknown ``--topic`` and a ``--start`` or
+    ``--end`` without a timezone are one-line errors (exit 2).
+    """
     journal = commands.add_parser("journal", help="inspect an event journal")
     actions = journal.add_subparsers(dest="journal_command", required=True)
     show = actions.add_parser("show", help="print events as JSON lines")
-    show.add_argument("journal")
+    show.add_argument("journal", help="a journal file, or a results directory holding one")
     show.add_argument("--topic", action="append", help="only this topic (repeatable)")
     show.add_argument("--symbol", action="append", help="only this symbol (repeatable)")
-    show.add_argument("--start", help="from this time (ISO 8601, with a timezone)")
-    show.add_argument("--end", help="up to this time (ISO 8601, with a timezone)")
-    show.add_argument("--limit", type=int, help="at most this many events")
+    show.add_argument("--start", help="from this time (ISO 8601 with a timezone: ...T14:30Z)")
+    show.add_argument("--end", help="up to this time (ISO 8601 with a timezone)")
+    show.add_argument("--limit", type=positive_int, help="at most this many events")
     show.set_defaults(func=_cli_journal_show)
     summary = actions.add_parser("summary", help="header, counts per topic, time span")
-    summary.add_argument("journal")
+    summary.add_argument("journal", help="a journal file, or a results directory holding one")
     summary.set_defaults(func=_cli_journal_summary)
     diff = actions.add_parser("diff", help="compare two journals; show the first divergence")
     diff.add_argument("a", help="a journal (e.g. the backtest's)")
@@ -394,50 +400,101 @@ def add_cli(commands: Any) -> None:
     recover.set_defaults(func=_cli_journal_recover)
 
     replay = commands.add_parser("replay", help="rebuild a run's results from its journal")
-    replay.add_argument("journal")
-    replay.add_argument("--output", required=True, help="results directory to write")
+    replay.add_argument("journal", help="a journal file, or a results directory holding one")
+    replay.add_argument(
+        "--output",
+        metavar="DIR",
+        help=f"results directory to write (default: {REPLAY_DIR}/ beside the journal)",
+    )
     replay.add_argument("--html", action="store_true", help="also write report.html")
+    add_output_flags(replay)
     replay.set_defaults(func=_cli_replay)
 
 
+REPLAY_DIR = "replay"
+"""Where ``ml4t replay`` writes by default: this folder beside the journal."""
+
+
+def _journal_file(path: str) -> Path:
+    """The journal a JOURNAL argument names: the file, or a results directory's
+    ``journal.ml4tj``; ConfigError (one line) when there is none."""
+    given = Path(path)
+    if given.is_dir():
+        inside = given / JOURNAL_FILE
+        if inside.is_file():
+            return inside
+        raise ConfigError(
+            f"no journal in {path} (no {JOURNAL_FILE}); a run writes one with "
+            "reporting.journal: true"
+        )
+    if not given.is_file():
+        raise ConfigError(f"no journal at {path}: no such file")
+    return given
+
+
+def _check_topics(flag: str, asked: Iterable[str] | None, *paths: Path) -> None:
+    """ConfigError (one line) naming the topics the journals hold, for one they do not."""
+    if not asked:
+        return
+    known = sorted({t for path in paths for t in JournalReader(path).topics})
+    unknown = [t for t in asked if t not in known]
+    if unknown:
+        raise ConfigError(
+            f"{flag} {unknown[0]!r}: no such topic in {', '.join(dict.fromkeys(map(str, paths)))}; "
+            f"topics: {', '.join(known)}"
+        )
+
+
 def _cli_journal_show(args: Any) -> int:
+    path = _journal_file(args.journal)
+    _check_topics("--topic", args.topic, path)
     show(
-        args.journal,
+        path,
         topics=args.topic,
         symbols=args.symbol,
-        start=args.start,
-        end=args.end,
+        start=time_flag("--start", args.start),
+        end=time_flag("--end", args.end),
         limit=args.limit,
     )
     return 0
 
 
 def _cli_journal_summary(args: Any) -> int:
-    print(msgspec.json.format(msgspec.json.encode(summary(args.journal)), indent=2).decode())
+    found = summary(_journal_file(args.journal))
+    print(msgspec.json.format(msgspec.json.encode(found), indent=2).decode())
     return 0
 
 
 def _cli_journal_diff(args: Any) -> int:
-    result = diff(
-        args.a, args.b, topics=args.topic, ignore_topics=args.ignore_topic, context=args.context
-    )
+    a, b = _journal_file(args.a), _journal_file(args.b)
+    _check_topics("--topic", args.topic, a, b)
+    _check_topics("--ignore-topic", args.ignore_topic, a, b)
+    result = diff(a, b, topics=args.topic, ignore_topics=args.ignore_topic, context=args.context)
     print(format_diff(result))
     return 0 if result.equal else 1
 
 
 def _cli_journal_recover(args: Any) -> int:
+    if not Path(args.partial).is_file():
+        raise ConfigError(f"no partial journal at {args.partial}: no such file")
     done = recover(args.partial, args.output)
     print(f"recovered {done.events:,} events into {done.path} ({done.reason})")
     return 0
 
 
 def _cli_replay(args: Any) -> int:
-    results = replay(args.journal, args.output)
+    path = _journal_file(args.journal)
+    output = Path(args.output) if args.output else path.parent / REPLAY_DIR
+    results = replay(path, output)
+    report = None
     if args.html:
         from ml4t.backtest.report import write_report  # the HTML report is optional here
 
-        write_report(args.output, metrics=results.metrics)
-    state = "complete" if results.complete else "incomplete"
+        report = write_report(output, metrics=results.metrics)
+    out, state = Output.of(args), "complete" if results.complete else "incomplete"
     trades = results.metrics.get("num_trades")
-    print(f"replayed {args.journal} into {args.output} ({state}, {trades} trades)")
+    out.say(f"replayed {path} into {output} ({state}, {trades} trades)", markup=False)
+    facts = {"journal": str(path), "output": str(output), "complete": results.complete}
+    report_path = str(report) if report is not None else None
+    out.summary({"command": "replay", **facts, "report": report_path, "metrics": results.metrics})
     return 0 if results.complete else 1

@@ -48,6 +48,7 @@ LAYERS: dict[str, int] = {
     "metrics": 6,
     "report": 7,
     "journal": 7,
+    "_commandline": 7,
     "live": 8,
     # assembly
     "engine": 8,
@@ -58,6 +59,8 @@ LAYERS: dict[str, int] = {
     "progress": 8,
     "sweep": 9,
     "demo": 9,
+    "_runsummary": 9,
+    "_preflight": 9,
     "cli": 10,
     "__init__": 10,
     "__main__": 10,

@@ -120,8 +120,8 @@ def test_a_report_of_a_missing_directory_is_results_not_found_and_the_command_sa
     with pytest.raises(ResultsNotFoundError, match="no results directory at") as caught:
         write_report(missing)
     assert isinstance(caught.value, FileNotFoundError)
-    # an ML4TError, so the command prints one line and exits 1 instead of a traceback
-    assert main(["report", str(missing)]) == 1
+    # a user error, so the command prints one line and exits 2 instead of a traceback
+    assert main(["report", str(missing)]) == 2
     err = capsys.readouterr().err
     assert err == (
         f"ml4t: no results directory at {missing}; give the reporting.output_dir of a run\n"
