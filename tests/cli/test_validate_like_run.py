@@ -13,7 +13,7 @@ from ml4t.backtest.record.outputs import DirectoryLock
 
 from ._command import json_summary, ml4t, one_line_error
 
-NO_RULE = "plugins.risk_rules=[no_such_rule]"
+NO_RULE = "risk.rules=[{rule: no_such_rule}]"
 
 
 def test_an_uninstalled_risk_rule_plugin_fails_validate_as_it_fails_run(
@@ -21,10 +21,11 @@ def test_an_uninstalled_risk_rule_plugin_fails_validate_as_it_fails_run(
 ) -> None:
     validated = ml4t("validate", str(demo_config), "--set", NO_RULE)
     line = one_line_error(ml4t("run", str(demo_config), "--set", NO_RULE))
-    assert line.startswith("ml4t: no risk_rules plugin named 'no_such_rule' is installed")
+    # a rule is built while the config is read: both refuse it there, with its key path
+    assert line.startswith("ml4t: invalid config: no risk rule plugin named 'no_such_rule'")
+    assert line.endswith("at `$.risk.rules[0]`")
     assert validated.returncode == 2
     assert validated.stderr.splitlines() == [line]  # the message run gives, word for word
-    assert "valid: 4,680 rows, 6 symbols" in validated.stdout  # the data was still checked
 
 
 def test_problems_of_strategy_plugins_and_output_are_reported_together(
@@ -37,16 +38,14 @@ def test_problems_of_strategy_plugins_and_output_are_reported_together(
         str(demo_config),
         "--set",
         "strategy.class=NoSuchStrategy",
-        "--set",
-        NO_RULE,
         "--output",
         str(taken),
     )
     assert done.returncode == 2
     err = done.stderr
-    assert err.startswith("ml4t: 3 problems, each below:\n")
+    # (an uninstalled risk rule fails the config itself, before these: test above)
+    assert err.startswith("ml4t: 2 problems, each below:\n")
     assert "$.strategy.class: " in err and "has no class 'NoSuchStrategy'" in err
-    assert "no risk_rules plugin named 'no_such_rule'" in err
     assert f"$.reporting.output_dir: {taken} is a file, not a directory" in err
 
 
