@@ -25,4 +25,3 @@ def run_config(ds: SyntheticDataset, out: Path | None, **reporting: object) -> d
         },
         "reporting": {"output_dir": str(out) if out is not None else None, **reporting},
     }
-
