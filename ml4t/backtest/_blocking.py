@@ -41,6 +41,8 @@ __all__ = ["loop_running", "run_blocking"]
 
 T = TypeVar("T")
 
+_WAKE_S = 0.05  # how often the waiting thread looks for a pending KeyboardInterrupt
+
 OnInterrupt = Callable[[int], bool]
 """Called in the run's loop with the count of interrupts so far; True when it handled this
 one (the run goes on to its end), False to have the run cancelled."""
@@ -109,8 +111,14 @@ class _Worker(Generic[T]):
         self._thread.start()
 
     def wait(self) -> None:
-        """Block until the run is over (a KeyboardInterrupt may end the wait)."""
-        self._done.wait()
+        """Block until the run is over (a KeyboardInterrupt may end the wait).
+
+        The wait wakes a few times a second: a signal that the system hands to another
+        thread of the process (a kernel has several) only raises here once this thread
+        runs Python again, and a wait that never wakes would hold it until the run ends.
+        """
+        while not self._done.wait(_WAKE_S):
+            pass
 
     def outcome(self, interrupt: KeyboardInterrupt | None) -> T:
         """What the run returned, or raised; the caller's ``interrupt`` if it cancelled
