@@ -31,6 +31,7 @@ import contextvars
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from typing import Any, Generic, TypeVar, cast
 
 import anyio
@@ -96,10 +97,11 @@ class _Worker(Generic[T]):
         self._on_interrupt = on_interrupt
         self._lock = threading.Lock()
         self._done = threading.Event()
-        self._token: anyio.lowlevel.EventLoopToken | None = None
+        self._post: Callable[[Callable[[], object]], object] | None = None  # to the loop
         self._scope: anyio.CancelScope | None = None
         self._cancel_early = False  # interrupted before the loop started
-        self._cancelled = False  # the run was cancelled by an interrupt
+        self._cancel_sent = False  # an interrupt cancelled the run (set in the loop)
+        self._cancelled = False  # the run ended cancelled
         self._result: Any = None
         self._error: BaseException | None = None
         context = contextvars.copy_context()
@@ -132,16 +134,19 @@ class _Worker(Generic[T]):
         return cast(T, self._result)
 
     def interrupt(self, count: int) -> bool:
-        """Hand the ``count``-th interrupt to the run; False: stop waiting for it."""
+        """Hand the ``count``-th interrupt to the run without waiting for its loop; False
+        when an earlier one already cancelled the run (the caller stops waiting)."""
+        if self._cancel_sent:
+            return False
         with self._lock:
-            token = self._token
-            if token is None:  # the loop has not started: the run will not begin
+            post = self._post
+            if post is None:  # the loop has not started: the run will not begin
                 self._cancel_early = True
                 return True
-        try:
-            return anyio.from_thread.run_sync(self._deliver, count, token=token)
-        except anyio.RunFinishedError:
-            return True  # it ended meanwhile: its outcome says how
+        # a loop that has closed raises RuntimeError: the run is over, its outcome says how
+        with contextlib.suppress(RuntimeError):
+            post(partial(self._deliver, count))
+        return True
 
     # -------------------------------------------------------------- in the worker
 
@@ -156,7 +161,7 @@ class _Worker(Generic[T]):
     async def _body(self) -> T | None:
         with anyio.CancelScope() as scope:
             with self._lock:
-                self._token = anyio.lowlevel.current_token()
+                self._post = _poster(self._backend)
                 self._scope = scope
                 if self._cancel_early:
                     scope.cancel()
@@ -164,15 +169,22 @@ class _Worker(Generic[T]):
         self._cancelled = True
         return None
 
-    def _deliver(self, count: int) -> bool:
+    def _deliver(self, count: int) -> None:
         scope = self._scope
         assert scope is not None
-        if scope.cancel_called:
-            return False  # already cancelled and still stopping: the caller stops waiting
-        if self._on_interrupt is not None and self._on_interrupt(count):
-            return True
+        if scope.cancel_called or (self._on_interrupt is not None and self._on_interrupt(count)):
+            return
+        self._cancel_sent = True
         scope.cancel()
-        return True
+
+
+def _poster(backend: str) -> Callable[[Callable[[], object]], object]:
+    """How another thread runs a function in this thread's event loop: asyncio's
+    ``call_soon_threadsafe`` (it returns at once), else anyio's ``from_thread.run_sync``."""
+    if backend == "asyncio":
+        return asyncio.get_running_loop().call_soon_threadsafe
+    token = anyio.lowlevel.current_token()
+    return partial(anyio.from_thread.run_sync, token=token)
 
 
 @contextlib.contextmanager

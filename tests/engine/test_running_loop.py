@@ -237,3 +237,55 @@ def test_ctrl_c_during_a_paper_session_inside_a_running_loop_stops_it_cleanly(
     assert out.splitlines()[-1] == "outcome stopped interrupted (Ctrl-C)"
     manifest = _check_flushed(tmp_path)
     assert "interrupted (Ctrl-C)" in manifest["incomplete_reason"]
+
+
+TWICE = textwrap.dedent(
+    """
+    import asyncio, time
+    from ml4t.backtest import Component, Runtime, SimulatedClock
+
+    class Ticks(Component):
+        '''Ticks for ever (a slow alarm at a time); its on_stop takes its time.'''
+
+        def on_start(self):
+            self.set_timer("tick", interval_ns=1_000)
+
+        def on_timer(self, event):
+            if event.ts_event == 1_000:
+                print("running", flush=True)
+            time.sleep(0.001)
+
+        def on_stop(self):
+            time.sleep(2.0)
+            print("on_stop done", flush=True)
+
+    async def app():
+        runtime = Runtime(clock=SimulatedClock(0))
+        runtime.add(Ticks("ticks"))
+        try:
+            runtime.run_sync()
+        except KeyboardInterrupt:
+            print("caller stopped waiting", runtime.outcome.value, flush=True)
+
+    asyncio.run(app())
+    """
+)
+
+
+def test_a_second_interrupt_while_the_run_stops_ends_the_wait_and_the_flush_still_ends() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TWICE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "running"
+        proc.send_signal(signal.SIGINT)  # cancel: on_stop starts its two seconds
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)  # stop waiting for it
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    # the caller got control back while on_stop was still running, and the worker thread
+    # (not a daemon) still finished it before the process ended
+    assert out.splitlines() == ["caller stopped waiting running", "on_stop done"]
