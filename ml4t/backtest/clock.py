@@ -24,7 +24,15 @@ from itertools import count
 from ml4t.backtest._time import NS_PER_SECOND, from_ns
 from ml4t.backtest.errors import ClockError
 
-__all__ = ["Alarm", "AlarmPriority", "Clock", "SimulatedClock", "Timer", "WallClock"]
+__all__ = [
+    "Alarm",
+    "AlarmPriority",
+    "Clock",
+    "SimulatedClock",
+    "Timer",
+    "WallClock",
+    "interval_rule",
+]
 
 
 class AlarmPriority:
@@ -133,16 +141,19 @@ class Clock(abc.ABC):
         if next_time is None:
             if interval_ns is None and start_ns is None:
                 raise ClockError("a timer needs interval_ns, start_ns or next_time")
-            if interval_ns is not None and interval_ns <= 0:
-                raise ClockError(f"timer interval must be positive, got {interval_ns} ns")
             first = start_ns if start_ns is not None else self.now_ns() + (interval_ns or 0)
-            next_time = _interval_rule(first, interval_ns)
+            next_time = interval_rule(first, interval_ns)
         timer = Timer(self, callback, next_time, stop_ns)
         timer._arm(self.now_ns() - 1)
         return timer
 
 
-def _interval_rule(first_ns: int, interval_ns: int | None) -> Callable[[int], int | None]:
+def interval_rule(first_ns: int, interval_ns: int | None) -> Callable[[int], int | None]:
+    """The ``next_time`` rule of a timer firing at ``first_ns`` and every ``interval_ns``
+    after it (None: once)."""
+    if interval_ns is not None and interval_ns <= 0:
+        raise ClockError(f"timer interval must be positive, got {interval_ns} ns")
+
     def rule(after_ns: int) -> int | None:
         if after_ns < first_ns:
             return first_ns

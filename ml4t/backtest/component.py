@@ -16,12 +16,11 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, TypeVar
 
-import structlog
-
 from ml4t.backtest.bus import Bus, Phase, Subscription, Topic
 from ml4t.backtest.clock import Clock, Timer
 from ml4t.backtest.errors import ComponentError
 from ml4t.backtest.events import ComponentState, Event, TimerFired
+from ml4t.backtest.logging import get_logger
 
 __all__ = ["Component", "Context", "HandlerSpec", "on"]
 
@@ -246,4 +245,4 @@ async def call_hook(hook: Callable[[], Any]) -> None:
 
 
 def default_logger(name: str) -> Any:
-    return structlog.get_logger("ml4t").bind(component=name)
+    return get_logger("ml4t.backtest", component=name)

@@ -25,6 +25,7 @@ import msgspec
 import polars as pl
 
 from ml4t.backtest import plugins
+from ml4t.backtest._blocking import run_blocking
 from ml4t.backtest.clock import SimulatedClock, WallClock
 from ml4t.backtest.component import Component
 from ml4t.backtest.config import RunConfig, load_config, load_strategy_class
@@ -305,17 +306,31 @@ class BacktestEngine:
 
         A failing component stops the run: the error (naming the component, the event,
         the symbol and the simulated time) is raised after the results written so far are
-        flushed and marked failed. SIGTERM ends the run as Ctrl-C does (results flushed and
-        marked incomplete), then raises :class:`~ml4t.backtest.runtime.RunTerminated`, a
+        flushed and marked failed. Ctrl-C cancels the run: the results are flushed and
+        marked incomplete, then ``KeyboardInterrupt`` is raised. SIGTERM ends the run as
+        Ctrl-C does, then raises :class:`~ml4t.backtest.runtime.RunTerminated`, a
         ``SystemExit`` with status 143.
+
+        Called where an event loop already runs in this thread (Jupyter, IPython, an async
+        application), the graph runs on a worker thread with a loop of its own while this
+        call waits: the same results, and a kernel interrupt cancels the run as Ctrl-C
+        does in a script (SIGTERM is then left to the application). In a coroutine,
+        ``await engine.run_async()`` runs the graph on the caller's loop instead.
         """
 
         async def main() -> BacktestResults:
             return await run_terminable(self.run_async, lambda: self.runtime)
 
-        return anyio.run(main)
+        return run_blocking(main)
 
     async def run_async(self) -> BacktestResults:
+        """Run on the current event loop and return the results (``await
+        engine.run_async()`` in a notebook cell or an async application).
+
+        Cancelling the awaiting task cancels the run (results flushed and marked
+        incomplete). No signal handler is installed: Ctrl-C and SIGTERM are the loop
+        owner's to handle.
+        """
         runtime = self.build()
         feed = self.feed if isinstance(self.feed, Feed) else None
         bar = ProgressBar(

@@ -34,6 +34,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 import anyio.lowlevel
 
+from ml4t.backtest._blocking import run_blocking
 from ml4t.backtest._dispatch import ConcurrentDispatcher, SequencedDispatcher, describe_failure
 from ml4t.backtest._time import from_ns
 from ml4t.backtest.bus import Bus
@@ -176,12 +177,14 @@ class Runtime:
 
     def run_sync(self, backend: str = "asyncio") -> None:
         """Run the graph to the end in a fresh event loop; SIGTERM terminates it (see
-        :func:`run_terminable`)."""
+        :func:`run_terminable`). Where this thread already runs a loop (a notebook), the
+        graph runs on a worker thread and Ctrl-C cancels it as in a script
+        (:func:`~ml4t.backtest._blocking.run_blocking`)."""
 
         async def main() -> None:
             await run_terminable(self.run, lambda: self)
 
-        anyio.run(main, backend=backend)
+        run_blocking(main, backend=backend)
 
     # ------------------------------------------------------------ running
 

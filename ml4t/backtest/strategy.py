@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Unpack
 
@@ -61,6 +61,7 @@ from ml4t.backtest._symbols import SymbolTable
 from ml4t.backtest._time import from_ns, parse_duration, to_ns
 from ml4t.backtest._universe import frame_codes
 from ml4t.backtest.bus import Phase
+from ml4t.backtest.clock import interval_rule
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.errors import ConfigError, ML4TError, OrderError
 from ml4t.backtest.events import (
@@ -161,6 +162,7 @@ class StrategyBase(Component):
         self._table = SymbolTable({"last_close": math.nan, "position": 0.0, "pending": 0.0})
         self._members: np.ndarray | None = None  # by code, with a point-in-time universe
         self._close_on_exit = False
+        self._data_end_ns = 0  # the data's last timestamp (SessionStarted; 0: unknown)
         self._now_dt: tuple[int, datetime] = (-1, from_ns(0))
         self._frame_codes: tuple[pl.DataFrame | None, np.ndarray] = (None, np.empty(0, np.intp))
 
@@ -508,7 +510,9 @@ class StrategyBase(Component):
     ) -> None:
         """Call :meth:`on_timer` ``every`` interval (``"5m"``, ``"1h"``, ns), once ``at`` a
         time, or ``at="session_open"``/``"session_close"`` of each trading day (needs the
-        run's calendar)."""
+        run's calendar). A timer stops after the data's last timestamp (when the session
+        knows it), so that a backtest ends with its data."""
+        rule: Callable[[int], int | None]
         if at in ("session_open", "session_close"):
             calendar = self.context.calendar
             if calendar is None:
@@ -517,18 +521,29 @@ class StrategyBase(Component):
                     "backtest.calendar in the config (e.g. NYSE)"
                 )
             rule = calendar.next_open if at == "session_open" else calendar.next_close
-            self.set_timer(name, next_time=rule)
-            return
-        start_ns = to_ns(start) if start is not None else None
-        if isinstance(at, datetime):
-            self.set_timer(name, start_ns=to_ns(at))
+        elif isinstance(at, datetime):
+            rule = interval_rule(to_ns(at), None)
         elif every is not None:
-            self.set_timer(name, interval_ns=parse_duration(every), start_ns=start_ns)
+            interval = parse_duration(every)
+            first = to_ns(start) if start is not None else self.now_ns() + interval
+            rule = interval_rule(first, interval)
         else:
             raise ConfigError(
                 f"schedule({name!r}) needs every=..., at=<datetime> or "
                 "at='session_open'/'session_close'"
             )
+        self.set_timer(name, next_time=self._until_data_end(rule))
+
+    def _until_data_end(self, rule: Callable[[int], int | None]) -> Callable[[int], int | None]:
+        """``rule``, ending after the data's last timestamp when the session says it: a
+        calendar has sessions for centuries, and the simulated clock would visit each."""
+
+        def next_time(after_ns: int) -> int | None:
+            when = rule(after_ns)
+            end = self._data_end_ns
+            return None if when is None or (end and when > end) else when
+
+        return next_time
 
     # ------------------------------------------------------------ callbacks
 
@@ -666,6 +681,7 @@ class StrategyBase(Component):
     def _handle_session(self, event: SessionStarted | UniverseChanged) -> None:
         table = self._table
         if isinstance(event, SessionStarted):
+            self._data_end_ns = event.end_ns
             self._learn(event.symbols)
             if event.members is not None:
                 self._members = np.zeros(table.size, dtype=bool)

@@ -8,11 +8,16 @@ what :class:`Capture` saw. Nothing is mocked.
     script = Script([(t0, MARKET, batch0), (t0, ORDER_REQUESTS, order), (t1, MARKET, batch1)])
     run_components(MyBroker(), script, capture)
     assert capture.of_type(OrderFilled)[0].price == 101.0
+
+:func:`capture_logs` collects what ml4t logs, as ``structlog.testing.capture_logs`` does
+for structlog's own loggers (ml4t's log through the standard library).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import Any, TypeVar
 
@@ -20,9 +25,10 @@ from ml4t.backtest.bus import Phase, Topic
 from ml4t.backtest.clock import AlarmPriority, SimulatedClock
 from ml4t.backtest.component import Component
 from ml4t.backtest.events import Event
+from ml4t.backtest.logging import ROOT_LOGGER
 from ml4t.backtest.runtime import Runtime
 
-__all__ = ["Capture", "Script", "run_components"]
+__all__ = ["Capture", "Script", "capture_logs", "run_components"]
 
 E = TypeVar("E", bound=Event)
 
@@ -83,3 +89,36 @@ def run_components(*components: Component, strict: bool = True, start_ns: int = 
         runtime.add(component)
     runtime.run_sync()
     return runtime
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[dict[str, Any]]) -> None:
+        super().__init__(logging.DEBUG)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "event_dict", None)
+        event = dict(fields) if isinstance(fields, dict) else {"event": record.getMessage()}
+        event["log_level"] = record.levelname.lower()
+        self.into.append(event)
+
+
+@contextlib.contextmanager
+def capture_logs(level: int = logging.DEBUG) -> Iterator[list[dict[str, Any]]]:
+    """The events ml4t logs inside the block, as dicts: the event's name (``event``), its
+    fields and ``log_level``.
+
+    ml4t's loggers drop a call below their level before building it, so the block lowers
+    the ``"ml4t"`` logger's level to ``level`` and puts it back after.
+    """
+    logger = logging.getLogger(ROOT_LOGGER)
+    events: list[dict[str, Any]] = []
+    handler = _Collect(events)
+    saved = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield events
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved)

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "codec": 2,
     "clock": 2,
     "_dispatch": 2,
+    "_blocking": 2,
     "logging": 2,
     "_yaml": 2,
     "bus": 3,

@@ -3,13 +3,11 @@ where the builtin was, says what was wrong, and still is the builtin its callers
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
-import structlog
 
 from ml4t.backtest import (
     ClockError,
@@ -104,15 +102,6 @@ def test_a_results_table_that_does_not_exist_is_an_unknown_name() -> None:
     assert results.table("fills").is_empty()
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """``main`` points structlog at the test's captured stderr: put the config back."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
-
-
-@pytest.mark.usefixtures("restore_logging")
 def test_a_report_of_a_missing_directory_is_results_not_found_and_the_command_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

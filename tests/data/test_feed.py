@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from structlog.testing import capture_logs
 
 from ml4t.backtest import ComponentError, DataValidationError, Runtime, WallClock
 from ml4t.backtest.data import (
@@ -17,6 +16,7 @@ from ml4t.backtest.data import (
     Repair,
 )
 from ml4t.backtest.data.synthetic import INDICATORS, SIGNALS, SyntheticFrames
+from ml4t.backtest.testing import capture_logs
 from tests.data._feeds import Recorder, run_feed, write
 
 OHLCV = ["open", "high", "low", "close", "volume"]

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import structlog
 
 from ml4t.backtest import ConfigError, DataValidationError
 from ml4t.backtest.cli import main
@@ -561,15 +560,6 @@ def test_csv_fingerprint_is_the_parquet_rule_over_the_files_the_feed_reads(
 # --------------------------------------------------------------------------- ml4t validate
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """``main`` points structlog at the test's captured stderr: put the config back."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
-
-
-@pytest.mark.usefixtures("restore_logging")
 @pytest.mark.parametrize(
     ("layout", "flags", "described"),
     [
@@ -596,7 +586,6 @@ def test_validate_command_covers_every_layout_given_as_a_path(
     assert f"valid: {bars.height:,} rows, 4 symbols" in out, out
 
 
-@pytest.mark.usefixtures("restore_logging")
 def test_validate_command_reads_layouts_from_a_config_and_reports_their_errors(
     bars: pl.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,12 +6,10 @@ footer read and its schema compared with the first file's, before any row is sca
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
-import structlog
 
 from ml4t.backtest import DataValidationError
 from ml4t.backtest.cli import main
@@ -145,15 +143,6 @@ def test_hidden_and_underscore_files_in_directory_are_skipped(
     assert report.rows == frames.asset.height
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """``main`` points structlog at the test's captured stderr: put the config back."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
-
-
-@pytest.mark.usefixtures("restore_logging")
 def test_validate_command_rejects_zero_byte_file_like_the_run(
     frames: SyntheticFrames, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,13 +3,11 @@ two symbols across one overnight gap."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
-import structlog
 
 from ml4t.backtest.data.synthetic import (
     SyntheticConfig,
@@ -72,12 +70,3 @@ def run_config(ds: SyntheticDataset, out: Path | None, **reporting: object) -> d
         },
         "reporting": {"output_dir": str(out) if out is not None else None, **reporting},
     }
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """``ml4t.cli.main`` configures structlog with the (captured) stderr of its test; put
-    the previous configuration back so later tests do not log to a closed stream."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)

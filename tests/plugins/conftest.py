@@ -1,6 +1,4 @@
-"""Plugin tests call ``ml4t.cli.main`` in-process: restore structlog's configuration.
-
-``distribution`` installs a third-party package the way pip leaves one (a module beside
+"""``distribution`` installs a third-party package the way pip leaves one (a module beside
 a ``.dist-info`` with ``METADATA`` and ``entry_points.txt``) in a directory put on
 ``sys.path``, so ``importlib.metadata`` finds its entry points like any installed one.
 """
@@ -14,15 +12,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-import structlog
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
-
 
 Install = Callable[..., Path]
 

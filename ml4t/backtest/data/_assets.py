@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 import numpy as np
 import polars as pl
-import structlog
 
 from ml4t.backtest.data._chunks import ChunkPlan, ChunkReader, bytes_per_row, plan_chunks
 from ml4t.backtest.data._repair import OHLCV, order_problems, repair_chunk
@@ -29,6 +28,7 @@ from ml4t.backtest.data.validation import (
     out_of_range_times,
     raise_violations,
 )
+from ml4t.backtest.logging import get_logger
 
 __all__ = ["AssetData", "Frameish", "Read", "config_range", "merge_files"]
 
@@ -117,7 +117,7 @@ class AssetData:
         raise_violations(self._date_label_violations())
         self.lo, self.hi = config_range(config)
         self.calendar = SessionCalendar(config.calendar) if config.calendar else None
-        self.log = structlog.get_logger("ml4t").bind(source=self.source.name)
+        self.log = get_logger("ml4t.backtest.data", source=self.source.name)
         self.symbols: tuple[str, ...] = ()
         self.enum: pl.Enum = pl.Enum([])
         self.plan = ChunkPlan([], [])

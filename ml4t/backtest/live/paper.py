@@ -27,6 +27,7 @@ import argparse
 import math
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,6 +35,7 @@ from typing import Any, TextIO
 import anyio
 import msgspec
 
+from ml4t.backtest._blocking import run_blocking
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.config import RunConfig, load_config
@@ -175,6 +177,7 @@ class PaperSession:
         self.interrupted: str | None = None
         self.cancelled_orders: list[str] = []
         self.elapsed_time = 0.0
+        self._scope: anyio.CancelScope | None = None  # the running session's
 
     @classmethod
     def from_config(
@@ -251,9 +254,10 @@ class PaperSession:
         start = time.perf_counter()
         try:
             async with anyio.create_task_group() as tg:
+                self._scope = tg.cancel_scope
                 tg.start_soon(self.view.run)
-                if self.handle_signals:
-                    tg.start_soon(self._watch_signals, tg.cancel_scope)
+                if self.handle_signals and threading.current_thread() is threading.main_thread():
+                    tg.start_soon(self._watch_signals)
                 try:
                     await runtime.run()
                 finally:
@@ -261,6 +265,7 @@ class PaperSession:
         except BaseExceptionGroup as group:
             raise unwrap_group(group) from None
         finally:
+            self._scope = None
             self.elapsed_time = time.perf_counter() - start
         return BacktestResults(
             recorder=self.engine.recorder,
@@ -271,17 +276,41 @@ class PaperSession:
         )
 
     def run_sync(self) -> BacktestResults:
-        return anyio.run(self.run)
+        """Run to the end in a fresh event loop and return the results.
 
-    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        Where this thread already runs a loop (a notebook), the session runs on a worker
+        thread; a kernel interrupt then does what Ctrl-C does in a script: with
+        ``handle_signals`` the first stops the session cleanly and the second cancels it
+        (the results are returned either way), without it the run is cancelled and
+        ``KeyboardInterrupt`` raised.
+        """
+        on_interrupt = self._on_keyboard_interrupt if self.handle_signals else None
+        return run_blocking(self.run, on_interrupt=on_interrupt)
+
+    async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
-                if self.interrupted is None:
-                    sigint = signum == signal.SIGINT
-                    self.interrupt("interrupted (Ctrl-C)" if sigint else "terminated (SIGTERM)")
-                else:  # a second signal: stop waiting for a clean stop
-                    scope.cancel()
+                if not self._on_signal(signum):
                     return
+
+    def _on_signal(self, signum: int) -> bool:
+        """The first signal stops the session cleanly, a second stops waiting for it (the
+        graph is cancelled); False once nothing is left to do."""
+        if self.interrupted is None:
+            sigint = signum == signal.SIGINT
+            self.interrupt("interrupted (Ctrl-C)" if sigint else "terminated (SIGTERM)")
+            return True
+        if self._scope is not None:
+            self._scope.cancel()
+        return False
+
+    def _on_keyboard_interrupt(self, count: int) -> bool:
+        """A kernel interrupt while :meth:`run_sync` waits on a worker thread is SIGINT;
+        a third is left to :func:`~ml4t.backtest._blocking.run_blocking` (cancel)."""
+        if count > 2:
+            return False
+        self._on_signal(signal.SIGINT)
+        return True
 
 
 # --------------------------------------------------------------------------- command line

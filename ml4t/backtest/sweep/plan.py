@@ -18,18 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import structlog
 import yaml
 
 from ml4t.backtest.config import RunConfig, config_hash, dump_config, load_config
 from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.logging import get_logger
 from ml4t.backtest.sweep.grid import SweepSpec, expand_points, format_override
 from ml4t.backtest.sweep.walkforward import Window, window_bounds, windows
 
 __all__ = ["RUN_ID_LENGTH", "Task", "base_text", "is_complete", "plan_tasks", "resolve_task"]
 
 RUN_ID_LENGTH = 16
-_log = structlog.get_logger("ml4t.sweep")
+_log = get_logger("ml4t.backtest.sweep")
 
 
 class Task(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,12 +12,10 @@ import anyio
 import ml4t_nats._auth
 import nats
 import pytest
-import structlog
 from ml4t_nats import BridgeAck, BridgeBarrier, BridgeEnd, BridgeHello, NatsConfig, driver_engine
 from ml4t_nats._auth import Signer
 from ml4t_nats._link import Inbound, OrderIds, Outbox
 from ml4t_nats.bridge import _log_drop
-from structlog.testing import capture_logs
 
 from ml4t.backtest import (
     BacktestEngine,
@@ -27,6 +25,8 @@ from ml4t.backtest import (
     OrderSide,
     SubmitOrder,
 )
+from ml4t.backtest.logging import get_logger
+from ml4t.backtest.testing import capture_logs
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -317,7 +317,7 @@ def test_auth_module_examples_hold():
 
 
 def test_a_flood_of_dropped_messages_logs_the_first_ten_then_powers_of_two():
-    log = structlog.get_logger("test")
+    log = get_logger("ml4t.test")
     with capture_logs() as logs:
         for count in range(1, 101):
             _log_drop(log, "unauthenticated_message", count, "p.market", "bad ml4t-mac")
