@@ -69,7 +69,7 @@ from ml4t.backtest.execution import (
     SlippageModel,
 )
 from ml4t.backtest.journal import JournalReader, JournalRecorder, replay
-from ml4t.backtest.logging import configure_logging
+from ml4t.backtest.logging import configure_logging, get_logger
 from ml4t.backtest.plugins import PluginError
 from ml4t.backtest.portfolio import AccountingError, Portfolio, PortfolioConfig
 from ml4t.backtest.protocols import Broker, Feed, RecorderRole
@@ -190,6 +190,7 @@ __all__ = [
     "configure_logging",
     "event_types",
     "from_ns",
+    "get_logger",
     "load_config",
     "on",
     "parse_duration",

@@ -24,8 +24,8 @@ from ml4t.backtest import (
     ConfigError,
     OrderSide,
     SubmitOrder,
+    get_logger,
 )
-from ml4t.backtest.logging import get_logger
 from ml4t.backtest.testing import capture_logs
 
 pytestmark = pytest.mark.timeout(60)
