@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from ml4t.backtest.errors import ConfigError, UnknownNameError
 from ml4t.backtest.record import handoffs
+from ml4t.backtest.record.config import TABLES
 from ml4t.backtest.record.daily import (
     BENCHMARK_RETURNS_SCHEMA,
     DAILY_POSITIONS_SCHEMA,
@@ -49,17 +50,7 @@ _SCHEMAS = {
 class RecorderResults:
     """A run's results: tables as polars frames (read lazily from disk), metrics, manifest."""
 
-    TABLES = (
-        "trades",
-        "fills",
-        "orders",
-        "order_history",
-        "portfolio",
-        "cash_flows",
-        "daily_returns",
-        "daily_positions",
-        "benchmark_returns",
-    )
+    TABLES = TABLES  # the tables a run may record (record.config)
 
     def __init__(
         self,
