@@ -151,8 +151,10 @@ def bar_class(columns: Sequence[str]) -> type[Bar]:
 
 class BatchFrame(pl.DataFrame):
     """The frame ``BatchStrategy.on_timestamp`` receives: a ``pl.DataFrame`` (every polars
-    method works and returns plain frames) with :meth:`numpy`, a column as a read-only
-    numpy array that is a zero-copy view of the feed's chunk, with no polars call.
+    method works) with :meth:`numpy`, a column as a read-only numpy array that is a
+    zero-copy view of the feed's chunk, with no polars call. A frame derived from it
+    (``filter``, ``head``...) is polars' own; where that is a ``BatchFrame`` too, its
+    :meth:`numpy` reads the derived frame's rows.
     """
 
     _market: MarketBatch | None = None

@@ -16,8 +16,8 @@ risk manager and broker as any strategy's, fills come back as events.
   wins). Nothing in them can reach another timestamp. Time-series features (a moving
   average of a symbol's closes) belong in the data, as indicator columns computed point
   in time.
-- **Per timestamp**, in this order: every held symbol whose ``exit`` is true is closed
-  (``close_position``); then, unless the last entry was refused for buying power and no
+- **Per timestamp**: every held symbol whose ``exit`` is true is closed
+  (``close_position``) and, unless the last entry was refused for buying power and no
   fill has come since, the rows whose ``entry`` is true, whose symbol is neither held
   nor has a working order, are bought, best ``rank`` first (ties: symbol order; a
   null/NaN rank last), at most ``top`` symbols held or working in all. ``size`` is the
@@ -25,6 +25,8 @@ risk manager and broker as any strategy's, fills come back as events.
   the row's columns, the context and the strategy's ``equity`` and ``cash`` as columns;
   whole shares (floored) unless the class says ``fractional``; a size that is not a
   positive finite number skips the row. A null ``entry``/``exit`` counts as false.
+  With ``top``, all exits go first (they free slots), then the entries in rank order;
+  without it, exits and entries go in row (symbol) order, as ``on_bar`` would send them.
 
 The equivalent hand-written rule in either API gives the same orders; see
 ``tests/strategy/test_strategy_expr.py``.
@@ -152,33 +154,50 @@ class ExprStrategy(StrategyBase):
         names = self._symbol_names()
         held = self.batch_positions(batch.frame, pending=False) != 0.0
         exits = values.get("exit")
-        if exits is not None and held.any():
-            for row in np.flatnonzero(held & exits).tolist():
+        exiting = held & exits if exits is not None else np.zeros(held.shape, dtype=bool)
+        if rules.top is not None:  # exits first: they free the slots entries fill
+            for row in np.flatnonzero(exiting).tolist():
                 self.close_position(names[codes[row]], reason=rules.reason)
-        if self._cash_short:
+            exiting[:] = False
+        entering = self._entries(values, codes, held)
+        if not (entering.size or exiting.any()):
             return
+        sizes = dict(zip(entering.tolist(), self._sizes(batch, entering), strict=True))
+        # with top: entering is in rank order and exits are done; else both in row order
+        order = entering if rules.top is not None else np.union1d(np.flatnonzero(exiting), entering)
+        for row in order.tolist():
+            if exiting[row]:
+                self.close_position(names[codes[row]], reason=rules.reason)
+                continue
+            quantity = sizes[row]
+            if quantity > 0.0 and math.isfinite(quantity):
+                self.buy(names[codes[row]], quantity, reason=rules.reason)
+
+    def _entries(
+        self, values: dict[str, np.ndarray], codes: np.ndarray, held: np.ndarray
+    ) -> np.ndarray:
+        """The rows to buy, in the order to buy them."""
+        none = np.empty(0, dtype=np.intp)
+        if self._cash_short:
+            return none
         candidates = values["entry"] & ~held
         if not candidates.any():
-            return
+            return none
         working = {order.symbol for order in self._open.values()}
         if working:
             busy = [self._table.code[s] for s in working if s in self._table]
             candidates &= ~np.isin(codes, busy)
         rows = np.flatnonzero(candidates)
-        if rules.top is not None:
-            slots = rules.top - len(self._held | working)
-            if slots <= 0 or rows.size == 0:
-                return
-            if "rank" in values:
-                rank = values["rank"][rows]
-                order = np.lexsort((codes[rows], -np.nan_to_num(rank, nan=0.0), np.isnan(rank)))
-                rows = rows[order]
-            rows = rows[:slots]
-        if rows.size == 0:
-            return
-        for row, quantity in zip(rows.tolist(), self._sizes(batch, rows), strict=True):
-            if quantity > 0.0 and math.isfinite(quantity):
-                self.buy(names[codes[row]], quantity, reason=rules.reason)
+        top = self._rules.top
+        if top is None:
+            return rows
+        slots = top - len(self._held | working)
+        if slots <= 0 or rows.size == 0:
+            return none
+        if "rank" in values:
+            rank = values["rank"][rows]
+            rows = rows[np.lexsort((codes[rows], -np.nan_to_num(rank, nan=0.0), np.isnan(rank)))]
+        return rows[:slots]
 
     def _sizes(self, batch: MarketBatch, rows: np.ndarray) -> list[float]:
         size = self._rules.size
