@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ml4t.backtest._bar import Bar
+from ml4t.backtest._bar import Bar, BatchFrame
 from ml4t.backtest._time import from_ns, parse_duration, to_ns
 from ml4t.backtest.bus import Bus, Phase, RequestTopic, Subscription, Topic
 from ml4t.backtest.clock import Alarm, AlarmPriority, Clock, SimulatedClock, Timer, WallClock
@@ -34,6 +34,7 @@ from ml4t.backtest.events import (
     CancelOrder,
     CashFlow,
     CashFlowKind,
+    ChunkColumns,
     ComponentFailed,
     ComponentState,
     ComponentStateChanged,
@@ -85,6 +86,7 @@ from ml4t.backtest.risk import (
 )
 from ml4t.backtest.runtime import RunOutcome, RunTerminated, Runtime
 from ml4t.backtest.strategy import BatchStrategy, OpenOrder, Strategy, StrategyBase, StrategyError
+from ml4t.backtest.strategy_expr import ExprRules, ExprStrategy
 from ml4t.backtest.sweep import run_sweep
 
 try:
@@ -100,6 +102,7 @@ __all__ = [
     "BacktestEngine",
     "BacktestResults",
     "Bar",
+    "BatchFrame",
     "BatchStrategy",
     "Broker",
     "BrokerConfig",
@@ -108,6 +111,7 @@ __all__ = [
     "CancelOrder",
     "CashFlow",
     "CashFlowKind",
+    "ChunkColumns",
     "Clock",
     "ClockError",
     "Codec",
@@ -124,6 +128,8 @@ __all__ = [
     "CorporateAction",
     "DataValidationError",
     "Event",
+    "ExprRules",
+    "ExprStrategy",
     "Feed",
     "FeedConfig",
     "JournalReader",

@@ -1,38 +1,47 @@
-"""The per-symbol view a ``Strategy.on_bar`` receives.
+"""The views a strategy receives: the per-symbol :class:`Bar` of ``Strategy.on_bar`` and
+the :class:`BatchFrame` of ``BatchStrategy.on_timestamp``.
 
-One :class:`Bar` object is reused for every row of a batch: it points at a row index of
-the batch's columns, converted to Python lists only when first read (once per batch and
-column), so a strategy that reads ``bar.close`` and ``bar.signal_entry`` costs two list
-lookups per row and no dict or object per row.
+One :class:`Bar` object per frame schema is reused for every row of every batch: it
+points at a row index, and each column is a descriptor of the bar's class (made once per
+schema, :func:`bar_class`) that reads a Python list converted from the batch only when
+first read (once per batch and column, from the batch's numpy view). A strategy that
+reads ``bar.symbol`` and ``bar.signal_entry`` costs two descriptor calls per row and no
+dict, object or polars call per row. Context fields and unknown names go through
+``__getattr__``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from ml4t.backtest.errors import UnknownNameError
 
-__all__ = ["Bar"]
+if TYPE_CHECKING:
+    from ml4t.backtest.events import MarketBatch
+
+__all__ = ["Bar", "BatchFrame", "bar_class"]
 
 
-class _Columns:
-    """A batch's columns as lazily materialised Python lists."""
+class _Column:
+    """One column of the bar's frame: ``bar.<name>`` is that column at the bar's row."""
 
-    __slots__ = ("_cache", "frame", "names")
+    __slots__ = ("name",)
 
-    def __init__(self, frame: pl.DataFrame) -> None:
-        self.frame = frame
-        self.names = frame.columns
-        self._cache: dict[str, list[Any]] = {}
+    def __init__(self, name: str) -> None:
+        self.name = name
 
-    def get(self, name: str) -> list[Any]:
-        values = self._cache.get(name)
-        if values is None:
-            values = self._cache[name] = self.frame.get_column(name).to_list()
-        return values
+    def __get__(self, bar: Bar | None, owner: type | None = None) -> Any:
+        if bar is None:
+            return self
+        try:
+            return bar._values[self.name][bar._i]
+        except KeyError:
+            return bar._load(self.name)[bar._i]
 
 
 class Bar:
@@ -46,51 +55,50 @@ class Bar:
     The object is reused for the next row: keep values, not the bar.
     """
 
-    __slots__ = ("_cols", "_i", "context", "timestamp", "ts_ns")
+    __slots__ = ("_batch", "_i", "_symbols", "_values", "context", "timestamp", "ts_ns")
+
+    _columns: tuple[str, ...] = ()  # the frame's columns (set by bar_class)
+    _names: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
-        self._cols: _Columns | None = None
+        self._batch: MarketBatch | None = None
         self._i = 0
+        self._symbols: np.ndarray | None = None  # the universe by code, as objects
+        self._values: dict[str, list[Any]] = {}
         self.context: dict[str, float | None] = {}
         self.timestamp: datetime | None = None
         self.ts_ns = 0
 
-    def _point(
-        self, cols: _Columns, context: dict[str, float | None], ts_ns: int, timestamp: datetime
-    ) -> None:
-        self._cols = cols
-        self.context = context
-        self.ts_ns = ts_ns
+    def _point(self, batch: MarketBatch, symbols: np.ndarray | None, timestamp: datetime) -> None:
+        """Show ``batch`` (row 0); ``symbols`` names the universe's codes (None: read the
+        frame's symbol column)."""
+        self._batch = batch
+        self._symbols = symbols
+        self._values = {}
+        self.context = batch.context
+        self.ts_ns = batch.ts_event
         self.timestamp = timestamp
 
-    @property
-    def symbol(self) -> str:
-        return self._cols.get("symbol")[self._i]  # type: ignore[union-attr]
-
-    @property
-    def open(self) -> float:
-        return self._cols.get("open")[self._i]  # type: ignore[union-attr]
-
-    @property
-    def high(self) -> float:
-        return self._cols.get("high")[self._i]  # type: ignore[union-attr]
-
-    @property
-    def low(self) -> float:
-        return self._cols.get("low")[self._i]  # type: ignore[union-attr]
-
-    @property
-    def close(self) -> float:
-        return self._cols.get("close")[self._i]  # type: ignore[union-attr]
-
-    @property
-    def volume(self) -> float:
-        return self._cols.get("volume")[self._i]  # type: ignore[union-attr]
+    def _load(self, name: str) -> list[Any]:
+        batch = self._batch
+        if batch is None:
+            raise UnknownNameError(f"the bar shows no batch yet; {name!r} has no value")
+        if name == "symbol" and self._symbols is not None:
+            values = self._symbols[batch.symbol_codes()].tolist()
+        else:
+            series = batch.frame.get_column(name)
+            dtype = series.dtype
+            if (dtype.is_float() or dtype.is_integer()) and series.null_count() == 0:
+                values = batch.numpy(name).tolist()  # the chunk's view: no polars call
+            else:
+                values = series.to_list()  # None for nulls, datetimes as datetimes
+        self._values[name] = values
+        return values
 
     def __getitem__(self, name: str) -> Any:
-        cols = self._cols
-        if cols is not None and name in cols.names:
-            return cols.get(name)[self._i]
+        if name in self._names:
+            values = self._values.get(name)
+            return (values if values is not None else self._load(name))[self._i]
         if name in self.context:
             return self.context[name]
         raise UnknownNameError(f"bar has no column or context field {name!r}")
@@ -102,7 +110,7 @@ class Bar:
             return default
 
     def __getattr__(self, name: str) -> Any:
-        # Only called for names that are not slots or properties: columns and context.
+        # Only called for names that are not slots or columns: context fields.
         if name.startswith("_"):
             raise UnknownNameError(name)
         try:
@@ -110,16 +118,65 @@ class Bar:
         except KeyError:
             raise UnknownNameError(
                 f"bar has no column or context field {name!r}; columns: "
-                f"{self._cols.names if self._cols else []}, context: {sorted(self.context)}"
+                f"{list(self._columns)}, context: {sorted(self.context)}"
             ) from None
 
     def to_dict(self) -> dict[str, Any]:
         """This row as a dict (allocates: for debugging, not for the hot path)."""
-        cols = self._cols
-        row = {name: cols.get(name)[self._i] for name in cols.names} if cols else {}
+        row = {name: self[name] for name in self._columns} if self._batch is not None else {}
         return {**row, **{k: v for k, v in self.context.items() if k not in row}}
 
     def __repr__(self) -> str:
-        if self._cols is None:
+        if self._batch is None:
             return "Bar(<unbound>)"
-        return f"Bar({self.timestamp}, {self.symbol}, close={self.close})"
+        return f"Bar({self.timestamp}, {self['symbol']}, close={self['close']})"
+
+
+def bar_class(columns: Sequence[str]) -> type[Bar]:
+    """The :class:`Bar` subclass whose attributes are ``columns`` (made once per frame
+    schema: its columns are descriptors, so reading one is a call, not a failed attribute
+    lookup). Names that are the bar's own (``context``, ``timestamp``, ``get``...) stay
+    the bar's; read such a column as ``bar["name"]``."""
+    own = set(dir(Bar))
+    namespace: dict[str, Any] = {
+        "__slots__": (),
+        "_columns": tuple(columns),
+        "_names": frozenset(columns),
+    }
+    for name in columns:
+        if name.isidentifier() and name not in own:
+            namespace[name] = _Column(name)
+    return type("Bar", (Bar,), namespace)
+
+
+class BatchFrame(pl.DataFrame):
+    """The frame ``BatchStrategy.on_timestamp`` receives: a ``pl.DataFrame`` (every polars
+    method works) with :meth:`numpy`, a column as a read-only numpy array that is a
+    zero-copy view of the feed's chunk, with no polars call. A frame derived from it
+    (``filter``, ``head``...) is polars' own; where that is a ``BatchFrame`` too, its
+    :meth:`numpy` reads the derived frame's rows.
+    """
+
+    _market: MarketBatch | None = None
+
+    @classmethod
+    def of(cls, batch: MarketBatch) -> BatchFrame:
+        """``batch.frame`` seen as a :class:`BatchFrame` (shares its columns)."""
+        frame = cls._from_pydf(batch.frame._df)
+        frame._market = batch
+        return frame
+
+    def numpy(self, name: str) -> np.ndarray:
+        """Column ``name`` as a read-only numpy array, one entry per row (nulls of a
+        float column are NaN); raises ``UnknownNameError`` for a missing column."""
+        market = self._market
+        if market is not None:
+            return market.numpy(name)
+        try:
+            values = self.get_column(name).to_numpy()
+        except pl.exceptions.ColumnNotFoundError:
+            raise UnknownNameError(
+                f"the frame has no column {name!r}; columns: {self.columns}"
+            ) from None
+        values.flags.writeable = False
+        return values

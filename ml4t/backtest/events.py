@@ -23,11 +23,14 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from ml4t.backtest.errors import ProtocolError, UnknownNameError
+
 __all__ = [
     "ActionKind",
     "CancelOrder",
     "CashFlow",
     "CashFlowKind",
+    "ChunkColumns",
     "ComponentFailed",
     "ComponentState",
     "ComponentStateChanged",
@@ -244,7 +247,56 @@ CODE_DTYPE = np.dtype("<i4")
 """The dtype of :attr:`MarketBatch.codes`."""
 
 
-class MarketBatch(Event, frozen=True, kw_only=True, eq=False):
+class ChunkColumns:
+    """A feed's chunk (consecutive timestamps) as columns, shared by the batches sliced
+    from it: in-process state of the producer, never on the wire.
+
+    ``offsets[i]`` and ``lengths[i]`` locate timestamp ``i``'s rows in ``frame``;
+    ``contexts[i]`` is its context (None: no context). :meth:`array` converts a column
+    to numpy once per chunk (zero-copy for numeric columns without nulls), so each
+    batch's :meth:`MarketBatch.numpy` is a slice of it. The chunk holds rows after the
+    batch's timestamp: only the framework reads it, to evaluate what depends on one
+    timestamp's rows alone (see ``ExprStrategy``); a batch's own accessors never reach
+    past its rows.
+    """
+
+    __slots__ = ("_arrays", "contexts", "frame", "lengths", "offsets")
+
+    def __init__(
+        self,
+        frame: pl.DataFrame,
+        offsets: list[int],
+        lengths: list[int],
+        contexts: list[dict[str, float | None]] | None = None,
+    ) -> None:
+        self.frame = frame
+        self.offsets = offsets
+        self.lengths = lengths
+        self.contexts = contexts
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def array(self, name: str) -> np.ndarray:
+        """Column ``name`` of the whole chunk as a read-only numpy array."""
+        values = self._arrays.get(name)
+        if values is None:
+            values = self._arrays[name] = _column_array(self.frame, name)
+        return values
+
+
+def _column_array(frame: pl.DataFrame, name: str) -> np.ndarray:
+    """``frame[name]`` as a read-only numpy array (nulls of a float column are NaN)."""
+    try:
+        series = frame.get_column(name)
+    except pl.exceptions.ColumnNotFoundError:
+        raise UnknownNameError(
+            f"the market batch has no column {name!r}; columns: {frame.columns}"
+        ) from None
+    values = series.to_numpy()
+    values.flags.writeable = False  # shared by every role that reads the batch
+    return values
+
+
+class MarketBatch(Event, frozen=True, kw_only=True, eq=False, dict=True):
     """Every symbol's row at one timestamp, as columns.
 
     ``frame`` has one row per symbol: ``symbol`` (dictionary-encoded), OHLCV and any
@@ -256,11 +308,48 @@ class MarketBatch(Event, frozen=True, kw_only=True, eq=False):
     little-endian int32), which the feed computes once per chunk so that no role pays for
     them again; a producer may leave them empty, and :meth:`symbol_codes` then reads them
     from the ``symbol`` Enum.
+
+    :meth:`numpy` gives a column as a numpy array. A feed that cuts its data into chunks
+    binds each batch to its chunk (:meth:`bind_chunk`), so the array is a zero-copy slice
+    of a column converted once per chunk; the binding is in-process state (msgspec's
+    ``__dict__``), never encoded, so a batch that crossed the wire reads its own frame.
     """
 
     frame: pl.DataFrame
     context: dict[str, float | None] = msgspec.field(default_factory=dict)
     codes: bytes = b""
+
+    def bind_chunk(self, chunk: ChunkColumns, index: int) -> None:
+        """Mark this batch as timestamp ``index`` of ``chunk`` (its frame is that slice)."""
+        if chunk.lengths[index] != self.frame.height:
+            raise ProtocolError(
+                f"batch of {self.frame.height} rows bound to chunk timestamp {index} of "
+                f"{chunk.lengths[index]} rows"
+            )
+        self.__dict__["_chunk"] = (chunk, index)
+
+    def chunk(self) -> tuple[ChunkColumns, int] | None:
+        """The chunk this batch was cut from and its timestamp index there, if bound."""
+        return self.__dict__.get("_chunk")
+
+    def numpy(self, name: str) -> np.ndarray:
+        """Column ``name`` at this timestamp as a read-only numpy array, one entry per row:
+        a zero-copy view of the chunk's column when the batch is bound to its chunk,
+        else converted from the frame once per batch. Nulls of a float column are NaN.
+        Raises :class:`~ml4t.backtest.errors.UnknownNameError` for a missing column."""
+        state = self.__dict__
+        bound = state.get("_chunk")
+        if bound is not None:
+            chunk, index = bound
+            lo = chunk.offsets[index]
+            return chunk.array(name)[lo : lo + chunk.lengths[index]]
+        cache = state.get("_numpy")
+        if cache is None:
+            cache = state["_numpy"] = {}
+        values = cache.get(name)
+        if values is None:
+            values = cache[name] = _column_array(self.frame, name)
+        return values
 
     def symbol_codes(self) -> np.ndarray:
         """The rows' symbol codes as an integer array (a view of ``codes`` when given)."""

@@ -48,7 +48,7 @@ import numpy as np
 import polars as pl
 
 from ml4t.backtest._accounting import apply_fill, is_dust
-from ml4t.backtest._bar import Bar, _Columns
+from ml4t.backtest._bar import Bar, BatchFrame, bar_class
 from ml4t.backtest._order_args import (
     OrderOptions,
     TargetOptions,
@@ -661,7 +661,7 @@ class StrategyBase(Component):
         table = self._table
         if not table.known:
             self._learn(_enum_symbols(self.name, frame))  # no session event told us
-        table["last_close"][codes] = frame.get_column("close").to_numpy()
+        table["last_close"][codes] = batch.numpy("close")
         members = self._members
         if members is not None:
             mask = members[codes]
@@ -714,22 +714,44 @@ class StrategyBase(Component):
 
 class Strategy(StrategyBase):
     """Per-symbol API: override ``on_bar(bar)``, called once per symbol per timestamp
-    in symbol order. ``on_bar`` may be async."""
+    in symbol order. ``on_bar`` may be async.
+
+    One :class:`~ml4t.backtest._bar.Bar` per frame schema is reused for every row; its
+    columns are descriptors that read lists converted once per batch and column, and
+    ``bar.symbol`` comes from the batch's symbol codes, so a row costs the ``on_bar``
+    call and the attributes it reads, with no polars call per row."""
 
     def __init__(self, name: str | None = None, *, params: Any = None) -> None:
         super().__init__(name, params=params)
-        self._bar = Bar()
+        self._bars: dict[tuple[str, ...], Bar] = {}
+        self._names: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=object))
         self._async = inspect.iscoroutinefunction(self.on_bar)
 
     def on_bar(self, bar: Bar) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must override on_bar(bar)")
 
+    def _bar_for(self, frame: pl.DataFrame) -> Bar:
+        columns = tuple(frame.columns)
+        bar = self._bars.get(columns)
+        if bar is None:
+            bar = self._bars[columns] = bar_class(columns)()
+        return bar
+
+    def _symbol_names(self) -> np.ndarray:
+        """The universe by code, as an object array (rebuilt when the universe grows)."""
+        symbols = self._table.symbols
+        size, names = self._names
+        if size != len(symbols):
+            names = np.array(symbols, dtype=object)
+            self._names = (len(symbols), names)
+        return names
+
     def _dispatch(self, batch: MarketBatch) -> Any:
         frame = batch.frame
-        bar = self._bar
-        bar._point(_Columns(frame), batch.context, batch.ts_event, self.now)
+        bar = self._bar_for(frame)
+        bar._point(batch, self._symbol_names(), self.now)
         if self._async:
-            return self._dispatch_async(frame.height)
+            return self._dispatch_async(bar, frame.height)
         on_bar = self.on_bar
         i = 0
         try:
@@ -740,8 +762,7 @@ class Strategy(StrategyBase):
             raise _bar_error(bar, exc) from exc
         return None
 
-    async def _dispatch_async(self, rows: int) -> None:
-        bar = self._bar
+    async def _dispatch_async(self, bar: Bar, rows: int) -> None:
         try:
             for i in range(rows):
                 bar._i = i
@@ -753,7 +774,11 @@ class Strategy(StrategyBase):
 class BatchStrategy(StrategyBase):
     """Per-timestamp API: override ``on_timestamp(timestamp, batch, context)``; ``batch``
     has one row per symbol (symbol, OHLCV, signals, indicators), ``context`` the
-    market-wide fields as of ``timestamp``. May be async."""
+    market-wide fields as of ``timestamp``. May be async.
+
+    ``batch`` is a :class:`~ml4t.backtest._bar.BatchFrame`: a ``pl.DataFrame`` with
+    ``batch.numpy("signal")``, a column as a zero-copy numpy view (no polars call), which
+    with :meth:`batch_positions` vectorises a rule in numpy."""
 
     def on_timestamp(
         self, timestamp: datetime, batch: pl.DataFrame, context: dict[str, float | None]
@@ -763,7 +788,9 @@ class BatchStrategy(StrategyBase):
         )
 
     def _dispatch(self, batch: MarketBatch) -> Any:
-        return self.on_timestamp(self.now, batch.frame, batch.context)
+        frame = BatchFrame.of(batch)
+        self._frame_codes = (frame, self._frame_codes[1])
+        return self.on_timestamp(self.now, frame, batch.context)
 
 
 class StrategyError(ML4TError):
@@ -771,7 +798,7 @@ class StrategyError(ML4TError):
 
 
 def _bar_error(bar: Bar, exc: Exception) -> StrategyError:
-    return StrategyError(f"on_bar({bar.symbol}) raised {type(exc).__name__}: {exc}")
+    return StrategyError(f"on_bar({bar['symbol']}) raised {type(exc).__name__}: {exc}")
 
 
 def _enum_symbols(owner: str, frame: pl.DataFrame) -> list[str]:

@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "_universe": 6,
     "_symbols": 6,
     "strategy": 7,
+    "strategy_expr": 7,
     "record": 7,
     "metrics": 6,
     "report": 7,
