@@ -13,14 +13,17 @@ call on it. It is a view for that package, not our result object:
 
 What the numbers are (so that its metrics equal ours on the same days):
 
-- ``equity_curve`` holds ``(time, equity)`` at the end of each day (the artifact
-  ``equity.parquet``); ``initial_capital`` (else the config's ``initial_cash``) is the
-  equity before the first point;
+- ``equity_curve`` holds ``(time, equity)``: the initial equity at the run's first
+  state, then each day's closing equity at the instant that ends the day (the artifact
+  ``equity.parquet``); ``initial_capital`` (else the config's ``initial_cash``, else the
+  first point's equity) is the equity returns start from;
 - :meth:`to_daily_returns` and :meth:`to_daily_pnl` group the curve into the days of a
   calendar (its sessions, as the recorder's ``daily_returns`` does) and take each day's
   last equity over the previous day's, the first over ``initial_capital``: with the
   artifact curve these are ``daily_returns.parquet``'s returns, to the bit;
-- ``calendar=None`` keeps one return per observation (:meth:`to_returns_series`).
+- ``calendar=None`` keeps one return per point (:meth:`to_returns_series`), the first
+  point's (the start) being 0: without a calendar ml4t-diagnostic counts one more
+  return than there are days (``docs/results.md``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
+import yaml
 
 from ml4t.backtest._time import to_ns
 from ml4t.backtest.data.calendar import SessionCalendar
@@ -77,8 +81,12 @@ class BacktestResult:
         """This view of a run's results (``engine.run()``'s, or
         ``RecorderResults.load(dir)``), for ``generate_tearsheet_from_result`` and the
         other ``*_from_result`` functions of ml4t-diagnostic. ``run_config`` (the
-        resolved config as builtins) names the run and its costs in the tearsheet."""
+        resolved config as builtins; by default the results directory's
+        ``config.yaml``) names the run and its costs in the tearsheet."""
         metrics = dict(results.metrics)
+        saved = results.output_dir / "config.yaml" if results.output_dir is not None else None
+        if run_config is None and saved is not None and saved.is_file():
+            run_config = yaml.safe_load(saved.read_text())
         calendar = metrics.get("calendar")
         days = (
             RunDays(SessionCalendar(calendar))
@@ -92,7 +100,7 @@ class BacktestResult:
             "daily_returns": results.daily_returns,
             "daily_positions": results.daily_positions,
         }
-        frames = artifact_tables(tables, days)
+        frames = artifact_tables(tables, days, metrics)
         quantities = results.fills.get_column("quantity")
         config = backtest_config(
             run_config,

@@ -35,6 +35,7 @@ def _top(files) -> set[str]:
     """The entries of the results directory the files are in (a folder for its files)."""
     return {name.split("/")[0] for name in files}
 
+
 CHILD = textwrap.dedent(
     """
     import math, sys

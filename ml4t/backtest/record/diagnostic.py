@@ -303,16 +303,19 @@ def fill_table(fills: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def equity_table(daily: pl.DataFrame, days: RunDays) -> pl.DataFrame:
-    """``equity.parquet``: each day's closing equity at the instant that ends the day."""
+def equity_table(
+    daily: pl.DataFrame, days: RunDays, *, start: str | None, initial: float | None
+) -> pl.DataFrame:
+    """``equity.parquet``: the initial equity at the run's first state (``start``, ISO),
+    then each day's closing equity at the instant that ends the day."""
     labels = daily.get_column("date").cast(pl.Int32).to_numpy()
-    ends = days.ends(labels)
-    return pl.DataFrame(
-        {
-            "timestamp": pl.Series(ends, dtype=pl.Int64).cast(_UTC),
-            "equity": daily.get_column("equity"),
-        }
-    )
+    ends = pl.Series(days.ends(labels), dtype=pl.Int64).cast(_UTC)
+    equity = daily.get_column("equity")
+    if start is not None and initial is not None and daily.height:
+        first = pl.Series([start]).str.to_datetime(time_unit="ns", time_zone="UTC")
+        ends = pl.concat([first, ends])
+        equity = pl.concat([pl.Series([float(initial)]), equity])
+    return pl.DataFrame({"timestamp": ends, "equity": equity})
 
 
 def portfolio_state_table(portfolio: pl.DataFrame) -> pl.DataFrame:
@@ -330,15 +333,19 @@ def positions_table(positions: pl.DataFrame) -> pl.DataFrame:
     return positions.select("date", pl.col("symbol").alias("asset"), "quantity", "price", "value")
 
 
-def artifact_tables(tables: Mapping[str, pl.DataFrame], days: RunDays) -> dict[str, pl.DataFrame]:
+def artifact_tables(
+    tables: Mapping[str, pl.DataFrame], days: RunDays, metrics: Mapping[str, Any]
+) -> dict[str, pl.DataFrame]:
     """The artifact files' tables from ours (``trades`` and ``daily_returns`` at least;
-    ``fills``, ``portfolio`` and ``daily_positions`` when given), by file name."""
+    ``fills``, ``portfolio`` and ``daily_positions`` when given) and the run's metrics
+    (its ``start`` and ``initial_equity``), by file name."""
     daily = tables["daily_returns"]
+    start, initial = metrics.get("start"), _finite(metrics.get("initial_equity"))
     out = {
         "trades.parquet": trade_table(tables["trades"]),
         "trade_records.parquet": trade_records(tables["trades"]),
         "daily_returns.parquet": daily,
-        "equity.parquet": equity_table(daily, days),
+        "equity.parquet": equity_table(daily, days, start=start, initial=initial),
     }
     if "portfolio" in tables:
         out["portfolio_state.parquet"] = portfolio_state_table(tables["portfolio"])
@@ -439,16 +446,14 @@ def write_run(
     tables = read_tables(paths)
     fills = tables.get("fills")
     fractional = fills is not None and bool((fills.get_column("quantity") % 1.0 != 0.0).any())
-    periods = metrics.get("periods_per_year")
     config = backtest_config(
         run_config,
         days=days,
-        initial_cash=float(metrics["initial_equity"]),
-        periods_per_year=periods
-        if isinstance(periods, int | float) and math.isfinite(periods)
-        else None,
+        initial_cash=_finite(metrics.get("initial_equity")),
+        periods_per_year=_finite(metrics.get("periods_per_year")),
         fill_timing=fill_timing,
         fractional=fractional,
     )
     level = "uncompressed" if compression == "none" else compression
-    return write_directory(out, artifact_tables(tables, days), config, temp=temp, compression=level)
+    frames = artifact_tables(tables, days, metrics)
+    return write_directory(out, frames, config, temp=temp, compression=level)
