@@ -81,6 +81,9 @@ def main(results: Path, out: Path, periods: int | None) -> dict:
     analysis = TradeAnalysis([TradeRecord(**row) for row in records.iter_rows(named=True)])
     report["trade_analysis"] = statistics(analysis.compute_statistics())
     report["trade_analysis"]["worst"] = [t.pnl for t in analysis.worst_trades(n=3)]
+    result = analysis.analyze(n_worst=3, n_best=3)
+    report["trade_analysis"]["analyzed"] = result.n_total_trades
+    report["trade_analysis"]["best"] = [t.pnl for t in result.best_trades]
     report["trade_statistics"] = statistics(TradeStatistics.from_frame(records))
     trades = pl.read_parquet(diagnostic / "trades.parquet")
     report["trade_statistics_artifact"] = statistics(TradeStatistics.from_frame(trades))
@@ -123,13 +126,13 @@ def main(results: Path, out: Path, periods: int | None) -> dict:
     report["tearsheet"] = {"path": str(page), "bytes": page.stat().st_size}
 
     # the in-memory result: BacktestResult.from_results(RecorderResults.load(dir))
-    result = BacktestResult.from_results(RecorderResults.load(results))
-    computed = compute_metrics_from_result(result, periods_per_year=periods)
+    view = BacktestResult.from_results(RecorderResults.load(results))
+    computed = compute_metrics_from_result(view, periods_per_year=periods)
     report["from_result"] = {k: computed[k] for k in (*PERFORMANCE, "num_trades", "win_rate")}
-    kept = portfolio_analysis_from_result(result, periods_per_year=periods)
+    kept = portfolio_analysis_from_result(view, periods_per_year=periods)
     report["from_result"]["portfolio"] = portfolio(kept)
     second = out / "tearsheet_from_result.html"
-    generate_tearsheet_from_result(result, output_path=second, periods_per_year=periods)
+    generate_tearsheet_from_result(view, output_path=second, periods_per_year=periods)
     report["from_result"]["tearsheet_bytes"] = second.stat().st_size
     return report
 

@@ -569,6 +569,8 @@ def _check_trades(report: dict[str, Any], metrics: dict[str, Any]) -> None:
         assert close(metrics["average_holding_days"], stats["avg_duration_days"])
         assert close(total, stats["total_pnl"])
     assert close(metrics["worst_trade"], report["trade_analysis"]["worst"][0])
+    assert close(metrics["best_trade"], report["trade_analysis"]["best"][0])
+    assert report["trade_analysis"]["analyzed"] == metrics["num_trades"]
     assert report["warnings"] == []
 
 
