@@ -373,7 +373,7 @@ def test_no_folder_when_turned_off_or_without_the_trades_table(tmp_path: Path) -
     assert not (tmp_path / "few" / "diagnostic").exists()
     manifest = json.loads((tmp_path / "few" / "manifest.json").read_text())
     assert not [name for name in manifest["files"] if name.startswith("diagnostic")]
-    record(tmp_path / "lean", tables=("trades", "daily_returns"))
+    record(tmp_path / "lean", tables=("trades", "daily_returns"), compression="none")
     assert sorted(p.name for p in (tmp_path / "lean" / "diagnostic").iterdir()) == [
         "daily_returns.parquet",
         "equity.parquet",

@@ -47,7 +47,8 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 import polars as pl
@@ -89,6 +90,11 @@ FILES = (
 """Every file of the folder, when every table was recorded."""
 
 _UTC = pl.Datetime("ns", "UTC")
+
+Compression = Literal["zstd", "snappy", "lz4", "uncompressed"]
+_COMPRESSION: Mapping[str, Compression] = MappingProxyType(
+    {"zstd": "zstd", "snappy": "snappy", "lz4": "lz4", "none": "uncompressed"}
+)
 
 
 class Setting(NamedTuple):
@@ -383,7 +389,7 @@ def write_directory(
     config: BacktestConfig,
     *,
     temp: Path,
-    compression: str = "zstd",
+    compression: Compression = "zstd",
 ) -> dict[str, Path]:
     """Write ``out/diagnostic/`` from the artifact ``tables`` and ``config``; return
     ``"diagnostic/<file>" -> path`` for the manifest.
@@ -454,6 +460,6 @@ def write_run(
         fill_timing=fill_timing,
         fractional=fractional,
     )
-    level = "uncompressed" if compression == "none" else compression
+    level = _COMPRESSION[compression]  # the reporting config's names, polars' names
     frames = artifact_tables(tables, days, metrics)
     return write_directory(out, frames, config, temp=temp, compression=level)
