@@ -76,6 +76,7 @@ from ml4t.backtest.portfolio import AccountingError, Portfolio, PortfolioConfig
 from ml4t.backtest.protocols import Broker, Feed, RecorderRole
 from ml4t.backtest.record import Recorder, RecorderResults, ReportingConfig, TradeBuilder
 from ml4t.backtest.report import write_report
+from ml4t.backtest.result import BacktestConfig, BacktestResult
 from ml4t.backtest.risk import (
     Rejection,
     RiskConfig,
@@ -99,7 +100,9 @@ __all__ = [
     "ActionKind",
     "Alarm",
     "AlarmPriority",
+    "BacktestConfig",
     "BacktestEngine",
+    "BacktestResult",
     "BacktestResults",
     "Bar",
     "BatchFrame",

@@ -40,6 +40,7 @@ from ml4t.backtest.progress import ProgressBar, RunProgress
 from ml4t.backtest.protocols import Feed, RecorderRole
 from ml4t.backtest.record.outputs import config_hash
 from ml4t.backtest.record.recorder import Recorder
+from ml4t.backtest.result import BacktestResult
 from ml4t.backtest.risk.manager import RiskManager
 from ml4t.backtest.runtime import RunOutcome, Runtime, run_terminable, unwrap_group
 from ml4t.backtest.strategy import StrategyBase
@@ -135,6 +136,11 @@ class BacktestResults:
     def to_quantstats(self) -> Any:
         """Daily returns as the pd.Series quantstats takes."""
         return self._results.to_quantstats()
+
+    def to_diagnostic(self) -> BacktestResult:
+        """This run as the ``BacktestResult`` ml4t-diagnostic's ``*_from_result``
+        functions take (``generate_tearsheet_from_result(results.to_diagnostic())``)."""
+        return BacktestResult.from_results(self._results)
 
     # the proposal's names
     trades_df = trades

@@ -2,13 +2,13 @@
 figures equal ours on the daily returns (to 1e-9), or differ by the documented relation.
 
 One run of the demo (minute bars, NYSE, SPY as the benchmark) from files in a temporary
-directory; the results are read back from that directory, as a user's notebook would.
+directory (``demo_run`` in conftest.py); the results are read back from that directory,
+as a user's notebook would.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from ml4t.backtest import BacktestEngine, RecorderResults
-from ml4t.backtest.demo import prepare_demo
+from ml4t.backtest import RecorderResults
 
 REL = 1e-9
 # the analysis libraries' own warnings (deprecations under pandas 3 and matplotlib 3.11,
@@ -31,21 +30,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, RecorderResults]:
-    root = tmp_path_factory.mktemp("demo")
-    config = prepare_demo(root, n_symbols=8, n_days=60, html_report=False)
-    text = config.read_text().replace(
-        "  context: [vix]\n", "  context: [vix]\n  benchmark: {field: spy}\n"
-    )
-    config.write_text(text)
-    cwd = Path.cwd()
-    os.chdir(root)
-    try:
-        results = BacktestEngine.from_config(config).run()
-    finally:
-        os.chdir(cwd)
-    assert results.complete and results.trades.height > 10
-    return results, RecorderResults.load(root / "results")
+def run(demo_run: tuple[Any, RecorderResults]) -> tuple[Any, RecorderResults]:
+    return demo_run  # tests/record/conftest.py
 
 
 def close(ours: float, theirs: float) -> bool:

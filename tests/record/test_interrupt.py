@@ -23,10 +23,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml4t.backtest import ComponentError
-from ml4t.backtest.record import JOURNAL_FILE, Recorder, ReportingConfig, outputs
+from ml4t.backtest.record import JOURNAL_FILE, Recorder, ReportingConfig, diagnostic, outputs
 from ml4t.backtest.testing import Script, run_components
 
 from ._world import random_world
+
+DIAGNOSTIC_FILES = {f"{diagnostic.DIRECTORY}/{name}" for name in diagnostic.FILES}
+
+
+def _top(files) -> set[str]:
+    """The entries of the results directory the files are in (a folder for its files)."""
+    return {name.split("/")[0] for name in files}
+
 
 CHILD = textwrap.dedent(
     """
@@ -125,8 +133,9 @@ def test_sigint_leaves_complete_files_and_a_manifest_marked_incomplete(tmp_path:
         "metrics.json",
         "config.yaml",
         "report.html",
+        *DIAGNOSTIC_FILES,
     }
-    assert set(manifest["files"]) == expected and set(names) == expected | {"manifest.json"}
+    assert set(manifest["files"]) == expected and set(names) == _top(expected) | {"manifest.json"}
     for name, info in manifest["files"].items():
         if name.endswith(".parquet"):
             meta = pq.ParquetFile(tmp_path / name).metadata
@@ -168,6 +177,7 @@ EXPECTED_FILES = {
     "daily_positions.parquet",
     "metrics.json",
     "config.yaml",
+    *DIAGNOSTIC_FILES,
 }
 
 
@@ -186,7 +196,7 @@ def test_sigterm_flushes_complete_files_marks_them_terminated_and_exits_143(
     assert manifest["complete"] is False and manifest["status"] == "incomplete"
     assert manifest["incomplete_reason"] == "the run was terminated (SIGTERM) before it finished"
     assert set(manifest["files"]) == EXPECTED_FILES | {JOURNAL_FILE}
-    assert set(names) == set(manifest["files"]) | {"manifest.json"}
+    assert set(names) == _top(manifest["files"]) | {"manifest.json"}
     for name, info in manifest["files"].items():
         assert outputs.file_digest(tmp_path / name) == info["sha256"]
         if name.endswith(".parquet"):

@@ -183,7 +183,8 @@ def test_a_killed_runs_journal_under_this_processs_pid_is_kept_not_overwritten(
 
     _run(Script(random_world(days=3, symbols=1).steps), _recorder(tmp_path, journal=True))
 
-    kept = [p for p in tmp_path.iterdir() if p.read_bytes() == b"ML4TJNL the killed run's events"]
+    killed = b"ML4TJNL the killed run's events"
+    kept = [p for p in tmp_path.iterdir() if p.is_file() and p.read_bytes() == killed]
     assert len(kept) == 1 and kept[0].name != name
     assert kept[0].name.endswith(".tmp" if legacy else ".partial")
     assert JOURNAL_FILE in _manifest(tmp_path)["files"]  # this run's own journal

@@ -23,7 +23,7 @@ from ml4t.backtest import (
     SimulatedClock,
     on,
 )
-from ml4t.backtest.record import Recorder, ReportingConfig
+from ml4t.backtest.record import Recorder, ReportingConfig, diagnostic
 from ml4t.backtest.testing import Script, run_components
 from ml4t.backtest.topics import MARKET, ORDER_EVENTS
 
@@ -76,6 +76,7 @@ def test_a_run_writes_every_table_metrics_config_and_a_complete_manifest(tmp_pat
     assert set(manifest["files"]) == {f"{t}.parquet" for t in TABLES} | {
         "metrics.json",
         "config.yaml",
+        *(f"diagnostic/{name}" for name in diagnostic.FILES),
     }
     assert manifest["data_fingerprint"] == "sha256:test"
     assert manifest["config_hash"].startswith("sha256:")

@@ -122,6 +122,8 @@ class ReportingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
       the calendar's sessions per year (252 for NYSE) when the engine gives them, else
       estimates it from the days observed.
     - ``risk_free_rate``: annual rate, compounded into a per-period rate for Sharpe.
+    - ``diagnostic``: also write ``diagnostic/``, the run in the artifact layout
+      ml4t-diagnostic reads (needs the ``trades`` and ``daily_returns`` tables).
     """
 
     output_dir: str | None = "results"
@@ -134,6 +136,7 @@ class ReportingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     end_of_backtest: Literal["close", "leave_open"] = "close"
     html_report: bool = False
     journal: bool = False
+    diagnostic: bool = True
     periods_per_year: Annotated[float, msgspec.Meta(gt=0)] | None = None
     risk_free_rate: Annotated[float, msgspec.Meta(ge=0, lt=1)] = 0.0
     row_group_size: Annotated[int, msgspec.Meta(ge=1)] = 65_536

@@ -18,7 +18,7 @@ O(days) memory.
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +26,8 @@ import numpy as np
 import pyarrow as pa
 
 from ml4t.backtest._days import CalendarDays, DateDays
-from ml4t.backtest._time import from_ns
+from ml4t.backtest._time import NS_PER_DAY, from_ns, to_ns
+from ml4t.backtest.errors import ConfigError
 
 __all__ = [
     "BENCHMARK_RETURNS_SCHEMA",
@@ -98,6 +99,32 @@ class RunDays:
         value = (local - _EPOCH).days
         self._label = (day_end, value)
         return value
+
+    def ends(self, labels: np.ndarray) -> np.ndarray:
+        """The instants (ns UTC) that end the days labelled ``labels`` (days since
+        1970-01-01, sorted): each session's close, or the midnight after each date in
+        the timezone; the inverse of :meth:`label`."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if self.calendar is not None:
+            first, last = int(labels[0]) * NS_PER_DAY, int(labels[-1]) * NS_PER_DAY
+            days, _, closes, _ = self.calendar.arrays(first - NS_PER_DAY, last + 2 * NS_PER_DAY)
+            days = np.asarray(days, dtype=np.int64)
+            at = np.searchsorted(days, labels)
+            missing = (at >= days.size) | (days[np.minimum(at, days.size - 1)] != labels)
+            if missing.any():
+                day = date_of(int(labels[np.argmax(missing)]))
+                raise ConfigError(
+                    f"{day} is not a session of the {self.calendar.name} calendar; were "
+                    "these daily tables written with another calendar?"
+                )
+            return np.asarray(closes, dtype=np.int64)[at]
+        zone = ZoneInfo(self.timezone)
+        return np.array(
+            [to_ns(datetime.combine(date_of(int(d) + 1), time(), tzinfo=zone)) for d in labels],
+            dtype=np.int64,
+        )
 
 
 class DailySeries:

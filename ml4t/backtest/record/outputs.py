@@ -161,7 +161,8 @@ def atomic_write_yaml(
 
 
 def remove_stale_temps(directory: Path, names: Iterable[str], *, run_id: str) -> list[Path]:
-    """Delete the temporary files earlier runs left for the result files ``names``.
+    """Delete the temporary files (and folders) earlier runs left for the result files
+    ``names``.
 
     Only names of the exact shape ``.<name>.ml4t-<run id>.tmp`` with another run's id are
     removed: a user's hidden files, a pid-named temporary file and the current run's own
@@ -175,14 +176,23 @@ def remove_stale_temps(directory: Path, names: Iterable[str], *, run_id: str) ->
             for pattern in patterns:
                 found = pattern.fullmatch(tmp.name)
                 if found is not None and found["run_id"] != run_id:
-                    tmp.unlink(missing_ok=True)
+                    if tmp.is_dir() and not tmp.is_symlink():  # a result that is a folder
+                        shutil.rmtree(tmp, ignore_errors=True)
+                    else:
+                        tmp.unlink(missing_ok=True)
                     removed.append(tmp)
                     break
     return removed
 
 
+def _is_result(path: Path) -> bool:
+    """A file, or a folder that is not a symlink (``diagnostic/``)."""
+    return path.is_file() or (path.is_dir() and not path.is_symlink())
+
+
 def clear_previous_outputs(directory: Path, names: Iterable[str], *, run_id: str) -> list[str]:
-    """Move the result files ``names`` an earlier run left in ``directory`` out of the way.
+    """Move the result files (and folders) ``names`` an earlier run left in ``directory``
+    out of the way.
 
     They go into ``.ml4t-<run id>.old/`` (``manifest.json`` first, so no manifest ever
     describes files that are gone), to be deleted by :func:`remove_cleared_outputs` once
@@ -190,7 +200,7 @@ def clear_previous_outputs(directory: Path, names: Iterable[str], *, run_id: str
     of that name, which the next run deletes. Returns the names moved.
     """
     present = sorted(
-        (name for name in names if (directory / name).is_file()),
+        (name for name in names if _is_result(directory / name)),
         key=lambda name: name != MANIFEST_FILE,
     )
     if not present:

@@ -29,6 +29,7 @@ import msgspec
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ml4t.backtest._time import from_ns
 from ml4t.backtest.bus import Phase
@@ -50,7 +51,7 @@ from ml4t.backtest.events import (
     SubmitOrder,
     UniverseChanged,
 )
-from ml4t.backtest.record import outputs
+from ml4t.backtest.record import diagnostic, outputs
 from ml4t.backtest.record.benchmark import BenchmarkLevels
 from ml4t.backtest.record.config import ReportingConfig
 from ml4t.backtest.record.daily import (
@@ -97,6 +98,7 @@ RESULT_FILES = (
     "metrics.json",
     "config.yaml",
     "report.html",
+    diagnostic.DIRECTORY,  # a folder: ml4t-diagnostic's artifact layout
     JOURNAL_FILE,
     outputs.MANIFEST_FILE,
 )
@@ -607,10 +609,23 @@ class Recorder(Component):
         files["metrics.json"] = outputs.atomic_write_json(
             out / "metrics.json", metrics, run_id=run_id
         )
-        if self.run_config is not None:
-            config = outputs.to_builtins(self.run_config)
+        config = outputs.to_builtins(self.run_config) if self.run_config is not None else None
+        if config is not None:
             files["config.yaml"] = outputs.atomic_write_yaml(
                 out / "config.yaml", config, run_id=run_id
+            )
+        if self.config.diagnostic:  # ml4t-diagnostic's artifact layout, from the tables
+            files.update(
+                diagnostic.write_run(
+                    out,
+                    files,
+                    days=states.days,
+                    run_config=config,
+                    metrics=metrics,
+                    fill_timing=self.fill_timing,
+                    temp=outputs.temp_path(out / diagnostic.DIRECTORY, run_id),
+                    compression=self.config.compression,
+                )
             )
         if self.config.html_report:
             from ml4t.backtest.report import write_report  # report sits beside record
@@ -705,7 +720,11 @@ class Recorder(Component):
                 name: {
                     "bytes": path.stat().st_size,
                     "sha256": outputs.file_digest(path),
-                    **({"rows": self._tables[name[:-8]].rows} if name.endswith(".parquet") else {}),
+                    **(
+                        {"rows": pq.read_metadata(path).num_rows}
+                        if name.endswith(".parquet")
+                        else {}
+                    ),
                 }
                 for name, path in sorted(self._written.items())
             },
