@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from . import targets
 from ._harness import ROOT, machine, machine_line, peak_rss_mb, run_child, write_section
 
 CACHE = ROOT / "benchmarks" / ".cache"
@@ -293,6 +294,7 @@ def main() -> None:
         )
     lines += ["", machine_line(info)]
     write_section("engine", "\n".join(lines), {"machine": info, "rows": rows})
+    targets.write()
     print("\n".join(lines))
 
 

@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
+from . import targets
 from ._harness import machine, machine_line, peak_rss_mb, run_child, write_section
 from .engine import CAPITAL, SIZE, TRADE_COLUMNS, dataset
 
@@ -204,9 +205,7 @@ def measure_vectorbt(asset: Path, trades_out: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------ the check
 
 
-def compare_trades(
-    mine: pl.DataFrame, vectorbt: pl.DataFrame, name: str = "ml4t"
-) -> str | None:
+def compare_trades(mine: pl.DataFrame, vectorbt: pl.DataFrame, name: str = "ml4t") -> str | None:
     """None when both lists hold the same trades (prices to the cent); else what differs,
     with the first differing trades of each side."""
     key = ["symbol", "entry_timestamp"]
@@ -390,6 +389,7 @@ def main() -> int:
     info = machine()
     text = render(result, stats, info)
     write_section("vs-vectorbt", text, {"machine": info, **result, "summary": stats})
+    targets.write()
     print(text)
     return 0
 
