@@ -12,6 +12,7 @@ DEMO_VENV := .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed
 DEMO_DIR ?= ml4t-demo
 DEMO_ARGS ?=
+VALIDATE_STAMP := $(VENV)/.validate-installed
 
 .PHONY: demo test lint bench validate validate-small clean
 
@@ -47,11 +48,14 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff format --check ml4t tests benchmarks examples validation
 	$(BIN)/python -m mypy
 
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+# every benchmark (docs/performance.md); vectorbt, for the comparison, is the validate extra.
+# make bench BENCH_ARGS=--big adds the 3,000-symbol year (18 GB of data, generated once).
+BENCH_ARGS ?=
+
+bench: $(VALIDATE_STAMP)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # Parity with vectorbt and backtrader (docs/validation.md); the peers are the `validate` extra.
-VALIDATE_STAMP := $(VENV)/.validate-installed
 
 $(VALIDATE_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,validate]'

@@ -6,11 +6,13 @@
    batch API and in the per-symbol API, and a trivial per-symbol ``on_bar``;
 3. the headline run: the proposal's top-25 ML strategy with VIX filter and ATR sizing,
    per-share commission and volume-share slippage, full recording and the HTML report;
-4. scaling: 50, 250, 500 and 1000 symbols over one month, and 1, 3, 6, 12 months of
-   250 symbols.
+4. memory flat in days: 3, 6 and 12 months of 250 symbols (the symbol counts of a
+   whole year are :mod:`benchmarks.scale`).
 
 Each reports wall time (engine built to results returned, data validation included),
-bar-events per second, peak RSS and time to first event.
+bar-events per second, peak RSS and time to first event. A child can also write the
+trade list it produced (``--trades PATH``) for :mod:`benchmarks.vectorbt_signals` to
+compare, and run on another data set (``--data ROOT``).
 
     python -m benchmarks.engine [--only NAME ...]
 """
@@ -27,12 +29,29 @@ from typing import Any
 
 import numpy as np
 
+from . import targets
 from ._harness import ROOT, machine, machine_line, peak_rss_mb, run_child, write_section
 
 CACHE = ROOT / "benchmarks" / ".cache"
 # the 252 sessions from 2023-01-03 run to 2024-01-03: 12 months means all of it
 MONTH_END: dict[int, str | None] = {1: "2023-01-31", 3: "2023-03-31", 6: "2023-06-30", 12: None}
 
+
+SIZE = 100
+"""Shares per entry of the signal strategies (and of vectorbt's side of the comparison)."""
+CAPITAL = 10_000_000
+"""Initial capital of every run: large enough that no entry of the signal rule is refused
+for cash, so vectorbt, which never refuses one, trades the same list."""
+TRADE_COLUMNS = (
+    "symbol",
+    "quantity",
+    "entry_timestamp",
+    "entry_price",
+    "exit_timestamp",
+    "exit_price",
+    "exit_reason",
+)
+"""The trade columns :mod:`benchmarks.vectorbt_signals` compares across frameworks."""
 
 ACTIONS = {"splits": 100, "dividends": 400}
 """The corporate actions of the headline year's ``actions`` variant: 500 in all."""
@@ -89,7 +108,7 @@ def _strategies() -> dict[str, Any]:
             symbols = batch.get_column("symbol").gather(rows).to_list()
             for row, symbol in zip(rows.tolist(), symbols, strict=True):
                 if buys[row]:
-                    self.buy(symbol, 10, reason="signal")
+                    self.buy(symbol, SIZE, reason="signal")
                 else:
                     self.close_position(symbol, reason="signal")
 
@@ -98,7 +117,7 @@ def _strategies() -> dict[str, Any]:
             symbol = bar.symbol
             held = self.position(symbol) + self.pending_quantity(symbol)
             if held == 0 and bar.signal_entry == 1:
-                self.buy(symbol, 10, reason="signal")
+                self.buy(symbol, SIZE, reason="signal")
             elif held > 0 and bar.signal_exit == 1:
                 self.close_position(symbol, reason="signal")
 
@@ -129,7 +148,7 @@ def _config(root: Path, out: Path, months: int, headline: bool, actions: bool = 
     return load_config(
         {
             "backtest": {
-                "initial_capital": 10_000_000,
+                "initial_capital": CAPITAL,
                 "calendar": "NYSE",
                 "end_date": MONTH_END[months],
             },
@@ -158,13 +177,22 @@ def _config(root: Path, out: Path, months: int, headline: bool, actions: bool = 
 
 
 def measure(
-    strategy: str, n_symbols: int, n_days: int, months: int, actions: bool = False
+    strategy: str,
+    n_symbols: int,
+    n_days: int,
+    months: int,
+    actions: bool = False,
+    *,
+    data: Path | None = None,
+    trades_out: Path | None = None,
 ) -> dict[str, Any]:
+    """Run one row; ``data`` replaces the cached data set of that shape, ``trades_out``
+    receives the trade list (:data:`TRADE_COLUMNS`) after the clock stopped."""
     from ml4t.backtest import BacktestEngine, Component, on
     from ml4t.backtest.bus import Phase
     from ml4t.backtest.topics import MARKET
 
-    root = dataset(n_symbols, n_days, actions)
+    root = data if data is not None else dataset(n_symbols, n_days, actions)
     first_event: list[float] = []
 
     class FirstEvent(Component):
@@ -182,6 +210,8 @@ def measure(
         engine.add(FirstEvent("first_event"))
         results = engine.run()
         wall = time.perf_counter() - start
+        if trades_out is not None:
+            results.trades.select(TRADE_COLUMNS).write_parquet(trades_out)
         return {
             "strategy": strategy,
             "symbols": n_symbols,
@@ -205,10 +235,6 @@ RUNS: dict[str, tuple[str, int, int, int]] = {
     "signal_per_bar": ("signal_per_bar", 250, 252, 12),
     "headline": ("top25", 250, 252, 12),
     "headline_actions": ("top25+actions", 250, 252, 12),
-    "scale_s50": ("signal_batch", 50, 21, 1),
-    "scale_s250": ("signal_batch", 250, 252, 1),
-    "scale_s500": ("signal_batch", 500, 21, 1),
-    "scale_s1000": ("signal_batch", 1000, 21, 1),
     "scale_m3": ("signal_batch", 250, 252, 3),
     "scale_m6": ("signal_batch", 250, 252, 6),
     "scale_m12": ("signal_batch", 250, 252, 12),
@@ -219,11 +245,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--child", nargs=4, metavar=("STRATEGY", "SYMBOLS", "DAYS", "MONTHS"))
     parser.add_argument("--only", nargs="*", choices=sorted(RUNS))
+    parser.add_argument("--data", type=Path, help="with --child: this data set's root")
+    parser.add_argument("--trades", type=Path, help="with --child: write the trade list here")
     args = parser.parse_args()
     if args.child:
         strategy, symbols, days, months = args.child
         name, _, actions = strategy.partition("+")
-        print(json.dumps(measure(name, int(symbols), int(days), int(months), bool(actions))))
+        row = measure(
+            name,
+            int(symbols),
+            int(days),
+            int(months),
+            bool(actions),
+            data=args.data,
+            trades_out=args.trades,
+        )
+        print(json.dumps(row))
         return
     for spec in {(s, d, "+actions" in n) for n, s, d, _ in RUNS.values()}:
         dataset(*spec)  # generate outside the timed children
@@ -257,6 +294,7 @@ def main() -> None:
         )
     lines += ["", machine_line(info)]
     write_section("engine", "\n".join(lines), {"machine": info, "rows": rows})
+    targets.write()
     print("\n".join(lines))
 
 
