@@ -28,6 +28,7 @@ __all__ = [
     "CancelOrder",
     "CashFlow",
     "CashFlowKind",
+    "ChunkColumns",
     "ComponentFailed",
     "ComponentState",
     "ComponentStateChanged",
@@ -244,7 +245,23 @@ CODE_DTYPE = np.dtype("<i4")
 """The dtype of :attr:`MarketBatch.codes`."""
 
 
-class MarketBatch(Event, frozen=True, kw_only=True, eq=False):
+class ChunkColumns:
+    """The numpy columns of a run of rows that consecutive batches are slices of (a
+    feed's chunk), so that a batch's :meth:`~MarketBatch.numpy` columns and symbol codes
+    are views, not a conversion per batch and reader.
+
+    ``codes`` are the rows' symbol codes (``intp``); ``columns`` maps a column name to its
+    values (read-only arrays, one entry per row, as ``Series.to_numpy()`` gives them).
+    """
+
+    __slots__ = ("codes", "columns")
+
+    def __init__(self, codes: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        self.codes = codes
+        self.columns = columns
+
+
+class MarketBatch(Event, frozen=True, kw_only=True, eq=False, dict=True):
     """Every symbol's row at one timestamp, as columns.
 
     ``frame`` has one row per symbol: ``symbol`` (dictionary-encoded), OHLCV and any
@@ -256,17 +273,71 @@ class MarketBatch(Event, frozen=True, kw_only=True, eq=False):
     little-endian int32), which the feed computes once per chunk so that no role pays for
     them again; a producer may leave them empty, and :meth:`symbol_codes` then reads them
     from the ``symbol`` Enum.
+
+    Every role reads a batch's columns through :meth:`numpy` and its codes through
+    :meth:`symbol_codes`: both are computed once per batch (a batch made by
+    :meth:`of_chunk` slices its feed's chunk-level arrays instead) and kept beside the
+    batch, outside its encoded fields, so readers share them.
     """
 
     frame: pl.DataFrame
     context: dict[str, float | None] = msgspec.field(default_factory=dict)
     codes: bytes = b""
 
+    @classmethod
+    def of_chunk(
+        cls,
+        chunk: ChunkColumns,
+        start: int,
+        stop: int,
+        *,
+        ts_event: int,
+        frame: pl.DataFrame,
+        context: dict[str, float | None],
+        codes: bytes,
+    ) -> MarketBatch:
+        """The batch of rows ``[start, stop)`` of ``chunk``: ``frame`` is those rows (a
+        slice of the chunk's frame), and its numpy columns are views of ``chunk``'s."""
+        batch = cls(ts_event=ts_event, ts_init=ts_event, frame=frame, context=context, codes=codes)
+        batch.__dict__["_rows"] = (chunk, start, stop)
+        return batch
+
     def symbol_codes(self) -> np.ndarray:
-        """The rows' symbol codes as an integer array (a view of ``codes`` when given)."""
-        if self.codes:
-            return np.frombuffer(self.codes, dtype=CODE_DTYPE)
-        return self.frame.get_column("symbol").to_physical().to_numpy().astype(CODE_DTYPE)
+        """The rows' symbol codes as a read-only ``intp`` array (computed once per batch)."""
+        extra = self.__dict__
+        codes: np.ndarray | None = extra.get("_codes")
+        if codes is None:
+            rows = extra.get("_rows")
+            if rows is not None:
+                codes = rows[0].codes[rows[1] : rows[2]]
+            elif self.codes:
+                codes = np.frombuffer(self.codes, dtype=CODE_DTYPE).astype(np.intp)
+                codes.flags.writeable = False
+            else:
+                physical = self.frame.get_column("symbol").to_physical().to_numpy()
+                codes = physical.astype(np.intp)
+                codes.flags.writeable = False
+            extra["_codes"] = codes
+        return codes
+
+    def numpy(self, name: str) -> np.ndarray:
+        """Column ``name`` as a numpy array (``Series.to_numpy()``: float64 for the
+        price columns, NaN for a null), computed once per batch. Read it, do not write
+        to it: every role shares it."""
+        extra = self.__dict__
+        columns: dict[str, np.ndarray] | None = extra.get("_columns")
+        if columns is None:
+            columns = extra["_columns"] = {}
+        values = columns.get(name)
+        if values is None:
+            rows = extra.get("_rows")
+            whole = rows[0].columns.get(name) if rows is not None else None
+            if whole is not None:
+                values = whole[rows[1] : rows[2]]
+            else:
+                values = self.frame.get_column(name).to_numpy()
+            columns[name] = values
+        return values
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MarketBatch):
