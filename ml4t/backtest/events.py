@@ -336,6 +336,7 @@ class MarketBatch(Event, frozen=True, kw_only=True, eq=False, dict=True):
                 values = whole[rows[1] : rows[2]]
             else:
                 values = self.frame.get_column(name).to_numpy()
+                values.flags.writeable = False
             columns[name] = values
         return values
 

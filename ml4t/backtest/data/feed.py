@@ -76,7 +76,7 @@ class _Chunk:
         codes.flags.writeable = False
         self.codes = memoryview(physical.astype(CODE_DTYPE)).cast("B")
         numeric = [name for name, dtype in frame.schema.items() if dtype.is_numeric()]
-        self.arrays = ChunkColumns(codes, {n: frame.get_column(n).to_numpy() for n in numeric})
+        self.arrays = ChunkColumns(codes, {n: _read_only(frame.get_column(n)) for n in numeric})
         self.ts: list[int] = row_ts[starts].tolist()
         self.offsets: list[int] = starts.tolist()
         self.lengths: list[int] = np.diff(np.append(starts, len(row_ts))).tolist()
@@ -448,6 +448,14 @@ class ParquetFeed(Component):
         at = self.now_ns()
         self._publish_between(self._between, at)
         self._after_last_bar(at)
+
+
+def _read_only(series: pl.Series) -> np.ndarray:
+    """``series.to_numpy()`` (zero-copy unless it has nulls), made read-only: every role
+    reading the batches shares it."""
+    values = series.to_numpy()
+    values.flags.writeable = False
+    return values
 
 
 def _context_duplicates(source: Source) -> list[Violation]:
