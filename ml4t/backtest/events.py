@@ -23,6 +23,8 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from ml4t.backtest.errors import ProtocolError, UnknownNameError
+
 __all__ = [
     "ActionKind",
     "CancelOrder",
@@ -246,19 +248,67 @@ CODE_DTYPE = np.dtype("<i4")
 
 
 class ChunkColumns:
-    """The numpy columns of a run of rows that consecutive batches are slices of (a
-    feed's chunk), so that a batch's :meth:`~MarketBatch.numpy` columns and symbol codes
-    are views, not a conversion per batch and reader.
+    """A feed's chunk (consecutive timestamps) as columns, shared by the batches sliced
+    from it: in-process state of the producer, never on the wire.
 
-    ``codes`` are the rows' symbol codes (``intp``); ``columns`` maps a column name to its
-    values (read-only arrays, one entry per row, as ``Series.to_numpy()`` gives them).
+    ``offsets[i]`` and ``lengths[i]`` locate timestamp ``i``'s rows in ``frame``;
+    ``contexts[i]`` is its context (None: no context). :meth:`array` converts a column
+    to numpy once per chunk (zero-copy for numeric columns without nulls), so each
+    batch's :meth:`MarketBatch.numpy` is a slice of it. The chunk holds rows after the
+    batch's timestamp: only the framework reads it, to evaluate what depends on one
+    timestamp's rows alone (see ``ExprStrategy``); a batch's own accessors never reach
+    past its rows.
     """
 
-    __slots__ = ("codes", "columns")
+    __slots__ = ("_arrays", "_codes", "contexts", "frame", "lengths", "offsets")
 
-    def __init__(self, codes: np.ndarray, columns: dict[str, np.ndarray]) -> None:
-        self.codes = codes
-        self.columns = columns
+    def __init__(
+        self,
+        frame: pl.DataFrame,
+        offsets: list[int],
+        lengths: list[int],
+        contexts: list[dict[str, float | None]] | None = None,
+    ) -> None:
+        self.frame = frame
+        self.offsets = offsets
+        self.lengths = lengths
+        self.contexts = contexts
+        self._arrays: dict[str, np.ndarray] = {}
+        self._codes: np.ndarray | None = None
+
+    def array(self, name: str) -> np.ndarray:
+        """Column ``name`` of the whole chunk as a read-only numpy array."""
+        values = self._arrays.get(name)
+        if values is None:
+            values = self._arrays[name] = _column_array(self.frame, name)
+        return values
+
+    def codes(self) -> np.ndarray:
+        """The symbol codes of the chunk's rows as a read-only ``intp`` array."""
+        codes = self._codes
+        if codes is None:
+            codes = self._codes = _enum_codes(self.frame)
+        return codes
+
+
+def _enum_codes(frame: pl.DataFrame) -> np.ndarray:
+    """The physical codes of ``frame``'s ``symbol`` Enum as a read-only ``intp`` array."""
+    codes = frame.get_column("symbol").to_physical().to_numpy().astype(np.intp)
+    codes.flags.writeable = False
+    return codes
+
+
+def _column_array(frame: pl.DataFrame, name: str) -> np.ndarray:
+    """``frame[name]`` as a read-only numpy array (nulls of a float column are NaN)."""
+    try:
+        series = frame.get_column(name)
+    except pl.exceptions.ColumnNotFoundError:
+        raise UnknownNameError(
+            f"the market batch has no column {name!r}; columns: {frame.columns}"
+        ) from None
+    values = series.to_numpy()
+    values.flags.writeable = False  # shared by every role that reads the batch
+    return values
 
 
 class MarketBatch(Event, frozen=True, kw_only=True, eq=False, dict=True):
@@ -274,71 +324,68 @@ class MarketBatch(Event, frozen=True, kw_only=True, eq=False, dict=True):
     them again; a producer may leave them empty, and :meth:`symbol_codes` then reads them
     from the ``symbol`` Enum.
 
-    Every role reads a batch's columns through :meth:`numpy` and its codes through
-    :meth:`symbol_codes`: both are computed once per batch (a batch made by
-    :meth:`of_chunk` slices its feed's chunk-level arrays instead) and kept beside the
-    batch, outside its encoded fields, so readers share them.
+    :meth:`numpy` gives a column as a numpy array. A feed that cuts its data into chunks
+    binds each batch to its chunk (:meth:`bind_chunk`), so the array is a zero-copy slice
+    of a column converted once per chunk; the binding is in-process state (msgspec's
+    ``__dict__``), never encoded, so a batch that crossed the wire reads its own frame.
     """
 
     frame: pl.DataFrame
     context: dict[str, float | None] = msgspec.field(default_factory=dict)
     codes: bytes = b""
 
-    @classmethod
-    def of_chunk(
-        cls,
-        chunk: ChunkColumns,
-        start: int,
-        stop: int,
-        *,
-        ts_event: int,
-        frame: pl.DataFrame,
-        context: dict[str, float | None],
-        codes: bytes,
-    ) -> MarketBatch:
-        """The batch of rows ``[start, stop)`` of ``chunk``: ``frame`` is those rows (a
-        slice of the chunk's frame), and its numpy columns are views of ``chunk``'s."""
-        batch = cls(ts_event=ts_event, ts_init=ts_event, frame=frame, context=context, codes=codes)
-        batch.__dict__["_rows"] = (chunk, start, stop)
-        return batch
+    def bind_chunk(self, chunk: ChunkColumns, index: int) -> None:
+        """Mark this batch as timestamp ``index`` of ``chunk`` (its frame is that slice)."""
+        if chunk.lengths[index] != self.frame.height:
+            raise ProtocolError(
+                f"batch of {self.frame.height} rows bound to chunk timestamp {index} of "
+                f"{chunk.lengths[index]} rows"
+            )
+        self.__dict__["_chunk"] = (chunk, index)
+
+    def chunk(self) -> tuple[ChunkColumns, int] | None:
+        """The chunk this batch was cut from and its timestamp index there, if bound."""
+        return self.__dict__.get("_chunk")
+
+    def numpy(self, name: str) -> np.ndarray:
+        """Column ``name`` at this timestamp as a read-only numpy array, one entry per row:
+        a zero-copy view of the chunk's column when the batch is bound to its chunk,
+        else converted from the frame once per batch. Nulls of a float column are NaN.
+        Raises :class:`~ml4t.backtest.errors.UnknownNameError` for a missing column."""
+        state = self.__dict__
+        bound = state.get("_chunk")
+        if bound is not None:
+            chunk, index = bound
+            lo = chunk.offsets[index]
+            return chunk.array(name)[lo : lo + chunk.lengths[index]]
+        cache = state.get("_numpy")
+        if cache is None:
+            cache = state["_numpy"] = {}
+        values = cache.get(name)
+        if values is None:
+            values = cache[name] = _column_array(self.frame, name)
+        return values
 
     def symbol_codes(self) -> np.ndarray:
-        """The rows' symbol codes as a read-only ``intp`` array (computed once per batch)."""
-        extra = self.__dict__
-        codes: np.ndarray | None = extra.get("_codes")
+        """The rows' symbol codes as a read-only ``intp`` array (the index type numpy
+        scatters with, so ``prices[codes] = ...`` converts nothing), computed once per
+        batch: a slice of its chunk's codes when bound, else from ``codes`` or the
+        ``symbol`` Enum."""
+        state = self.__dict__
+        codes: np.ndarray | None = state.get("_codes")
         if codes is None:
-            rows = extra.get("_rows")
-            if rows is not None:
-                codes = rows[0].codes[rows[1] : rows[2]]
+            bound = state.get("_chunk")
+            if bound is not None:
+                chunk, index = bound
+                lo = chunk.offsets[index]
+                codes = chunk.codes()[lo : lo + chunk.lengths[index]]
             elif self.codes:
                 codes = np.frombuffer(self.codes, dtype=CODE_DTYPE).astype(np.intp)
                 codes.flags.writeable = False
             else:
-                physical = self.frame.get_column("symbol").to_physical().to_numpy()
-                codes = physical.astype(np.intp)
-                codes.flags.writeable = False
-            extra["_codes"] = codes
+                codes = _enum_codes(self.frame)
+            state["_codes"] = codes
         return codes
-
-    def numpy(self, name: str) -> np.ndarray:
-        """Column ``name`` as a numpy array (``Series.to_numpy()``: float64 for the
-        price columns, NaN for a null), computed once per batch. Read it, do not write
-        to it: every role shares it."""
-        extra = self.__dict__
-        columns: dict[str, np.ndarray] | None = extra.get("_columns")
-        if columns is None:
-            columns = extra["_columns"] = {}
-        values = columns.get(name)
-        if values is None:
-            rows = extra.get("_rows")
-            whole = rows[0].columns.get(name) if rows is not None else None
-            if whole is not None:
-                values = whole[rows[1] : rows[2]]
-            else:
-                values = self.frame.get_column(name).to_numpy()
-                values.flags.writeable = False
-            columns[name] = values
-        return values
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MarketBatch):

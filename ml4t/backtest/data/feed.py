@@ -58,29 +58,23 @@ Where = str | Path | pl.LazyFrame | pl.DataFrame | None
 
 
 class _Chunk:
-    """One chunk ready to publish: the frame, its numpy columns and symbol codes, and
-    per-timestamp offsets, lengths and contexts."""
+    """One chunk ready to publish: its columns (frame, per-timestamp offsets, lengths and
+    contexts, as every batch cut from it is bound to them), timestamps and codes."""
 
-    __slots__ = ("arrays", "codes", "contexts", "frame", "lengths", "offsets", "ts")
+    __slots__ = ("codes", "columns", "ts")
 
     def __init__(self, frame: pl.DataFrame, row_ts: np.ndarray) -> None:
         starts = np.flatnonzero(np.diff(row_ts)) + 1
         starts = np.concatenate(([0], starts)) if len(row_ts) else starts
         # one buffer per column, so every batch is a zero-copy slice of it and so are
         # the numpy columns every role reads (MarketBatch.numpy)
-        self.frame = frame = frame.rechunk()
-        # symbol codes of every row, once per chunk: each batch carries its slice (as
-        # bytes on the wire, as a view in process), which every role reads
-        physical = frame.get_column("symbol").to_physical().to_numpy()
-        codes = physical.astype(np.intp)
-        codes.flags.writeable = False
-        self.codes = memoryview(physical.astype(CODE_DTYPE)).cast("B")
-        numeric = [name for name, dtype in frame.schema.items() if dtype.is_numeric()]
-        self.arrays = ChunkColumns(codes, {n: _read_only(frame.get_column(n)) for n in numeric})
+        frame = frame.rechunk()
+        lengths: list[int] = np.diff(np.append(starts, len(row_ts))).tolist()
+        self.columns = columns = ChunkColumns(frame, starts.tolist(), lengths)
+        # symbol codes of every row, once per chunk (here, on the read-ahead thread):
+        # each batch carries its slice, as int32 bytes on the wire and as intp in process
+        self.codes = memoryview(columns.codes().astype(CODE_DTYPE).tobytes())
         self.ts: list[int] = row_ts[starts].tolist()
-        self.offsets: list[int] = starts.tolist()
-        self.lengths: list[int] = np.diff(np.append(starts, len(row_ts))).tolist()
-        self.contexts: list[dict[str, float | None]] | None = None
 
 
 class ParquetFeed(Component):
@@ -370,7 +364,8 @@ class ParquetFeed(Component):
             df = self._signals.join(df)
         chunk = _Chunk(df.select(self.columns), df[TS].to_numpy())
         if self._context is not None:
-            chunk.contexts = self._context.values(np.asarray(chunk.ts, dtype=np.int64), lo, hi)
+            times = np.asarray(chunk.ts, dtype=np.int64)
+            chunk.columns.contexts = self._context.values(times, lo, hi)
         return chunk
 
     def _next_chunk(self) -> _Chunk | None:
@@ -391,18 +386,18 @@ class ParquetFeed(Component):
         assert chunk is not None
         i = self._i
         ts = chunk.ts[i]
-        n = chunk.lengths[i]
-        offset = chunk.offsets[i]
-        end = offset + n
-        batch = MarketBatch.of_chunk(
-            chunk.arrays,
-            offset,
-            end,
+        columns = chunk.columns
+        n = columns.lengths[i]
+        offset = columns.offsets[i]
+        contexts = columns.contexts
+        batch = MarketBatch(
             ts_event=ts,
-            frame=chunk.frame.slice(offset, n),
-            context=chunk.contexts[i] if chunk.contexts is not None else {},
-            codes=bytes(chunk.codes[4 * offset : 4 * end]),
+            ts_init=ts,
+            frame=columns.frame.slice(offset, n),
+            context=contexts[i] if contexts is not None else {},
+            codes=bytes(chunk.codes[4 * offset : 4 * (offset + n)]),
         )
+        batch.bind_chunk(columns, i)
         between = self._between
         if between is not None:
             self._publish_between(between, ts)
@@ -448,14 +443,6 @@ class ParquetFeed(Component):
         at = self.now_ns()
         self._publish_between(self._between, at)
         self._after_last_bar(at)
-
-
-def _read_only(series: pl.Series) -> np.ndarray:
-    """``series.to_numpy()`` (zero-copy unless it has nulls), made read-only: every role
-    reading the batches shares it."""
-    values = series.to_numpy()
-    values.flags.writeable = False
-    return values
 
 
 def _context_duplicates(source: Source) -> list[Violation]:
