@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import count
 from typing import Any, Protocol
 
@@ -30,11 +30,16 @@ from ml4t.backtest.errors import ComponentError
 
 __all__ = [
     "ConcurrentDispatcher",
+    "Delivery",
     "Dispatcher",
     "SequencedDispatcher",
     "describe_failure",
     "handler_failure",
 ]
+
+
+Delivery = tuple[int, Callable[[Any], Any], str]
+"""Where a topic's events go: ``(phase, handler, subscriber)`` of one subscription."""
 
 
 class Dispatcher(Protocol):
@@ -49,6 +54,10 @@ class Dispatcher(Protocol):
     def submit(
         self, phase: int, handler: Callable[[Any], Any], event: Any, subscriber: str
     ) -> None: ...
+
+    def submit_all(self, deliveries: Sequence[Delivery], event: Any) -> None:
+        """``submit`` one event to each ``(phase, handler, subscriber)``, in order."""
+        ...
 
     def disable(self, subscriber: str) -> None: ...
 
@@ -108,6 +117,13 @@ class SequencedDispatcher:
         self, phase: int, handler: Callable[[Any], Any], event: Any, subscriber: str
     ) -> None:
         heapq.heappush(self._heap, (phase, next(self._seq), handler, event, subscriber))
+        if self.waker is not None:
+            self.waker()
+
+    def submit_all(self, deliveries: Sequence[Delivery], event: Any) -> None:
+        heap, seq, push = self._heap, self._seq, heapq.heappush
+        for phase, handler, subscriber in deliveries:
+            push(heap, (phase, next(seq), handler, event, subscriber))
         if self.waker is not None:
             self.waker()
 
@@ -182,6 +198,10 @@ class ConcurrentDispatcher:
         self._pending += 1
         if self.waker is not None:
             self.waker()
+
+    def submit_all(self, deliveries: Sequence[Delivery], event: Any) -> None:
+        for phase, handler, subscriber in deliveries:
+            self.submit(phase, handler, event, subscriber)
 
     def disable(self, subscriber: str) -> None:
         self._disabled.add(subscriber)

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from types import UnionType
 from typing import Any, Generic, TypeVar
 
-from ml4t.backtest._dispatch import Dispatcher, SequencedDispatcher
+from ml4t.backtest._dispatch import Delivery, Dispatcher, SequencedDispatcher
 from ml4t.backtest.codec import Codec
 from ml4t.backtest.errors import BusError, ComponentError
 from ml4t.backtest.events import Event
@@ -134,6 +134,7 @@ class Bus:
         "_dispatcher",
         "_responders",
         "_retained",
+        "_routes",
         "_subs",
         "_topics",
         "strict",
@@ -144,6 +145,7 @@ class Bus:
         self._codec = codec
         self._topics: dict[str, Topic[Any] | RequestTopic[Any, Any]] = {}
         self._subs: dict[str, tuple[Subscription, ...]] = {}
+        self._routes: dict[str, tuple[Delivery, ...]] = {}  # _subs as the dispatcher takes them
         self._responders: dict[str, tuple[str, Callable[[Any], Any]]] = {}
         self._retained: dict[str, list[Any]] = {}
         self._dispatcher: Dispatcher = SequencedDispatcher()
@@ -196,7 +198,7 @@ class Bus:
             raise BusError(f"handler for {topic.name!r} is not callable: {handler!r}")
         self.declare(topic)
         sub = Subscription(topic, handler, subscriber or _handler_owner(handler), int(phase))
-        self._subs[topic.name] = (*self._subs.get(topic.name, ()), sub)
+        self._set_subs(topic.name, (*self._subs.get(topic.name, ()), sub))
         for event in self._retained.get(topic.name, ()):
             if self.strict:
                 event = self.codec.roundtrip(event)
@@ -206,7 +208,11 @@ class Bus:
     def unsubscribe(self, subscription: Subscription) -> None:
         subscription.active = False
         subs = self._subs.get(subscription.topic.name, ())
-        self._subs[subscription.topic.name] = tuple(s for s in subs if s is not subscription)
+        self._set_subs(subscription.topic.name, tuple(s for s in subs if s is not subscription))
+
+    def _set_subs(self, name: str, subs: tuple[Subscription, ...]) -> None:
+        self._subs[name] = subs
+        self._routes[name] = tuple((s.phase, s.handler, s.subscriber) for s in subs)
 
     def subscriptions(self, topic: Topic[Any]) -> tuple[Subscription, ...]:
         return self._subs.get(topic.name, ())
@@ -236,17 +242,15 @@ class Bus:
                 )
         if topic.retained:
             self._retained.setdefault(topic.name, []).append(event)
-        subs = self._subs.get(topic.name)
-        if subs is None:
+        routes = self._routes.get(topic.name)
+        if routes is None:
             self.declare(topic)
             return
         if self._topics[topic.name] is not topic:
             self.declare(topic)  # raises if the two declarations disagree
         if self.strict:
             event = self.codec.roundtrip(event)
-        submit = self._dispatcher.submit
-        for sub in subs:
-            submit(sub.phase, sub.handler, event, sub.subscriber)
+        self._dispatcher.submit_all(routes, event)
 
     def deliver(self, phase: int, handler: Handler, event: Event, subscriber: str) -> None:
         """Queue one event for one handler, outside any topic (timers use this)."""

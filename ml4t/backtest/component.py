@@ -142,7 +142,8 @@ class Component:
         return self.context.clock.now_ns()
 
     def publish(self, topic: Topic[E], event: E) -> None:
-        self.context.bus.publish(topic, event, sender=None if self.relay else self.name)
+        ctx = self._ctx if self._ctx is not None else self.context  # (raises when detached)
+        ctx.bus.publish(topic, event, sender=None if self.relay else self.name)
 
     # ------------------------------------------------------------ timers
 

@@ -230,6 +230,7 @@ class BacktestEngine:
                 calendar=config.backtest.calendar or "",
                 initial_cash=capital,
             ),
+            calendar=self.calendar,
         )
         if broker is None and named.broker:
             broker = plugins.build("brokers", named.broker, config.execution)

@@ -260,7 +260,7 @@ class ChunkColumns:
     past its rows.
     """
 
-    __slots__ = ("_arrays", "contexts", "frame", "lengths", "offsets")
+    __slots__ = ("_arrays", "_codes", "contexts", "frame", "lengths", "offsets")
 
     def __init__(
         self,
@@ -274,6 +274,7 @@ class ChunkColumns:
         self.lengths = lengths
         self.contexts = contexts
         self._arrays: dict[str, np.ndarray] = {}
+        self._codes: np.ndarray | None = None
 
     def array(self, name: str) -> np.ndarray:
         """Column ``name`` of the whole chunk as a read-only numpy array."""
@@ -281,6 +282,20 @@ class ChunkColumns:
         if values is None:
             values = self._arrays[name] = _column_array(self.frame, name)
         return values
+
+    def codes(self) -> np.ndarray:
+        """The symbol codes of the chunk's rows as a read-only ``intp`` array."""
+        codes = self._codes
+        if codes is None:
+            codes = self._codes = _enum_codes(self.frame)
+        return codes
+
+
+def _enum_codes(frame: pl.DataFrame) -> np.ndarray:
+    """The physical codes of ``frame``'s ``symbol`` Enum as a read-only ``intp`` array."""
+    codes = frame.get_column("symbol").to_physical().to_numpy().astype(np.intp)
+    codes.flags.writeable = False
+    return codes
 
 
 def _column_array(frame: pl.DataFrame, name: str) -> np.ndarray:
@@ -352,10 +367,25 @@ class MarketBatch(Event, frozen=True, kw_only=True, eq=False, dict=True):
         return values
 
     def symbol_codes(self) -> np.ndarray:
-        """The rows' symbol codes as an integer array (a view of ``codes`` when given)."""
-        if self.codes:
-            return np.frombuffer(self.codes, dtype=CODE_DTYPE)
-        return self.frame.get_column("symbol").to_physical().to_numpy().astype(CODE_DTYPE)
+        """The rows' symbol codes as a read-only ``intp`` array (the index type numpy
+        scatters with, so ``prices[codes] = ...`` converts nothing), computed once per
+        batch: a slice of its chunk's codes when bound, else from ``codes`` or the
+        ``symbol`` Enum."""
+        state = self.__dict__
+        codes: np.ndarray | None = state.get("_codes")
+        if codes is None:
+            bound = state.get("_chunk")
+            if bound is not None:
+                chunk, index = bound
+                lo = chunk.offsets[index]
+                codes = chunk.codes()[lo : lo + chunk.lengths[index]]
+            elif self.codes:
+                codes = np.frombuffer(self.codes, dtype=CODE_DTYPE).astype(np.intp)
+                codes.flags.writeable = False
+            else:
+                codes = _enum_codes(self.frame)
+            state["_codes"] = codes
+        return codes
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MarketBatch):

@@ -279,10 +279,10 @@ class Portfolio(Component):
 
     @on(MARKET, phase=Phase.VALUATION)
     def _on_market(self, batch: MarketBatch) -> None:
-        frame = batch.frame
-        if not self._table.known:  # no session event (a graph without a feed)
-            self._recoded(self._table.adopt(Universe.of_frame(frame).symbols))
-        self.last_price[batch.symbol_codes()] = frame.get_column("close").to_numpy()
+        table = self._table
+        if not table.known:  # no session event (a graph without a feed)
+            self._recoded(table.adopt(Universe.of_frame(batch.frame).symbols))
+        table["last_price"][batch.symbol_codes()] = batch.numpy("close")
         self._snapshot_ts = batch.ts_event
         self.publish(PORTFOLIO, self.snapshot(batch.ts_event))
 

@@ -327,7 +327,7 @@ class Runtime:
             if alarm is None:
                 break
             clock.advance_to(alarm.ts_ns)
-            _fire(alarm, clock.now_ns())
+            _fire(alarm, clock)
             await drain()
             if self._joining:
                 await self._join()
@@ -361,7 +361,7 @@ class Runtime:
                 continue
             alarm = clock.pop_alarm()
             if alarm is not None:
-                _fire(alarm, clock.now_ns())
+                _fire(alarm, clock)
                 self.alarms_fired += 1
             await anyio.lowlevel.checkpoint()
 
@@ -462,13 +462,14 @@ class Runtime:
         )
 
 
-def _fire(alarm: Alarm, now_ns: int) -> None:
+def _fire(alarm: Alarm, clock: Clock) -> None:
     """Run an alarm's callback; an exception becomes a ComponentError naming its owner."""
     try:
         alarm.callback()
     except ComponentError:
         raise
     except (Exception, SystemExit) as exc:
+        now_ns = clock.now_ns()
         owner = alarm.owner or "clock"
         err = ComponentError(
             f"component {owner!r} failed in a clock alarm at {from_ns(now_ns).isoformat()}: "

@@ -10,6 +10,7 @@ import typing
 from datetime import UTC, datetime
 
 import msgspec
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -145,6 +146,27 @@ def test_market_batch_equality_sees_a_changed_value() -> None:
     other = MarketBatch(ts_event=1, frame=frame.with_columns(pl.col("close") + 1e-9))
     assert batch != other
     assert batch != MarketBatch(ts_event=1, frame=frame, context={"vix": 1.0})
+
+
+def test_a_batch_computes_its_columns_once_and_never_encodes_them() -> None:
+    frame = pl.DataFrame(
+        {
+            "symbol": pl.Series(["BBB", "CCC"], dtype=pl.Enum(["AAA", "BBB", "CCC"])),
+            **{name: [1.5, None] for name in ("open", "high", "low", "close")},
+            "volume": [100.0, 200.0],
+        }
+    )
+    batch = MarketBatch(ts_event=1, frame=frame)
+    close = batch.numpy("close")
+    assert close is batch.numpy("close") and not close.flags.writeable
+    np.testing.assert_array_equal(close, [1.5, np.nan])
+    codes = batch.symbol_codes()
+    assert codes is batch.symbol_codes() and codes.tolist() == [1, 2]
+    # what the batch keeps beside its fields stays out of the encoded bytes
+    assert CODEC.encode(batch) == CODEC.encode(MarketBatch(ts_event=1, frame=frame))
+    decoded = CODEC.roundtrip(batch)
+    assert decoded == batch and decoded.symbol_codes().tolist() == [1, 2]
+    np.testing.assert_array_equal(decoded.numpy("close"), close)
 
 
 def test_json_is_readable_and_tagged() -> None:

@@ -254,3 +254,55 @@ def test_repairs_while_streaming_without_validation_are_still_reported(
     assert sum(b.frame.height for b in rec.batches) == frames.asset.height
     assert feed.repairs == {"drop_duplicates": 3}
     assert any(e["event"] == "data_repaired" for e in logs)
+
+
+def test_batch_numpy_columns_and_codes_are_read_only_views_of_the_chunk(
+    frames: SyntheticFrames,
+) -> None:
+    rec = run_feed(ParquetFeed(asset_config(), asset=frames.asset))
+    first, second = rec.batches[0], rec.batches[1]
+    for batch in (first, second):
+        codes = batch.symbol_codes()
+        assert codes.dtype == np.intp and not codes.flags.writeable
+        assert codes.tolist() == batch.frame["symbol"].to_physical().to_list()
+        for name in [*OHLCV, *SIGNALS, *INDICATORS]:
+            values = batch.numpy(name)
+            assert np.shares_memory(values, batch.numpy(name)), "converted once per chunk"
+            assert not values.flags.writeable
+            np.testing.assert_array_equal(values, batch.frame[name].to_numpy())
+    # one chunk-level buffer: the second batch's closes follow the first's in memory
+    a, b = first.numpy("close"), second.numpy("close")
+    assert b.__array_interface__["data"][0] == a.__array_interface__["data"][0] + a.nbytes
+
+
+def test_strict_batches_read_their_columns_from_the_decoded_frame(
+    frames: SyntheticFrames,
+) -> None:
+    """A batch that crossed the codec keeps no view of the feed's chunk: its columns and
+    codes come from its own frame and bytes, with the same values."""
+    plain = run_feed(ParquetFeed(asset_config(), asset=frames.asset))
+    strict = run_feed(ParquetFeed(asset_config(), asset=frames.asset), strict=True)
+    assert len(plain.batches) == len(strict.batches)
+    for ours, decoded in zip(plain.batches[:50], strict.batches[:50], strict=True):
+        assert ours == decoded
+        assert decoded.symbol_codes().tolist() == ours.symbol_codes().tolist()
+        for name in ("open", "close", "volume", SIGNALS[0]):
+            np.testing.assert_array_equal(decoded.numpy(name), ours.numpy(name))
+
+
+def test_the_feed_reads_sessions_from_the_run_calendar_it_is_given(
+    frames: SyntheticFrames,
+) -> None:
+    """The engine's calendar is the feed's too (its schedules are computed once per
+    run); a calendar of another exchange than the data's is not used for the data."""
+    from ml4t.backtest.data._assets import AssetData
+    from ml4t.backtest.data.calendar import SessionCalendar
+
+    nyse = SessionCalendar("NYSE")
+    config = asset_config(calendar="NYSE")
+    assert AssetData(config, frames.asset, nyse).calendar is nyse
+    other = AssetData(config, frames.asset, SessionCalendar("XLON")).calendar
+    assert other is not None and other.name == "NYSE"
+    feed = ParquetFeed(config, asset=frames.asset, calendar=nyse)
+    feed.prepare()
+    assert feed.session_started().sessions_per_year == nyse.sessions_per_year(feed.first_ts or 0)

@@ -379,3 +379,36 @@ def test_signal_data_with_null_available_at_is_rejected(
         frames.asset.drop("signal_entry", "signal_exit", "confidence"), cfg, signal_data=path
     )
     assert_names(msg, "null_key", "available_at", 2, path, "never available")
+
+
+def test_symbols_out_of_order_within_a_timestamp_are_unsorted(
+    frames: SyntheticFrames, tmp_path: Path
+) -> None:
+    """Two symbols swapped inside one timestamp (the times stay in order): validation,
+    which compares the symbols as text, finds the one row out of (timestamp, symbol)
+    order, as the streaming check on codes does."""
+    df = frames.asset
+    a, b = df.row(3, named=True), df.row(4, named=True)
+    assert a["timestamp"] == b["timestamp"] and a["symbol"] < b["symbol"]
+    swapped = pl.concat([df[:3], df[4:5], df[3:4], df[5:]])
+    msg = fails(write(swapped, tmp_path / "bars.parquet"))
+    assert_names(msg, "unsorted", "timestamp", 1, f"symbol={a['symbol']}")
+    assert "[duplicate]" not in msg, msg
+
+
+def test_a_categorical_symbol_column_is_ordered_by_name_not_by_category(
+    frames: SyntheticFrames, tmp_path: Path
+) -> None:
+    """Categories met in reverse order have codes that fall along each timestamp; the
+    rows are in (timestamp, symbol) order by name, which is what validation checks."""
+    df = frames.asset
+    names = sorted(df["symbol"].unique().to_list(), reverse=True)
+    seeded = pl.concat([pl.DataFrame({"symbol": names}), df.select("symbol")])
+    categorical = seeded.select(pl.col("symbol").cast(pl.Categorical))[len(names) :]
+    reordered = df.with_columns(symbol=categorical["symbol"])
+    path = write(reordered, tmp_path / "bars.parquet")
+    feed = ParquetFeed(FeedConfig(), asset=path)
+    report = feed.prepare()
+    assert report.rows == df.height
+    rec = run_feed(feed)
+    assert sum(b.frame.height for b in rec.batches) == df.height

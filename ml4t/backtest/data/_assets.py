@@ -9,6 +9,7 @@ applied. :meth:`AssetData.validate` runs every row rule over every chunk.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -84,7 +85,9 @@ def config_range(config: FeedConfig) -> tuple[int | None, int | None]:
 class AssetData:
     """Asset bars of one feed: everything needed to read them chunk by chunk."""
 
-    def __init__(self, config: FeedConfig, where: Frameish) -> None:
+    def __init__(
+        self, config: FeedConfig, where: Frameish, calendar: SessionCalendar | None = None
+    ) -> None:
         cfg = config.asset
         self.config = config
         self.repairs = tuple(config.repair)
@@ -116,7 +119,11 @@ class AssetData:
         )
         raise_violations(self._date_label_violations())
         self.lo, self.hi = config_range(config)
-        self.calendar = SessionCalendar(config.calendar) if config.calendar else None
+        if calendar is not None and calendar.name != config.calendar:
+            calendar = None  # the run's calendar is not the data's: open the data's own
+        if calendar is None and config.calendar:
+            calendar = SessionCalendar(config.calendar)
+        self.calendar = calendar
         self.log = get_logger("ml4t.backtest.data", source=self.source.name)
         self.symbols: tuple[str, ...] = ()
         self.enum: pl.Enum = pl.Enum([])
@@ -285,20 +292,25 @@ class AssetData:
 
     # ------------------------------------------------------------ loading
 
-    def _select(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+    def _select(self, lf: pl.LazyFrame, *, validating: bool = False) -> pl.LazyFrame:
+        """The normalised columns. For ``validating`` only those the row rules read
+        (time, symbol, OHLCV), with the symbols left as the source's strings: their order
+        is the universe's (it is sorted), and no rule needs the Enum's codes."""
         cfg = self.config.asset
         sym = pl.col(cfg.symbol_column)
-        if self.source.schema[cfg.symbol_column] != self.enum:
-            sym = sym.cast(pl.String).cast(self.enum)
-        extra = [*cfg.signals, *cfg.indicators]
+        dtype = self.source.schema[cfg.symbol_column]
+        if dtype != self.enum and not (validating and dtype == pl.String):
+            sym = sym.cast(pl.String) if validating else sym.cast(pl.String).cast(self.enum)
+        extra = [] if validating else [*cfg.signals, *cfg.indicators]
         return lf.select(
             self.source.ts_expr().alias(TS),
             sym.alias("symbol"),
             *(pl.col(c).cast(pl.Float64) for c in (*OHLCV, *extra)),
         )
 
-    def read(self, lo: int, hi: int) -> Read:
-        """Chunk ``[lo, hi)``: normalised, merged, repaired; with what validation needs.
+    def read(self, lo: int, hi: int, *, validating: bool = False) -> Read:
+        """Chunk ``[lo, hi)``: normalised, merged, repaired; with what validation needs
+        (``validating``: only the columns the row rules read, see :meth:`_select`).
 
         With ``outside_session: drop`` rows outside sessions are dropped (and counted);
         with ``reject`` the mask of them is returned for validation to report. The rows of
@@ -312,7 +324,7 @@ class AssetData:
         wanted = self.config.asset.symbols
         if wanted is not None:
             lf = lf.filter(pl.col(self.config.asset.symbol_column).cast(pl.String).is_in(wanted))
-        lf = self._select(lf)
+        lf = self._select(lf, validating=validating)
         if isinstance(self.source.schema[self.source.ts_column], pl.Date):
             lf = lf.filter(pl.col(TS) >= lo, pl.col(TS) < hi)
         df = self.source.collect(lf)
@@ -338,12 +350,19 @@ class AssetData:
             found = None
         return Read(df, counts, mask, found)
 
-    def checked(self, lo: int, hi: int) -> tuple[pl.DataFrame, dict[str, int]]:
+    def checked(
+        self, lo: int, hi: int, *, ordered: bool = False
+    ) -> tuple[pl.DataFrame, dict[str, int]]:
         """Chunk ``[lo, hi)`` for publishing, and its repair counts.
 
         Raises if the chunk is out of order or has bars to reject: never misorders.
+        ``ordered`` says :meth:`validate` has already read and passed this very chunk
+        (the same files, config and repairs give the same rows), so the order is not
+        checked a second time.
         """
         df, counts, mask, disorder = self.read(lo, hi)
+        if ordered:
+            return df, counts
         unsorted, dup = order_problems(df)
         bad = (mask is not None and mask.any()) or (disorder is not None and disorder.any())
         if unsorted.any() or dup.any() or bad:
@@ -365,7 +384,7 @@ class AssetData:
         checker = RowChecker(self.source)
         repairs: dict[str, int] = {}
         kept = 0
-        reader = ChunkReader(self.plan, self.read)
+        reader = ChunkReader(self.plan, partial(self.read, validating=True))
         try:
             for df, counts, mask, disorder in reader:
                 for key, n in counts.items():

@@ -1,8 +1,10 @@
 """Row order checks and the opt-in repairs of a normalised chunk.
 
-A chunk here has the normalised layout: ``__ts`` (Int64 UTC ns), ``symbol`` (Enum),
-OHLCV as Float64, then signal and indicator columns. Every repair returns how many rows
-it dropped or changed, so nothing is fixed silently.
+A chunk here has the normalised layout: ``__ts`` (Int64 UTC ns), ``symbol`` (the
+universe's Enum when read for streaming; the source's strings when read for validation,
+whose order is the Enum's, since the universe is sorted), OHLCV as Float64, then signal
+and indicator columns. Every repair returns how many rows it dropped or changed, so
+nothing is fixed silently.
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ import polars as pl
 from ml4t.backtest.data._source import TS
 from ml4t.backtest.data.config import Repair
 
-__all__ = ["OHLCV", "PRICES", "chunk_order_masks", "order_masks", "order_problems", "repair_chunk"]
+__all__ = [
+    "OHLCV",
+    "PRICES",
+    "chunk_order_masks",
+    "order_counts",
+    "order_masks",
+    "order_problems",
+    "repair_chunk",
+    "symbol_order",
+]
 
 OHLCV = ("open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close")
@@ -38,11 +49,33 @@ def order_masks(ts: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return unsorted, dup
 
 
+def symbol_order(dtype: pl.DataType) -> pl.Expr:
+    """The ``symbol`` column as a key in universe order: an Enum's codes, or the strings
+    themselves (the universe is sorted, so string order is code order); a null symbol
+    (rule ``null_key``) sorts first."""
+    if isinstance(dtype, pl.Enum):
+        return pl.col("symbol").to_physical().cast(pl.Int64).fill_null(-1)
+    return pl.col("symbol").cast(pl.String).rank("dense").cast(pl.Int64).fill_null(-1)
+
+
+def order_counts(dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    """Expressions counting the rows :func:`order_masks` flags (unsorted, repeated), for
+    a chunk whose ``symbol`` column has ``dtype``: one pass in polars, no masks made."""
+    ts = pl.col(TS).fill_null(np.iinfo(np.int64).min)
+    if isinstance(dtype, pl.Enum):
+        key = symbol_order(dtype)
+    else:  # strings compare in universe order as they are
+        key = pl.col("symbol").cast(pl.String).fill_null("")
+    back = ts < ts.shift(1)
+    same = ts == ts.shift(1)
+    unsorted = (back | (same & (key < key.shift(1)))).fill_null(False).sum()
+    repeated = (same & (key == key.shift(1))).fill_null(False).sum()
+    return unsorted.alias("__unsorted"), repeated.alias("__repeated")
+
+
 def chunk_order_masks(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     ts = df[TS].fill_null(np.iinfo(np.int64).min).to_numpy()
-    codes = (
-        df["symbol"].to_physical().cast(pl.Int64).fill_null(-1).to_numpy()
-    )  # null: rule null_key
+    codes = df.select(symbol_order(df.schema["symbol"])).to_series().to_numpy()
     return order_masks(ts, codes)
 
 

@@ -31,6 +31,7 @@ from ml4t.backtest.data._repair import OHLCV
 from ml4t.backtest.data._signals import SlowSignals
 from ml4t.backtest.data._source import TS, Layout, Source, data_fingerprint
 from ml4t.backtest.data.actions import ActionSchedule, load_corporate_actions
+from ml4t.backtest.data.calendar import SessionCalendar
 from ml4t.backtest.data.config import FeedConfig, duration_ns
 from ml4t.backtest.data.membership import Membership, load_universe
 from ml4t.backtest.data.validation import (
@@ -42,7 +43,13 @@ from ml4t.backtest.data.validation import (
     raise_violations,
 )
 from ml4t.backtest.errors import ConfigError
-from ml4t.backtest.events import CODE_DTYPE, CorporateAction, MarketBatch, SessionStarted
+from ml4t.backtest.events import (
+    CODE_DTYPE,
+    ChunkColumns,
+    CorporateAction,
+    MarketBatch,
+    SessionStarted,
+)
 from ml4t.backtest.topics import CORPORATE_ACTIONS, MARKET, SESSION
 
 __all__ = ["ParquetFeed"]
@@ -51,22 +58,23 @@ Where = str | Path | pl.LazyFrame | pl.DataFrame | None
 
 
 class _Chunk:
-    """One chunk ready to publish: the frame and per-timestamp offsets, lengths, contexts."""
+    """One chunk ready to publish: its columns (frame, per-timestamp offsets, lengths and
+    contexts, as every batch cut from it is bound to them), timestamps and codes."""
 
-    __slots__ = ("codes", "contexts", "frame", "lengths", "offsets", "ts")
+    __slots__ = ("codes", "columns", "ts")
 
     def __init__(self, frame: pl.DataFrame, row_ts: np.ndarray) -> None:
         starts = np.flatnonzero(np.diff(row_ts)) + 1
         starts = np.concatenate(([0], starts)) if len(row_ts) else starts
-        self.frame = frame
-        # symbol codes of every row, once per chunk: each batch carries its slice (as
-        # bytes), which broker, portfolio, risk, strategies and recorder read
-        codes = frame.get_column("symbol").to_physical().to_numpy().astype(CODE_DTYPE)
-        self.codes = memoryview(codes.tobytes())
+        # one buffer per column, so every batch is a zero-copy slice of it and so are
+        # the numpy columns every role reads (MarketBatch.numpy)
+        frame = frame.rechunk()
+        lengths: list[int] = np.diff(np.append(starts, len(row_ts))).tolist()
+        self.columns = columns = ChunkColumns(frame, starts.tolist(), lengths)
+        # symbol codes of every row, once per chunk (here, on the read-ahead thread):
+        # each batch carries its slice, as int32 bytes on the wire and as intp in process
+        self.codes = memoryview(columns.codes().astype(CODE_DTYPE).tobytes())
         self.ts: list[int] = row_ts[starts].tolist()
-        self.offsets: list[int] = starts.tolist()
-        self.lengths: list[int] = np.diff(np.append(starts, len(row_ts))).tolist()
-        self.contexts: list[dict[str, float | None]] | None = None
 
 
 class ParquetFeed(Component):
@@ -75,6 +83,10 @@ class ParquetFeed(Component):
     ``asset``, ``signal_data`` and ``context`` override the paths in ``config`` with a
     path, glob, directory, LazyFrame or DataFrame. ``validated`` is the report of an
     earlier validation of the same data and config; the row rules are then not re-run.
+    ``calendar`` is the run's :class:`~ml4t.backtest.data.calendar.SessionCalendar`
+    (the engine's, the one every component gets in its context): used for the data's
+    sessions when it is the calendar ``config.calendar`` names, so its schedules are
+    computed once per run, not once per holder.
 
     Before its first batch the feed publishes the session handshake,
     :class:`~ml4t.backtest.events.SessionStarted` on ``SESSION``: the universe in code
@@ -92,15 +104,19 @@ class ParquetFeed(Component):
         context: Where = None,
         validated: ValidationReport | None = None,
         session: SessionStarted | None = None,
+        calendar: SessionCalendar | None = None,
         name: str = "feed",
     ) -> None:
         super().__init__(name)
+        self._calendar = calendar
         self.config = config or FeedConfig()
         self._session = session if session is not None else SessionStarted(ts_event=0)
         self._where = (asset, signal_data, context)
         self._check_names()
         self.report: ValidationReport | None = validated
         self._skip_validation = validated is not None or not self.config.validate
+        # validated by this feed's own prepare: every chunk it reads again was checked
+        self._validated_here = False
         # with validate: false nothing counted the repairs up front: count them as they stream
         self._count_while_streaming = validated is None and not self.config.validate
         self.symbols: tuple[str, ...] = ()
@@ -161,7 +177,7 @@ class ParquetFeed(Component):
         if self._assets is not None and self.report is not None:
             return self.report
         asset_where, signal_where, context_where = self._where
-        assets = AssetData(self.config, asset_where)
+        assets = AssetData(self.config, asset_where, self._calendar)
         violations = self._open_side_sources(signal_where, context_where)
         raise_violations(violations)
         violations = assets.plan_chunks()
@@ -181,6 +197,7 @@ class ParquetFeed(Component):
             )
         else:
             self.report = assets.validate(violations)
+            self._validated_here = True
         self._assets = assets
         self.symbols = assets.symbols
         self.symbol_dtype = assets.enum
@@ -339,7 +356,7 @@ class ParquetFeed(Component):
     def _load(self, lo: int, hi: int) -> _Chunk:
         """Read, check and enrich chunk [lo, hi) (runs on the read-ahead thread)."""
         assert self._assets is not None
-        df, counts = self._assets.checked(lo, hi)
+        df, counts = self._assets.checked(lo, hi, ordered=self._validated_here)
         if self._count_while_streaming and self.report is not None:
             for key, n in counts.items():
                 self.report.repairs[key] = self.report.repairs.get(key, 0) + n
@@ -347,7 +364,8 @@ class ParquetFeed(Component):
             df = self._signals.join(df)
         chunk = _Chunk(df.select(self.columns), df[TS].to_numpy())
         if self._context is not None:
-            chunk.contexts = self._context.values(np.asarray(chunk.ts, dtype=np.int64), lo, hi)
+            times = np.asarray(chunk.ts, dtype=np.int64)
+            chunk.columns.contexts = self._context.values(times, lo, hi)
         return chunk
 
     def _next_chunk(self) -> _Chunk | None:
@@ -368,17 +386,23 @@ class ParquetFeed(Component):
         assert chunk is not None
         i = self._i
         ts = chunk.ts[i]
-        n = chunk.lengths[i]
-        offset = chunk.offsets[i]
-        frame = chunk.frame.slice(offset, n)
-        codes = bytes(chunk.codes[4 * offset : 4 * (offset + n)])
-        ctx = chunk.contexts[i] if chunk.contexts is not None else {}
-        batch = MarketBatch(ts_event=ts, ts_init=ts, frame=frame, context=ctx, codes=codes)
+        columns = chunk.columns
+        n = columns.lengths[i]
+        offset = columns.offsets[i]
+        contexts = columns.contexts
+        batch = MarketBatch(
+            ts_event=ts,
+            ts_init=ts,
+            frame=columns.frame.slice(offset, n),
+            context=contexts[i] if contexts is not None else {},
+            codes=bytes(chunk.codes[4 * offset : 4 * (offset + n)]),
+        )
+        batch.bind_chunk(columns, i)
         between = self._between
         if between is not None:
             self._publish_between(between, ts)
             if between.needs_closes:
-                between.observe(batch.symbol_codes(), frame.get_column("close").to_numpy())
+                between.observe(batch.symbol_codes(), batch.numpy("close"))
         self._publish(MARKET, batch)
         self.batches_published += 1
         self.rows_published += n
@@ -391,7 +415,9 @@ class ParquetFeed(Component):
                 return
             chunk, i = following, 0
         self._i = i
-        self._alarm = self._schedule(chunk.ts[i], self._emit, priority=AlarmPriority.DATA)
+        self._alarm = self._schedule(
+            chunk.ts[i], self._emit, priority=AlarmPriority.DATA, owner=self.name
+        )
 
     def _publish_between(self, between: Between, ts: int) -> None:
         for event in between.due(ts):

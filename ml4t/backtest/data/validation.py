@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from ml4t.backtest._time import from_ns
-from ml4t.backtest.data._repair import OHLCV, PRICES, order_problems
+from ml4t.backtest.data._repair import OHLCV, PRICES, order_counts, order_problems
 from ml4t.backtest.data._source import TS, Source
 from ml4t.backtest.errors import DataValidationError
 
@@ -323,14 +323,18 @@ class RowChecker:
             mask.fill_null(False).sum().alias(str(i))
             for i, (*_, mask, _, _) in enumerate(self._rules)
         ]
-        sums = df.select(masks).row(0)
+        # the adjacent order tests ride in the same pass; masks are made only if they fail
+        *sums, unsorted_n, repeated_n = df.select(*masks, *order_counts(df.schema["symbol"])).row(0)
         for (rule, col, mask, detail, show), n in zip(self._rules, sums, strict=True):
             if n:
                 rows = partial(df.filter, mask.fill_null(False))
                 self._add(rule, col, detail, int(n), rows, show)
-        unsorted, dup = order_problems(df)
-        self._add_mask("unsorted", TS, "are out of (timestamp, symbol) order", df, unsorted, ())
-        self._add_mask("duplicate", "symbol", "repeat a (timestamp, symbol) pair", df, dup, OHLCV)
+        if unsorted_n or repeated_n:
+            unsorted, dup = order_problems(df)
+            self._add_mask("unsorted", TS, "are out of (timestamp, symbol) order", df, unsorted, ())
+            self._add_mask(
+                "duplicate", "symbol", "repeat a (timestamp, symbol) pair", df, dup, OHLCV
+            )
         if disorder is not None:
             self._add_mask(
                 "unsorted", TS, "are out of time order within their file", df, disorder, ()

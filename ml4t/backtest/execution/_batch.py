@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from ml4t.backtest.events import MarketBatch
+
 __all__ = ["BarPrices", "BatchView"]
 
 
@@ -27,6 +29,7 @@ class BatchView:
 
     __slots__ = (
         "_arange",
+        "_batch",
         "_batch_no",
         "_codes",
         "_columns",
@@ -40,6 +43,7 @@ class BatchView:
 
     def __init__(self) -> None:
         self.frame: pl.DataFrame | None = None
+        self._batch: MarketBatch | None = None
         self.ts = -1
         self._columns: tuple[np.ndarray, ...] | None = None
         self._batch_no = 0
@@ -48,12 +52,12 @@ class BatchView:
         self._stamp = np.empty(0, dtype=np.int64)
         self._low = self._high = np.empty(0)
 
-    def show(self, frame: pl.DataFrame, codes: np.ndarray, ts: int, size: int) -> None:
-        """Make ``frame`` (its rows' symbol ``codes``, stamped ``ts``, codes below
-        ``size``) the current batch."""
-        self.frame = frame
-        self._codes = codes
-        self.ts = ts
+    def show(self, batch: MarketBatch, size: int) -> None:
+        """Make ``batch`` (its symbol codes below ``size``) the current batch."""
+        self._batch = batch
+        self.frame = batch.frame
+        self._codes = batch.symbol_codes()
+        self.ts = batch.ts_event
         self._columns = None
         if self._row_of.shape[0] < size:
             self._row_of = np.zeros(size, dtype=np.intp)
@@ -64,20 +68,20 @@ class BatchView:
 
     def extremes(self) -> tuple[np.ndarray, np.ndarray]:
         """``(low, high)`` indexed by symbol code, NaN where the batch has no row."""
-        frame = self.frame
-        assert frame is not None
+        batch = self._batch
+        assert batch is not None
         codes = self._codes
         low, high = self._low, self._high
         low.fill(np.nan)
         high.fill(np.nan)
-        low[codes] = frame.get_column("low").to_numpy()
-        high[codes] = frame.get_column("high").to_numpy()
+        low[codes] = batch.numpy("low")
+        high[codes] = batch.numpy("high")
         return low, high
 
     def bar(self, code: int) -> BarPrices | None:
         """The bar of symbol ``code`` in the current batch, or None if it has no row."""
-        frame = self.frame
-        if frame is None:
+        batch = self._batch
+        if batch is None:
             return None
         columns = self._columns
         if columns is None:
@@ -85,9 +89,9 @@ class BatchView:
             self._batch_no += 1
             self._row_of[codes] = self._arange[: codes.shape[0]]
             self._stamp[codes] = self._batch_no
-            get = frame.get_column
+            get = batch.numpy
             columns = self._columns = tuple(
-                get(name).to_numpy() for name in ("open", "high", "low", "close", "volume")
+                get(name) for name in ("open", "high", "low", "close", "volume")
             )
         if code >= self._stamp.shape[0] or self._stamp[code] != self._batch_no:
             return None

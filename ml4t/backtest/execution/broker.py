@@ -187,7 +187,7 @@ class SimulatedBroker(Component):
         ts = batch.ts_event
         if not self._aligned:  # no session event (a graph without a feed)
             self._align(Universe.of_frame(batch.frame).symbols)
-        self._batch.show(batch.frame, batch.symbol_codes(), ts, len(self._universe or ()))
+        self._batch.show(batch, len(self._universe or ()))
         if self._used:
             self._used.clear()
         book = self.book

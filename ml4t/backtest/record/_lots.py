@@ -144,7 +144,9 @@ class MarketView:
         if values is None:
             assert self.batch is not None
             series = self.batch.frame.get_column(name)
-            if series.dtype.is_numeric() or series.dtype == pl.Boolean:
+            if series.dtype == pl.Float64:
+                values = self.batch.numpy(name)
+            elif series.dtype.is_numeric() or series.dtype == pl.Boolean:
                 values = series.cast(pl.Float64).to_numpy()
             else:
                 values = series.cast(pl.String).to_list()
@@ -277,15 +279,15 @@ class OpenLots:
         batch = view.stamped()
         if batch is None:
             return
-        n, ts, frame = self.n, batch.ts_event, batch.frame
+        n, ts, column = self.n, batch.ts_event, batch.numpy
         codes = self.code[:n]
         rows = view.row_of[codes]
         seen = view.stamp[codes] == view.seq
         if self.newest_entry < ts and seen.all():
-            np.fmax(self.hi[:n], frame.get_column("high").to_numpy()[rows], out=self.hi[:n])
-            np.fmin(self.lo[:n], frame.get_column("low").to_numpy()[rows], out=self.lo[:n])
+            np.fmax(self.hi[:n], column("high")[rows], out=self.hi[:n])
+            np.fmin(self.lo[:n], column("low")[rows], out=self.lo[:n])
             self.bars[:n] += 1
-            self.close[:n] = frame.get_column("close").to_numpy()[rows]
+            self.close[:n] = column("close")[rows]
             self.close_ts[:n] = ts
             return
         entry_ts = self.entry_ts[:n]
@@ -293,11 +295,11 @@ class OpenLots:
         if not held.any():
             return
         rows = np.where(held, rows, 0)
-        high = frame.get_column("high").to_numpy()[rows]
-        low = frame.get_column("low").to_numpy()[rows]
+        high = column("high")[rows]
+        low = column("low")[rows]
         ranged = held & ((entry_ts < ts) | ~self.late[:n])
         np.copyto(self.hi[:n], np.fmax(self.hi[:n], high), where=ranged)
         np.copyto(self.lo[:n], np.fmin(self.lo[:n], low), where=ranged)
         self.bars[:n] += ranged
-        np.copyto(self.close[:n], frame.get_column("close").to_numpy()[rows], where=held)
+        np.copyto(self.close[:n], column("close")[rows], where=held)
         np.copyto(self.close_ts[:n], ts, where=held)

@@ -51,8 +51,7 @@ class PositionBook:
             self._rehold()  # no session event (a graph without a feed): re-coded
         self._batch = batch
         if self._held.size and batch.frame.height:
-            closes = batch.frame.get_column("close").to_numpy()
-            self.table["price"][batch.symbol_codes()] = closes
+            self.table["price"][batch.symbol_codes()] = batch.numpy("close")
 
     def on_position(self, event: PositionChanged) -> None:
         code = self.table.ensure(event.symbol)
@@ -98,4 +97,4 @@ class PositionBook:
             return
         rows = np.flatnonzero(batch.symbol_codes() == code)
         if rows.size:
-            self.table["price"][code] = float(batch.frame.get_column("close")[int(rows[0])])
+            self.table["price"][code] = float(batch.numpy("close")[int(rows[0])])

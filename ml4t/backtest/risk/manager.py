@@ -241,13 +241,13 @@ class RiskManager(Component):
     @on(MARKET, phase=Phase.VALUATION)
     def _on_market(self, batch: MarketBatch) -> None:
         view = self.view
-        frame = batch.frame
-        if not view.table.known:  # no session event (a graph without a feed)
-            view.adopt(Universe.of_frame(frame).symbols)
+        table = view.table
+        if not table.known:  # no session event (a graph without a feed)
+            view.adopt(Universe.of_frame(batch.frame).symbols)
         codes = batch.symbol_codes()
-        view.price[codes] = frame.get_column("close").to_numpy()
+        table["price"][codes] = batch.numpy("close")
         if view.costs is not None:
-            view.volume[codes] = frame.get_column("volume").to_numpy()
+            table["volume"][codes] = batch.numpy("volume")
 
     @on(SESSION, phase=Phase.SESSION)
     def _on_session(self, event: SessionStarted | UniverseChanged) -> None:
