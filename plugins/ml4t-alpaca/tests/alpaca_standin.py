@@ -75,6 +75,7 @@ class Scenario:
     duplicate_updates: bool = False  # every trade update sent twice
     reverse_updates: bool = False  # a minute's trade updates sent newest first
     drop_submit_answers: int = 0  # next N submits: the order is created, the answer cut off
+    announce_new: bool = True  # a created order's "new" trade update is sent
     rate_limited: int = 0  # next N REST requests: 429 with Retry-After
     retry_after: float = 0.05
     reject_symbols: dict[str, str] = field(default_factory=dict)  # symbol -> 403 message
@@ -240,8 +241,16 @@ class AlpacaStandIn:
     def restart(self, down_for: float = 0.3) -> None:
         """The server goes away (every connection drops) and comes back on the same
         port, its account and orders as they were."""
-        self._call(self._unserve())
+        self.go_down()
         threading.Event().wait(down_for)
+        self.come_up()
+
+    def go_down(self) -> None:
+        """Every connection drops and none is accepted; the market goes on (:meth:`step`
+        still plays minutes, whose news and bars then reach no one)."""
+        self._call(self._unserve())
+
+    def come_up(self) -> None:
         self._call(self._serve())
 
     async def _serve(self) -> None:
@@ -476,7 +485,8 @@ class AlpacaStandIn:
             body = await request.json()
             self.posts += 1
             order = self._create(body)
-            await self._send_update("new", order)
+            if self.scenario.announce_new:
+                await self._send_update("new", order)
             if order.symbol in self.scenario.reject_later:
                 order.status = "rejected"
                 for leg in order.legs:

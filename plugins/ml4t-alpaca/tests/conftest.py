@@ -27,7 +27,9 @@ SYMBOLS = ("AAA", "BBB", "CCC")
 FIRST = datetime(2024, 3, 4, 14, 31, tzinfo=UTC)  # known at 14:31 = Alpaca's 14:30 bar
 
 
-def minute_bars(symbols: tuple[str, ...] = SYMBOLS, minutes: int = 40, seed: int = 5) -> pl.DataFrame:
+def minute_bars(
+    symbols: tuple[str, ...] = SYMBOLS, minutes: int = 40, seed: int = 5
+) -> pl.DataFrame:
     """A seeded random walk per symbol, one bar a minute, OHLC consistent."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -51,7 +53,8 @@ def minute_bars(symbols: tuple[str, ...] = SYMBOLS, minutes: int = 40, seed: int
                 }
             )
             price = close
-    return pl.DataFrame(rows).with_columns(pl.col("timestamp").dt.cast_time_unit("ns"))
+    frame = pl.DataFrame(rows).with_columns(pl.col("timestamp").dt.cast_time_unit("ns"))
+    return frame.sort("timestamp", "symbol")
 
 
 @pytest.fixture

@@ -62,7 +62,9 @@ def live_graph(
     initial_cash: float = 100_000.0,
 ) -> LiveGraph:
     config = config or standin.config(session="test", backoff=FAST)
-    universe = tuple(symbols or sorted({row["symbol"] for _, rows in standin.minutes for row in rows}))
+    universe = tuple(
+        symbols or sorted({row["symbol"] for _, rows in standin.minutes for row in rows})
+    )
     runtime = Runtime(clock=DrivenClock(), exit_when_idle=False, strict=True)
     portfolio = runtime.add(Portfolio(PortfolioConfig(initial_cash=initial_cash)))
     execution = AlpacaExecution(config, credentials=credentials)
@@ -136,5 +138,7 @@ async def play(
         await runtime.run()
 
 
-def run(graph: LiveGraph, standin: AlpacaStandIn, minutes: int | None = None, **kwargs: Any) -> None:
+def run(
+    graph: LiveGraph, standin: AlpacaStandIn, minutes: int | None = None, **kwargs: Any
+) -> None:
     anyio.run(lambda: play(graph, standin, minutes, **kwargs))

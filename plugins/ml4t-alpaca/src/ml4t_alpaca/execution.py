@@ -102,6 +102,7 @@ class AlpacaExecution:
         self._tasks: set[asyncio.Task[None]] = set()
         self.posted = 0
         self.lookups = 0
+        self.adopted = 0  # orders found at the venue under our client id, not resent
         self.untracked_updates = 0
 
     # ------------------------------------------------------------------ connection
@@ -340,14 +341,15 @@ class AlpacaExecution:
         except OrderRefused as exc:
             self._reject(order, "alpaca.unsupported_order", str(exc))
             return
-        self._inflight[cid] = order
+        self._inflight[cid] = order  # news of it may come before the answer
         try:
             self.posted += 1
             answer = await rest.call("submit", rest.trading.submit_order, request)
         except ConnectionLost:
             self._uncertain.add(order.order_id)  # the venue may have it: look before resending
-            raise
+            raise  # (still in flight: late news of it is tracked)
         except RejectedByVenue as exc:
+            self._inflight.pop(cid, None)
             if exc.code == DUPLICATE_CLIENT_ID:
                 existing = await self._lookup(cid)
                 if existing is not None:
@@ -355,8 +357,7 @@ class AlpacaExecution:
                     return
             self._reject(order, f"alpaca.{exc.code or exc.status}", exc.message)
             return
-        finally:
-            self._inflight.pop(cid, None)
+        self._inflight.pop(cid, None)
         self._uncertain.discard(order.order_id)
         tracked = self.orders.get(order.order_id) or self._track(order, cid)
         if order.stop_loss is not None or order.take_profit is not None:
@@ -369,6 +370,7 @@ class AlpacaExecution:
     async def _adopt(self, order: SubmitOrder, existing: Any) -> None:
         """Take the venue's order under our client id as ``order`` (never a second one)."""
         self._uncertain.discard(order.order_id)
+        self._inflight.pop(existing.client_order_id, None)
         if existing.symbol != order.symbol or _side(existing) is not order.side:
             self._reject(
                 order,
@@ -378,6 +380,7 @@ class AlpacaExecution:
                 "another run used the same session name; give each run its own",
             )
             return
+        self.adopted += 1
         self.log.info("order_adopted", order_id=order.order_id, venue_status=str(existing.status))
         tracked = self.orders.get(order.order_id) or self._track(order, existing.client_order_id)
         if order.stop_loss is not None or order.take_profit is not None:
@@ -531,6 +534,7 @@ class AlpacaExecution:
             if request is None:
                 return None
             tracked = self._track(request, order.client_order_id)  # news before the answer
+            self._uncertain.discard(request.order_id)
         if order.replaces is not None and str(order.replaces) == tracked.venue_id:
             self._replaced(tracked, order)
         self._index(tracked, order)
