@@ -601,8 +601,10 @@ class AlpacaStandIn:
                 status = "authorized" if authorized else "unauthorized"
                 if not authorized:
                     self.auth_failures += 1
-                reply = {"stream": "authorization",
-                         "data": {"action": "authenticate", "status": status}}  # fmt: skip
+                reply = {
+                    "stream": "authorization",
+                    "data": {"action": "authenticate", "status": status},
+                }
                 await ws.send_bytes(json.dumps(reply).encode())
                 if not authorized:
                     await ws.close()
@@ -646,8 +648,11 @@ class AlpacaStandIn:
                     continue
                 wanted = self._data_sockets.setdefault(ws, set())
                 wanted.update(data.get("bars", []))
-                await ws.send_str(json.dumps([{"T": "subscription", "trades": [], "quotes": [],
-                                               "bars": sorted(wanted)}]))  # fmt: skip
+                await ws.send_str(
+                    json.dumps(
+                        [{"T": "subscription", "trades": [], "quotes": [], "bars": sorted(wanted)}]
+                    )
+                )
         self._data_sockets.pop(ws, None)
         return ws
 

@@ -30,9 +30,14 @@ from ml4t.backtest import (
 
 def order(order_id: str, symbol: str = "AAA", side: str = "buy", qty: float = 10, **kw: Any):
     return SubmitOrder(
-        ts_event=1, order_id=order_id, strategy_id="s", symbol=symbol,
-        side=OrderSide(side), quantity=qty, **kw,
-    )  # fmt: skip
+        ts_event=1,
+        order_id=order_id,
+        strategy_id="s",
+        symbol=symbol,
+        side=OrderSide(side),
+        quantity=qty,
+        **kw,
+    )
 
 
 def session(
@@ -66,12 +71,21 @@ def test_order_types_and_times_in_force_reach_the_venue_in_alpacas_terms(standin
     async def body(client: AlpacaExecution, events: list[Event]) -> None:
         await client.submit(order("s-1", order_type=OrderType.LIMIT, limit_price=49.0))
         await client.submit(order("s-2", side="sell", order_type=OrderType.STOP, stop_price=40.0))
-        await client.submit(order("s-3", order_type=OrderType.STOP_LIMIT, stop_price=51.0,
-                                  limit_price=51.5, time_in_force=TimeInForce.GTC))  # fmt: skip
-        await client.submit(order("s-4", side="sell", order_type=OrderType.TRAILING_STOP,
-                                  trail_percent=0.02))  # fmt: skip
-        await client.submit(order("s-5", side="sell", order_type=OrderType.TRAILING_STOP,
-                                  trail_amount=1.25))  # fmt: skip
+        await client.submit(
+            order(
+                "s-3",
+                order_type=OrderType.STOP_LIMIT,
+                stop_price=51.0,
+                limit_price=51.5,
+                time_in_force=TimeInForce.GTC,
+            )
+        )
+        await client.submit(
+            order("s-4", side="sell", order_type=OrderType.TRAILING_STOP, trail_percent=0.02)
+        )
+        await client.submit(
+            order("s-5", side="sell", order_type=OrderType.TRAILING_STOP, trail_amount=1.25)
+        )
         await client.submit(order("s-6", time_in_force=TimeInForce.DAY))  # day -> opg (mapped)
         await client.submit(order("s-7", time_in_force=TimeInForce.IOC))
         await settle()
@@ -120,8 +134,9 @@ def test_exits_alpaca_cannot_bracket_are_placed_as_one_oco_once_the_entry_fills(
     standin, credentials
 ):
     async def body(client: AlpacaExecution, events: list[Event]) -> None:
-        entry = order("s-1", order_type=OrderType.STOP, stop_price=49.0,
-                      stop_loss=30.0, take_profit=90.0)  # a stop entry: no bracket class  # fmt: skip
+        entry = order(
+            "s-1", order_type=OrderType.STOP, stop_price=49.0, stop_loss=30.0, take_profit=90.0
+        )  # a stop entry: no bracket
         await client.submit(entry)
         await standin.astep()
         await settle(0.3)
@@ -140,10 +155,12 @@ def test_cancel_and_replace_are_reported_and_refusals_leave_the_order_as_it_was(
 ):
     async def body(client: AlpacaExecution, events: list[Event]) -> None:
         await client.submit(order("s-1", order_type=OrderType.LIMIT, limit_price=10.0))
-        await client.modify(ModifyOrder(ts_event=2, order_id="s-1", strategy_id="s",
-                                        quantity=7, limit_price=11.0))  # fmt: skip
-        await client.modify(ModifyOrder(ts_event=2, order_id="s-1", strategy_id="s",
-                                        quantity=2.5))  # fractional: Alpaca replaces whole shares  # fmt: skip
+        await client.modify(
+            ModifyOrder(ts_event=2, order_id="s-1", strategy_id="s", quantity=7, limit_price=11.0)
+        )
+        await client.modify(
+            ModifyOrder(ts_event=2, order_id="s-1", strategy_id="s", quantity=2.5)
+        )  # fractional
         await settle()
         await client.cancel(CancelOrder(ts_event=3, order_id="s-1", strategy_id="s"))
         await settle()
@@ -156,8 +173,12 @@ def test_cancel_and_replace_are_reported_and_refusals_leave_the_order_as_it_was(
     replacement = next(o for o in standin.orders.values() if o.replaces is not None)
     assert replacement.client_order_id == client.ids.of("s", "s-1", 1)
     assert kinds(events, "s-1") == [
-        "OrderAccepted", "OrderUpdated", "OrderRejected", "OrderCancelled", "OrderRejected",
-    ]  # fmt: skip
+        "OrderAccepted",
+        "OrderUpdated",
+        "OrderRejected",
+        "OrderCancelled",
+        "OrderRejected",
+    ]
     refusals = [e for e in events if isinstance(e, OrderRejected)]
     assert [r.request for r in refusals] == [
         RequestKind.MODIFY,

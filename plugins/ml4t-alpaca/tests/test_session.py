@@ -144,8 +144,9 @@ def test_the_account_at_the_venue_becomes_the_starting_state_and_is_reported(bar
     from alpaca_standin import start_standin
     from conftest import KEY_ID, SECRET
 
-    server = start_standin(bars, key_id=KEY_ID, secret_key=SECRET, cash=50_000.0,
-                           positions={"BBB": (20.0, 74.5)})  # fmt: skip
+    server = start_standin(
+        bars, key_id=KEY_ID, secret_key=SECRET, cash=50_000.0, positions={"BBB": (20.0, 74.5)}
+    )
     try:
         graph = live_graph(server, [BuyOnce("b")], credentials)
         run(graph, server, 5)

@@ -19,7 +19,7 @@ dependency), with :class:`StreamLink` owning the connection:
   swallowed.
 
 The ``websockets`` library logs every frame at DEBUG, the authentication message
-included; the link gives it a logger of its own (``ml4t_alpaca.websocket``) pinned at
+included; the link gives it a logger of its own (``ml4t.alpaca.websocket``) pinned at
 INFO, so no credential reaches a log whatever the application's log level.
 """
 
@@ -41,7 +41,7 @@ from ml4t_alpaca.config import AlpacaConfig
 
 __all__ = ["StreamLink", "decode"]
 
-_WS_LOG = logging.getLogger("ml4t_alpaca.websocket")
+_WS_LOG = logging.getLogger("ml4t.alpaca.websocket")
 _WS_LOG.setLevel(logging.INFO)  # frames (the auth message among them) are logged at DEBUG
 
 Handshake = Callable[[ClientConnection], Awaitable[None]]

@@ -145,8 +145,12 @@ def exit_requests(
     the single one. ``cids`` are the take-profit and stop-loss client ids."""
     side = AlpacaSide(OrderSide.SELL.value if entry.side is OrderSide.BUY else OrderSide.BUY.value)
     tp_cid, sl_cid = cids
-    common: dict[str, Any] = {"symbol": entry.symbol, "qty": quantity, "side": side,
-                              "time_in_force": "gtc"}  # fmt: skip
+    common: dict[str, Any] = {
+        "symbol": entry.symbol,
+        "qty": quantity,
+        "side": side,
+        "time_in_force": "gtc",
+    }
     try:
         if entry.take_profit is not None and entry.stop_loss is not None:
             return LimitOrderRequest(

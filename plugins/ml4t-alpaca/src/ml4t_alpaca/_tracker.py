@@ -135,8 +135,13 @@ class Tracked:
     # ------------------------------------------------------------------ parts
 
     def _common(self, ts_ns: int) -> dict[str, Any]:
-        return {"ts_event": ts_ns, "ts_init": ts_ns, "order_id": self.order_id,
-                "strategy_id": self.strategy_id, "symbol": self.symbol}  # fmt: skip
+        return {
+            "ts_event": ts_ns,
+            "ts_init": ts_ns,
+            "order_id": self.order_id,
+            "strategy_id": self.strategy_id,
+            "symbol": self.symbol,
+        }
 
     def _accepted(self, ts_ns: int) -> OrderAccepted:
         return OrderAccepted(**self._common(ts_ns))

@@ -89,7 +89,7 @@ class AlpacaExecution:
     ) -> None:
         self.config = config = config or AlpacaConfig()
         self.ids = ClientIds(config.client_id_prefix, config.session)
-        self.log = get_logger("ml4t_alpaca.execution", venue=config.venue, session=config.session)
+        self.log = get_logger("ml4t.alpaca.execution", venue=config.venue, session=config.session)
         self._credentials = credentials
         self._rest: Rest | None = None
         self._link: StreamLink | None = None
@@ -142,8 +142,11 @@ class AlpacaExecution:
         timeout = self.config.request_timeout
         credentials = self._credentials
         assert credentials is not None
-        await ws.send(json.dumps({"action": "auth", "key": credentials.key_id,
-                              "secret": credentials.secret_key}))  # fmt: skip
+        await ws.send(
+            json.dumps(
+                {"action": "auth", "key": credentials.key_id, "secret": credentials.secret_key}
+            )
+        )
         answer = await receive(ws, timeout)
         status = (answer.get("data") or {}).get("status") if isinstance(answer, dict) else None
         if status != "authorized":
@@ -286,8 +289,12 @@ class AlpacaExecution:
             venue = await self._get(str(venue.replaced_by))
             hops += 1
         if venue is not None and (venue.legs is None and _class(venue) != "simple"):
-            venue = await rest.call("order", rest.trading.get_order_by_id, str(venue.id),
-                                    GetOrderByIdRequest(nested=True))  # fmt: skip
+            venue = await rest.call(
+                "order",
+                rest.trading.get_order_by_id,
+                str(venue.id),
+                GetOrderByIdRequest(nested=True),
+            )
         return venue
 
     def _from_venue_order(self, wanted: VenueOrder, venue: Any) -> Tracked:
@@ -396,8 +403,12 @@ class AlpacaExecution:
         tracked = self.orders.get(request.order_id)
         if tracked is None or tracked.done or not tracked.venue_id:
             state = "finished" if tracked is not None and tracked.done else "not working"
-            self._refuse(request, RequestKind.CANCEL, "unknown_order",
-                         f"cannot cancel {request.order_id}: the order is {state}")  # fmt: skip
+            self._refuse(
+                request,
+                RequestKind.CANCEL,
+                "unknown_order",
+                f"cannot cancel {request.order_id}: the order is {state}",
+            )
             return
         try:
             await rest.call("cancel", rest.trading.cancel_order_by_id, tracked.venue_id)
@@ -410,13 +421,21 @@ class AlpacaExecution:
         rest = self._rest_or_raise()
         tracked = self.orders.get(request.order_id)
         if tracked is None or tracked.done or not tracked.venue_id:
-            self._refuse(request, RequestKind.MODIFY, "unknown_order",
-                         f"cannot modify {request.order_id}: the order is not working")  # fmt: skip
+            self._refuse(
+                request,
+                RequestKind.MODIFY,
+                "unknown_order",
+                f"cannot modify {request.order_id}: the order is not working",
+            )
             return
         qty = request.quantity
         if qty is not None and abs(qty - round(qty)) > QTY_EPSILON:
-            self._refuse(request, RequestKind.MODIFY, "alpaca.unsupported_order",
-                         f"Alpaca replaces whole-share quantities only, not {qty:g}")  # fmt: skip
+            self._refuse(
+                request,
+                RequestKind.MODIFY,
+                "alpaca.unsupported_order",
+                f"Alpaca replaces whole-share quantities only, not {qty:g}",
+            )
             return
         n = tracked.replacements + 1
         replace = ReplaceOrderRequest(
@@ -459,8 +478,9 @@ class AlpacaExecution:
     async def _get(self, venue_id: str) -> Any:
         rest = self._rest_or_raise()
         try:
-            return await rest.call("order", rest.trading.get_order_by_id, venue_id,
-                                   GetOrderByIdRequest(nested=True))  # fmt: skip
+            return await rest.call(
+                "order", rest.trading.get_order_by_id, venue_id, GetOrderByIdRequest(nested=True)
+            )
         except RejectedByVenue as exc:
             if exc.status == NOT_FOUND:
                 return None
@@ -599,17 +619,21 @@ class AlpacaExecution:
                 return await self._nested(existing)
             self.posted += 1
             return await rest.call(
-                "exits", rest.trading.submit_order,
+                "exits",
+                rest.trading.submit_order,
                 exit_requests(request, entry.filled, cids, self.config),
-            )  # fmt: skip
+            )
 
         try:
             answer = await self.config.backoff.retry(place, what="place exits", log=self.log)
         except (RejectedByVenue, OrderRefused, ConnectionLost) as exc:
             self.log.error("exits_not_placed", order_id=entry.order_id, error=str(exc))
             for child_id in (tp_id, sl_id):
-                self._reject(msgspec.structs.replace(child_request, order_id=child_id),
-                             "alpaca.exits_not_placed", str(exc))  # fmt: skip
+                self._reject(
+                    msgspec.structs.replace(child_request, order_id=child_id),
+                    "alpaca.exits_not_placed",
+                    str(exc),
+                )
             return
         child = self._track(child_request, answer.client_order_id)
         self._index(child, answer)
@@ -662,9 +686,15 @@ class AlpacaExecution:
 
     def _refusal(self, tracked: Tracked, kind: RequestKind, ts: int, reason: str) -> OrderRejected:
         return OrderRejected(
-            ts_event=ts, ts_init=ts, order_id=tracked.order_id, strategy_id=tracked.strategy_id,
-            symbol=tracked.symbol, rule=f"alpaca.{kind}_rejected", reason=reason, request=kind,
-        )  # fmt: skip
+            ts_event=ts,
+            ts_init=ts,
+            order_id=tracked.order_id,
+            strategy_id=tracked.strategy_id,
+            symbol=tracked.symbol,
+            rule=f"alpaca.{kind}_rejected",
+            reason=reason,
+            request=kind,
+        )
 
 
 def _child_id(owner_id: str, leg: Any) -> str:

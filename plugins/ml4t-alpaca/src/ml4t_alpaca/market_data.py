@@ -49,8 +49,13 @@ from ml4t_alpaca.credentials import Credentials, load_credentials
 
 __all__ = ["AlpacaMarketData"]
 
-_FATAL = {401: "not authenticated", 402: "auth failed", 404: "auth timeout",
-          405: "symbol limit exceeded", 409: "insufficient subscription"}  # fmt: skip
+_FATAL = {
+    401: "not authenticated",
+    402: "auth failed",
+    404: "auth timeout",
+    405: "symbol limit exceeded",
+    409: "insufficient subscription",
+}
 """Stream error codes that reconnecting cannot cure (406 connection limit, 407 slow
 client and 500 can be: they are retried)."""
 SESSION_BARS = 390
@@ -84,7 +89,7 @@ class AlpacaMarketData:
         self.data = data or FeedConfig()
         self.joiner = AsofJoiner(self.data, signal_data=signal_data, context=context)
         self._credentials = credentials
-        self.log = get_logger("ml4t_alpaca.market_data", venue=self.config.venue)
+        self.log = get_logger("ml4t.alpaca.market_data", venue=self.config.venue)
         self._rest: Rest | None = None
         self._link: StreamLink | None = None
         self._bars: MinuteBars | None = None
@@ -175,9 +180,12 @@ class AlpacaMarketData:
         )
         minutes = sorted(rows)[-bars:] if bars else []
         builder = MinuteBars(
-            symbols or self.symbols, self.joiner, grace=self.config.grace, emit=lambda b: None,
+            symbols or self.symbols,
+            self.joiner,
+            grace=self.config.grace,
+            emit=lambda b: None,
             log=self.log,
-        )  # fmt: skip
+        )
         return [builder.batch(m, rows[m].items()) for m in minutes]
 
     async def close(self) -> None:
@@ -202,8 +210,11 @@ class AlpacaMarketData:
             raise ConnectionLost(f"the market-data stream did not greet: {_brief(first)}")
         credentials = self._credentials
         assert credentials is not None
-        await ws.send(json.dumps({"action": "auth", "key": credentials.key_id,
-                             "secret": credentials.secret_key}))  # fmt: skip
+        await ws.send(
+            json.dumps(
+                {"action": "auth", "key": credentials.key_id, "secret": credentials.secret_key}
+            )
+        )
         answer = await receive(ws, timeout)
         _raise_for_error(answer)
         if not _is(answer, "success", "authenticated"):
@@ -277,8 +288,12 @@ class AlpacaMarketData:
                 minute = iso_ns(bar.timestamp)
                 if minute + MINUTE_NS <= end_ns:
                     rows.setdefault(minute, {})[symbol] = (
-                        bar.open, bar.high, bar.low, bar.close, bar.volume
-                    )  # fmt: skip
+                        bar.open,
+                        bar.high,
+                        bar.low,
+                        bar.close,
+                        bar.volume,
+                    )
         return rows
 
     def _require_rest(self) -> Rest:
