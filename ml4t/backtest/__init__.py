@@ -30,6 +30,8 @@ from ml4t.backtest.errors import (
     UnknownNameError,
 )
 from ml4t.backtest.events import (
+    AccountDifference,
+    AccountReconciled,
     ActionKind,
     CancelOrder,
     CashFlow,
@@ -59,6 +61,9 @@ from ml4t.backtest.events import (
     TimeInForce,
     TimerFired,
     UniverseChanged,
+    VenueConnection,
+    VenueLink,
+    VenueOrder,
     event_types,
 )
 from ml4t.backtest.execution import (
@@ -96,6 +101,8 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "AccountDifference",
+    "AccountReconciled",
     "AccountingError",
     "ActionKind",
     "Alarm",
@@ -194,6 +201,9 @@ __all__ = [
     "TradeBuilder",
     "UniverseChanged",
     "UnknownNameError",
+    "VenueConnection",
+    "VenueLink",
+    "VenueOrder",
     "WallClock",
     "__version__",
     "configure_logging",

@@ -26,6 +26,8 @@ import polars as pl
 from ml4t.backtest.errors import ProtocolError, UnknownNameError
 
 __all__ = [
+    "AccountDifference",
+    "AccountReconciled",
     "ActionKind",
     "CancelOrder",
     "CashFlow",
@@ -55,6 +57,9 @@ __all__ = [
     "TimeInForce",
     "TimerFired",
     "UniverseChanged",
+    "VenueConnection",
+    "VenueLink",
+    "VenueOrder",
     "event_types",
 ]
 
@@ -587,3 +592,82 @@ class ComponentFailed(Event, frozen=True, kw_only=True):
     message: str
     event_type: str = ""
     traceback: str = ""
+
+
+# --------------------------------------------------------------------------- live venues
+
+
+class VenueLink(enum.StrEnum):
+    """The state of one connection to a live venue (a :class:`VenueConnection`)."""
+
+    CONNECTED = "connected"  # first opened (a market-data link: live bars start)
+    WARMING_UP = "warming_up"  # a market-data link replays history before its live bars
+    LOST = "lost"  # dropped; the client is reconnecting
+    RESTORED = "restored"  # open again after a loss (the broker reconciles the account)
+    FAILED = "failed"  # given up (credentials refused, attempts exhausted): the run stops
+
+
+class VenueConnection(Event, frozen=True, kw_only=True):
+    """A live venue's connection changed state. ``link`` names which one (``trading``,
+    ``trade_updates``, ``market_data``); ``attempt`` counts the tries of a reconnect;
+    ``reason`` says why, never with a credential in it."""
+
+    venue: str
+    link: str
+    state: VenueLink
+    reason: str = ""
+    attempt: int = 0
+
+
+class VenueOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """An order working at a live venue, as its account reports it. ``order_id`` and
+    ``strategy_id`` are ours when the venue's client order id is one this graph's
+    namespace gave (empty for an order placed elsewhere); ``venue_order_id`` is the
+    venue's own id and ``status`` its word for the order's state."""
+
+    order_id: str
+    strategy_id: str = ""
+    venue_order_id: str = ""
+    symbol: str
+    side: OrderSide
+    quantity: float
+    filled_quantity: float = 0.0
+    order_type: OrderType = OrderType.MARKET
+    limit_price: float | None = None
+    stop_price: float | None = None
+    status: str = ""
+
+
+class AccountDifference(msgspec.Struct, frozen=True, kw_only=True):
+    """One way a venue's account differs from what the graph expects (reported by a
+    reconciliation, never applied silently). ``kind``: ``position`` (``subject`` the
+    symbol, the quantities signed), ``missing_order`` (expected open, not at the venue),
+    ``unexpected_order`` (open at the venue, not expected; ``subject`` our order id or the
+    venue's), ``cash``; ``detail`` is the sentence a log line shows."""
+
+    kind: str
+    subject: str
+    expected: float | None = None
+    actual: float | None = None
+    detail: str = ""
+
+
+class AccountReconciled(Event, frozen=True, kw_only=True):
+    """A live venue's account, read at start (``reason="start"``) or after a reconnect
+    (``"reconnect"``) and compared with what the graph expects: cash, signed positions
+    with their average prices, the orders working there, and every difference found.
+
+    ``adopted`` marks the session's starting state: the venue's cash and positions
+    replace the configured starting cash (the portfolio takes them, published before
+    any fill); otherwise the differences are only reported.
+    """
+
+    venue: str
+    reason: str
+    cash: float | None = None
+    equity: float | None = None
+    positions: dict[str, float] = msgspec.field(default_factory=dict)
+    avg_prices: dict[str, float] = msgspec.field(default_factory=dict)
+    open_orders: list[VenueOrder] = msgspec.field(default_factory=list)
+    differences: list[AccountDifference] = msgspec.field(default_factory=list)
+    adopted: bool = False

@@ -9,6 +9,9 @@ Wiring (DESIGN §2):
   last-price array in one numpy operation, and one ``PortfolioSnapshot`` goes out on
   ``PORTFOLIO``. If fills arrive later in the same timestamp (``fill_timing:
   same_close``), a corrected snapshot follows once routing is done.
+- ``VENUE`` at :attr:`Phase.SESSION`: a live venue's account adopted as the session's
+  starting state (an :class:`~ml4t.backtest.events.AccountReconciled` with ``adopted``)
+  replaces the starting cash and positions, once, before any fill.
 
 State lives in numpy arrays indexed by symbol code (quantity, average price, last price,
 realized P&L), so marking 500 symbols is one vectorised operation, and the sums run over
@@ -39,6 +42,7 @@ from ml4t.backtest.clock import AlarmPriority
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.errors import DataValidationError
 from ml4t.backtest.events import (
+    AccountReconciled,
     ActionKind,
     CashFlow,
     CashFlowKind,
@@ -50,6 +54,7 @@ from ml4t.backtest.events import (
     SessionStarted,
     TimerFired,
     UniverseChanged,
+    VenueConnection,
 )
 from ml4t.backtest.topics import (
     CASH_FLOWS,
@@ -59,6 +64,7 @@ from ml4t.backtest.topics import (
     PORTFOLIO,
     POSITIONS,
     SESSION,
+    VENUE,
 )
 
 __all__ = ["AccountingError", "Portfolio", "PortfolioConfig"]
@@ -163,6 +169,42 @@ class Portfolio(Component):
         self._recoded(self._table.apply(event))
         if isinstance(event, SessionStarted) and self._charges_borrow and self._days is None:
             self._days = DateDays(event.timezone)
+
+    @on(VENUE, phase=Phase.SESSION)
+    def _on_venue(self, event: AccountReconciled | VenueConnection) -> None:
+        """A live account adopted as the starting state: its cash, and its positions at
+        their average prices (marked there until a bar), so the identity holds with
+        initial cash = cash + the positions' cost."""
+        if not (isinstance(event, AccountReconciled) and event.adopted):
+            return
+        if self._table.size and (self._held or self.realized_total or self.commission_paid):
+            self.log.warning(
+                "account_not_adopted",
+                venue=event.venue,
+                reason="the portfolio has traded already; the account is only reported",
+            )
+            return
+        if event.cash is not None:
+            self.cash = event.cash
+        cost = 0.0
+        for symbol, qty in sorted(event.positions.items()):
+            price = event.avg_prices.get(symbol)
+            if qty == 0.0 or price is None or not math.isfinite(price):
+                if qty != 0.0:
+                    self.log.warning("position_not_adopted", symbol=symbol, reason="no price")
+                continue
+            code = self._code(symbol)
+            self.quantity[code] = qty
+            self.avg_price[code] = price
+            self.last_price[code] = price
+            self._held.add(code)
+            self._held_idx = None
+            cost += qty * price
+            self._position_changed(event.ts_event, code)
+        self.initial_cash = self.cash + cost
+        self.log.info(
+            "account_adopted", venue=event.venue, cash=self.cash, positions=len(self._held)
+        )
 
     @on(CORPORATE_ACTIONS, phase=Phase.SESSION)
     def _on_action(self, action: CorporateAction) -> None:

@@ -10,6 +10,7 @@
  portfolio ──POSITIONS, PORTFOLIO──▶ strategies, risk, recorder
  portfolio ──CASH_FLOWS──▶ recorder (dividends, borrow fees, cash in lieu)
  runtime ──LIFECYCLE, ERRORS──▶ anyone
+ live adapters ──VENUE──▶ portfolio, recorder, monitors (account reconciled, link state)
 ```
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from ml4t.backtest.bus import Topic
 from ml4t.backtest.events import (
+    AccountReconciled,
     CancelOrder,
     CashFlow,
     ComponentFailed,
@@ -35,6 +37,7 @@ from ml4t.backtest.events import (
     SessionStarted,
     SubmitOrder,
     UniverseChanged,
+    VenueConnection,
 )
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "PORTFOLIO",
     "POSITIONS",
     "SESSION",
+    "VENUE",
 ]
 
 SESSION: Topic[SessionStarted | UniverseChanged] = Topic(
@@ -72,3 +76,8 @@ PORTFOLIO: Topic[PortfolioSnapshot] = Topic("portfolio", PortfolioSnapshot)
 CASH_FLOWS: Topic[CashFlow] = Topic("cash_flows", CashFlow)
 LIFECYCLE: Topic[ComponentStateChanged] = Topic("lifecycle", ComponentStateChanged)
 ERRORS: Topic[ComponentFailed] = Topic("errors", ComponentFailed)
+VENUE: Topic[AccountReconciled | VenueConnection] = Topic(
+    "venue", AccountReconciled | VenueConnection
+)
+"""What a live venue's adapters learn about the account and their connections (handled
+at the SESSION phase: an adopted starting state reaches the portfolio before fills)."""

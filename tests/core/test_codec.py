@@ -78,6 +78,8 @@ def _strategy_for(annotation: object) -> st.SearchStrategy[object]:
         return frames()
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return st.sampled_from(list(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return _structs_of(annotation)  # a value nested in an event (VenueOrder)
     if origin is dict:
         key, value = typing.get_args(annotation)
         return st.dictionaries(_strategy_for(key), _strategy_for(value), max_size=4)
@@ -87,10 +89,14 @@ def _strategy_for(annotation: object) -> st.SearchStrategy[object]:
     raise AssertionError(f"no strategy for field type {annotation!r}; extend _strategy_for")
 
 
-def _events_of(cls: type[Event]) -> st.SearchStrategy[Event]:
+def _structs_of(cls: type[msgspec.Struct]) -> st.SearchStrategy[typing.Any]:
     hints = typing.get_type_hints(cls)
     fields = {f.name: _strategy_for(hints[f.name]) for f in msgspec.structs.fields(cls)}
     return st.builds(cls, **fields)
+
+
+def _events_of(cls: type[Event]) -> st.SearchStrategy[Event]:
+    return _structs_of(cls)
 
 
 ALL_TYPES = event_types()

@@ -15,11 +15,17 @@ import numpy as np
 import polars as pl
 
 from ml4t.backtest._time import from_ns
-from ml4t.backtest.data._source import Source
-from ml4t.backtest.data.validation import Violation
+from ml4t.backtest.data._source import TS, Layout, Source
+from ml4t.backtest.data.config import ContextSourceConfig, duration_ns
+from ml4t.backtest.data.validation import (
+    Violation,
+    check_schema,
+    format_examples,
+    out_of_range_times,
+)
 from ml4t.backtest.errors import ML4TError
 
-__all__ = ["AVAIL", "ContextCursor", "coverage_violations"]
+__all__ = ["AVAIL", "ContextCursor", "coverage_violations", "open_context"]
 
 AVAIL = "__available"
 
@@ -133,3 +139,61 @@ def coverage_violations(
 
 def _violation(src: Source, rule: str, column: str, count: int, detail: str) -> Violation:
     return Violation(rule=rule, source=src.name, column=column, count=count, detail=detail)
+
+
+def open_context(
+    config: ContextSourceConfig, where: object = None
+) -> tuple[ContextCursor | None, list[Violation]]:
+    """The cursor over a context source (``where`` overrides ``config.path``: a path,
+    glob, directory or frame) and the problems of its schema, times and duplicates; the
+    cursor is None when there are any."""
+    times = (config.timestamp_column, *([config.available_at] if config.available_at else []))
+    source = Source(
+        where if where is not None else config.path,  # type: ignore[arg-type]
+        role="context",
+        ts_column=config.timestamp_column,
+        tz=config.timezone,
+        layout=Layout(
+            format=config.format,
+            timestamp_format=config.timestamp_format,
+            time_columns=times,
+            float_columns=tuple(config.fields),
+        ),
+    )
+    extra = [config.available_at] if config.available_at else []
+    problems = check_schema(source, numeric=config.fields, extra_times=extra)
+    problems = (
+        problems
+        or out_of_range_times(source, [config.timestamp_column, *extra])
+        or _duplicates(source)
+    )
+    if problems:
+        return None, problems
+    lag = duration_ns(config.available_lag, "context.available_lag") or 0
+    cursor = ContextCursor(
+        source, list(config.fields), lag_ns=lag, available_at=config.available_at
+    )
+    return cursor, []
+
+
+def _duplicates(source: Source) -> list[Violation]:
+    """Context rows sharing a timestamp (which one is "the value at t" would be arbitrary)."""
+    dup = source.collect(
+        source.frame.group_by(source.ts_expr().alias(TS))
+        .agg(pl.len())
+        .filter(pl.col("len") > 1)
+        .sort(TS),
+        streaming=True,
+    )
+    if dup.height == 0:
+        return []
+    return [
+        Violation(
+            rule="duplicate",
+            source=source.name,
+            column="timestamp",
+            count=int(dup["len"].sum()),
+            detail="share a timestamp with another context row",
+            examples=format_examples(dup, ["len"]),
+        )
+    ]

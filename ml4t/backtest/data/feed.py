@@ -26,20 +26,17 @@ from ml4t.backtest.component import Component
 from ml4t.backtest.data._assets import AssetData
 from ml4t.backtest.data._between import Between
 from ml4t.backtest.data._chunks import ChunkReader
-from ml4t.backtest.data._context import ContextCursor, coverage_violations
+from ml4t.backtest.data._context import ContextCursor, coverage_violations, open_context
 from ml4t.backtest.data._repair import OHLCV
 from ml4t.backtest.data._signals import SlowSignals
-from ml4t.backtest.data._source import TS, Layout, Source, data_fingerprint
+from ml4t.backtest.data._source import TS, data_fingerprint
 from ml4t.backtest.data.actions import ActionSchedule, load_corporate_actions
 from ml4t.backtest.data.calendar import SessionCalendar
-from ml4t.backtest.data.config import FeedConfig, duration_ns
+from ml4t.backtest.data.config import FeedConfig
 from ml4t.backtest.data.membership import Membership, load_universe
 from ml4t.backtest.data.validation import (
     ValidationReport,
     Violation,
-    check_schema,
-    format_examples,
-    out_of_range_times,
     raise_violations,
 )
 from ml4t.backtest.errors import ConfigError
@@ -228,33 +225,8 @@ class ParquetFeed(Component):
             self._signals = SlowSignals(cfg.signal_data, signal_where)
             violations += self._signals.schema_violations()
         if cfg.context is not None:
-            ctx = cfg.context
-            times = (ctx.timestamp_column, *([ctx.available_at] if ctx.available_at else []))
-            source = Source(
-                context_where if context_where is not None else ctx.path,
-                role="context",
-                ts_column=ctx.timestamp_column,
-                tz=ctx.timezone,
-                layout=Layout(
-                    format=ctx.format,
-                    timestamp_format=ctx.timestamp_format,
-                    time_columns=times,
-                    float_columns=tuple(ctx.fields),
-                ),
-            )
-            extra = [ctx.available_at] if ctx.available_at else []
-            problems = check_schema(source, numeric=ctx.fields, extra_times=extra)
-            problems = (
-                problems
-                or out_of_range_times(source, [ctx.timestamp_column, *extra])
-                or _context_duplicates(source)
-            )
+            self._context, problems = open_context(cfg.context, context_where)
             violations += problems
-            if not problems:
-                lag = duration_ns(ctx.available_lag, "context.available_lag") or 0
-                self._context = ContextCursor(
-                    source, list(ctx.fields), lag_ns=lag, available_at=ctx.available_at
-                )
         return violations
 
     def layouts(self) -> dict[str, str]:
@@ -443,26 +415,3 @@ class ParquetFeed(Component):
         at = self.now_ns()
         self._publish_between(self._between, at)
         self._after_last_bar(at)
-
-
-def _context_duplicates(source: Source) -> list[Violation]:
-    """Context rows sharing a timestamp (which one is "the value at t" would be arbitrary)."""
-    dup = source.collect(
-        source.frame.group_by(source.ts_expr().alias(TS))
-        .agg(pl.len())
-        .filter(pl.col("len") > 1)
-        .sort(TS),
-        streaming=True,
-    )
-    if dup.height == 0:
-        return []
-    return [
-        Violation(
-            rule="duplicate",
-            source=source.name,
-            column="timestamp",
-            count=int(dup["len"].sum()),
-            detail="share a timestamp with another context row",
-            examples=format_examples(dup, ["len"]),
-        )
-    ]

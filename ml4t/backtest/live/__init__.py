@@ -6,6 +6,10 @@
 - :mod:`~ml4t.backtest.live.adapters`: the market-data and execution client protocols the
   :class:`FeedAdapter` and :class:`BrokerAdapter` components delegate to, with
   :class:`Backoff` for reconnecting;
+- :mod:`~ml4t.backtest.live.account`: a venue account's snapshot (:class:`AccountState`)
+  and its reconciliation against what the graph expects;
+- :mod:`~ml4t.backtest.live.asof`: signals and context from parquet joined onto live
+  batches as of their time, exactly as the parquet feed joins them in a backtest;
 - :mod:`~ml4t.backtest.live.clients`: two in-process execution clients, the simulated
   broker behind the adapter (:class:`SimulatedExecution`) and a paper broker that fills
   against live incoming bars (:class:`PaperExecution`).
@@ -13,29 +17,46 @@
 
 from __future__ import annotations
 
+from ml4t.backtest.live.account import (
+    AccountSource,
+    AccountState,
+    Resumable,
+    reconcile,
+    reconcile_account,
+)
 from ml4t.backtest.live.adapters import (
+    MARKET_DATA_LINK,
     Backoff,
     BrokerAdapter,
     ConnectionLost,
+    ConnectionReporting,
     ExecutionClient,
     FeedAdapter,
+    HistorySource,
     MarketDataClient,
     MarketDriven,
     ReconcileError,
-    reconcile,
+    VenueError,
 )
+from ml4t.backtest.live.asof import AsofJoiner
 from ml4t.backtest.live.clients import LoopbackMarketData, PaperExecution, SimulatedExecution
 from ml4t.backtest.live.clocks import DrivenClock, ReplayClock
 from ml4t.backtest.live.monitor import LiveView, PaperMonitor
 from ml4t.backtest.live.paper import OpenOrderGuard, PaperSession, paper_config, parse_speed
 
 __all__ = [
+    "MARKET_DATA_LINK",
+    "AccountSource",
+    "AccountState",
+    "AsofJoiner",
     "Backoff",
     "BrokerAdapter",
     "ConnectionLost",
+    "ConnectionReporting",
     "DrivenClock",
     "ExecutionClient",
     "FeedAdapter",
+    "HistorySource",
     "LiveView",
     "LoopbackMarketData",
     "MarketDataClient",
@@ -46,8 +67,11 @@ __all__ = [
     "PaperSession",
     "ReconcileError",
     "ReplayClock",
+    "Resumable",
     "SimulatedExecution",
+    "VenueError",
     "paper_config",
     "parse_speed",
     "reconcile",
+    "reconcile_account",
 ]
