@@ -10,6 +10,8 @@
  portfolio ──POSITIONS, PORTFOLIO──▶ strategies, risk, recorder
  portfolio ──CASH_FLOWS──▶ recorder (dividends, borrow fees, cash in lieu)
  runtime ──LIFECYCLE, ERRORS──▶ anyone
+ operator, session ──TRADING_CONTROL──▶ risk ──TRADING_STOPPED──▶ anyone (kill switch, halt)
+ live session ──RESUMES──▶ anyone (a restart from the journal)
 ```
 """
 
@@ -32,8 +34,11 @@ from ml4t.backtest.events import (
     OrderUpdated,
     PortfolioSnapshot,
     PositionChanged,
+    SessionResumed,
     SessionStarted,
+    StopTrading,
     SubmitOrder,
+    TradingStopped,
     UniverseChanged,
 )
 
@@ -49,7 +54,10 @@ __all__ = [
     "ORDER_REQUESTS",
     "PORTFOLIO",
     "POSITIONS",
+    "RESUMES",
     "SESSION",
+    "TRADING_CONTROL",
+    "TRADING_STOPPED",
 ]
 
 SESSION: Topic[SessionStarted | UniverseChanged] = Topic(
@@ -72,3 +80,6 @@ PORTFOLIO: Topic[PortfolioSnapshot] = Topic("portfolio", PortfolioSnapshot)
 CASH_FLOWS: Topic[CashFlow] = Topic("cash_flows", CashFlow)
 LIFECYCLE: Topic[ComponentStateChanged] = Topic("lifecycle", ComponentStateChanged)
 ERRORS: Topic[ComponentFailed] = Topic("errors", ComponentFailed)
+TRADING_CONTROL: Topic[StopTrading] = Topic("trading.control", StopTrading)
+TRADING_STOPPED: Topic[TradingStopped] = Topic("trading.stopped", TradingStopped)
+RESUMES: Topic[SessionResumed] = Topic("session.resumed", SessionResumed)
