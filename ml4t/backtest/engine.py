@@ -33,14 +33,14 @@ from ml4t.backtest.data.calendar import SessionCalendar
 from ml4t.backtest.data.config import FeedConfig, time_ns
 from ml4t.backtest.data.feed import ParquetFeed
 from ml4t.backtest.errors import ComponentError, ConfigError
-from ml4t.backtest.events import SessionStarted
+from ml4t.backtest.events import SessionStarted, TradingStopped
 from ml4t.backtest.execution.broker import SimulatedBroker
 from ml4t.backtest.portfolio import Portfolio, PortfolioConfig
 from ml4t.backtest.progress import ProgressBar, RunProgress
 from ml4t.backtest.protocols import Feed, RecorderRole
 from ml4t.backtest.record.outputs import config_hash
 from ml4t.backtest.record.recorder import Recorder
-from ml4t.backtest.risk.killswitch import HaltStop
+from ml4t.backtest.risk.killswitch import HaltStop, stop_reason
 from ml4t.backtest.risk.manager import RiskManager
 from ml4t.backtest.runtime import RunOutcome, Runtime, run_terminable, unwrap_group
 from ml4t.backtest.strategy import StrategyBase
@@ -361,10 +361,10 @@ class BacktestEngine:
             initial_equity=self.config.backtest.initial_capital,
         )
 
-    def _trading_stopped(self, reason: str) -> None:
+    def _trading_stopped(self, event: TradingStopped) -> None:
         """The kill switch stopped trading: the results are incomplete, the run ends."""
         if isinstance(self.recorder, RecorderRole):
-            self.recorder.mark_incomplete(reason)
+            self.recorder.mark_incomplete(stop_reason(event))
         if self.runtime is not None:
             self.runtime.stop()
 

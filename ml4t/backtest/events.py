@@ -146,10 +146,9 @@ class CashFlowKind(enum.StrEnum):
 
 
 class StopAction(enum.StrEnum):
-    """What stopping trading does: ``cancel`` every open order; ``halt``: cancel them and
-    refuse every new order; ``flatten``: halt and close every position at market."""
+    """What stopping trading does: ``halt`` cancels every open order and refuses every new
+    one; ``flatten`` also closes every position at market."""
 
-    CANCEL = "cancel"
     HALT = "halt"
     FLATTEN = "flatten"
 
@@ -474,13 +473,15 @@ class StopTrading(Event, frozen=True, kw_only=True):
 class TradingStopped(Event, frozen=True, kw_only=True):
     """The risk manager stopped trading: the kill switch tripped (``rule`` names the limit:
     ``daily_loss``, ``drawdown``, ``error_rate``) or a :class:`StopTrading` asked for it
-    (``rule="requested"``). ``cancelled`` are the open orders it cancelled, ``closing``
-    the market orders it sent to close every position (``flatten``). After ``halt`` and
-    ``flatten`` every new order is refused."""
+    (``rule="requested"``); ``source`` is who stopped it (``kill_switch``, or the
+    request's source: ``operator``, ``session``). ``cancelled`` are the open orders it
+    cancelled, ``closing`` the market orders it sent to close every position
+    (``flatten``). From then on every new order is refused."""
 
     action: StopAction
     rule: str
     reason: str
+    source: str = ""
     cancelled: list[str] = msgspec.field(default_factory=list)
     closing: list[str] = msgspec.field(default_factory=list)
 

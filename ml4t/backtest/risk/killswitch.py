@@ -42,8 +42,8 @@ from ml4t.backtest.events import (
     OrderRejected,
     OrderSide,
     RequestKind,
-    StopAction,
     SubmitOrder,
+    TimerFired,
     TradingStopped,
 )
 from ml4t.backtest.risk.config import KillSwitchConfig
@@ -57,6 +57,7 @@ __all__ = [
     "HaltStop",
     "StopBook",
     "check_kill_switch",
+    "stop_reason",
 ]
 
 FLATTEN_REASON = "flatten"
@@ -207,18 +208,35 @@ class StopBook:
         return orders
 
 
+def stop_reason(event: TradingStopped) -> str:
+    """Why a run whose trading was stopped is incomplete, in one line."""
+    by = f" by the {event.source.replace('_', ' ')}" if event.source else ""
+    return f"trading was stopped{by} ({event.rule}, {event.action.value}): {event.reason}"
+
+
 class HaltStop(Component):
     """Ends the run once trading stopped (a :class:`TradingStopped` event).
 
-    After a ``halt``, at the end of the timestamp it happened at; after a ``flatten``, as
-    soon as every closing order is filled, cancelled or rejected, or at the next market
-    batch (its fills applied), whichever comes first. ``stop`` is called once, with the
-    reason (the engine marks the results incomplete with it and stops the runtime).
+    It waits for an answer from the venue to every order the stop cancelled or sent
+    (a fill that completes it, a cancel, a rejection), and ends the run as soon as all
+    have one, or at the next market batch (its fills applied: "within one bar"),
+    whichever comes first; after a ``halt`` (nothing to fill, only cancels to confirm)
+    at the latest ``grace_s`` seconds of clock time after the stop. A simulated broker
+    answers cancels at once, so a ``halt`` in a backtest ends the run at the timestamp it
+    happened; a ``flatten`` ends it at the next bar, where the closing orders fill.
+    ``stop`` is called once, with the event.
     """
 
-    def __init__(self, stop: Callable[[str], None], *, name: str = "halt-stop") -> None:
+    def __init__(
+        self,
+        stop: Callable[[TradingStopped], None],
+        *,
+        grace_s: float = 10.0,
+        name: str = "halt-stop",
+    ) -> None:
         super().__init__(name)
         self._stop = stop
+        self.grace_ns = int(grace_s * 1e9)
         self.event: TradingStopped | None = None
         self.pending: set[str] = set()
         self.stopped = False
@@ -227,17 +245,22 @@ class HaltStop(Component):
         if self.stopped or self.event is None:
             return
         self.stopped = True
-        event = self.event
-        self._stop(f"trading was stopped ({event.rule}, {event.action.value}): {event.reason}")
+        self.cancel_timer("grace")
+        self._stop(self.event)
 
     @on(TRADING_STOPPED, phase=Phase.RECORD)
     def _on_stopped(self, event: TradingStopped) -> None:
         if self.event is not None:
             return
         self.event = event
-        self.pending = set(event.closing) if event.action is StopAction.FLATTEN else set()
+        self.pending = {*event.cancelled, *event.closing}
         if not self.pending:
             self._finish()
+        elif not event.closing:
+            self.set_timer("grace", start_ns=self.now_ns() + self.grace_ns)
+
+    def on_timer(self, event: TimerFired) -> None:
+        self._finish()
 
     @on(MARKET, phase=Phase.RECORD)
     def _on_market(self, batch: MarketBatch) -> None:

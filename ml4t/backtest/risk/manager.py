@@ -407,14 +407,14 @@ class RiskManager(Component):
         assert self.kill_switch is not None
         breach = check_kill_switch(self.view, self.kill_switch, errors)
         if breach is not None:
-            self.stop_trading(StopAction(self.kill_switch.action), breach.rule, breach.reason)
+            action = StopAction(self.kill_switch.action)
+            self.stop_trading(action, breach.rule, breach.reason, source="kill_switch")
 
     @on(TRADING_CONTROL, phase=Phase.RISK)
     def _on_control(self, command: StopTrading) -> None:
-        who = f" by {command.source}" if command.source else ""
-        self.stop_trading(command.action, "requested", f"requested{who}: {command.reason}")
+        self.stop_trading(command.action, "requested", command.reason, source=command.source)
 
-    def stop_trading(self, action: StopAction, rule: str, reason: str) -> None:
+    def stop_trading(self, action: StopAction, rule: str, reason: str, *, source: str = "") -> None:
         """Cancel every open order, close every position (``flatten``), publish
         ``TradingStopped`` and refuse new orders from now on. A later stop only
         escalates a ``halt`` to a ``flatten``."""
@@ -439,11 +439,17 @@ class RiskManager(Component):
             action=action,
             rule=rule,
             reason=reason,
+            source=source,
             cancelled=[c.order_id for c in cancels],
             closing=[o.order_id for o in closing],
         )
         self.log.warning(
-            "trading_stopped", rule=rule, action=action.value, reason=reason, closing=len(closing)
+            "trading_stopped",
+            rule=rule,
+            action=action.value,
+            source=source,
+            reason=reason,
+            closing=len(closing),
         )
         self.publish(TRADING_STOPPED, self.stopped)
 
