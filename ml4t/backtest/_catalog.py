@@ -35,10 +35,13 @@ GROUPS: Mapping[str, str] = MappingProxyType(
         "recorders": "ml4t.backtest.recorders",
         "strategies": "ml4t.strategies",
         "components": "ml4t.backtest.components",
+        "live_data": "ml4t.backtest.live_data",
+        "live_brokers": "ml4t.backtest.live_brokers",
     }
 )
 """Plugin kind -> entry-point group. ``components`` takes anything else that joins a graph
-(a bus bridge, a monitor)."""
+(a bus bridge, a monitor); ``live_data`` and ``live_brokers`` are the factories of the
+market-data and execution clients ``ml4t live`` uses (``docs/live.md``)."""
 
 CONFIG_KEYS: Mapping[str, str] = MappingProxyType(
     {
@@ -50,6 +53,8 @@ CONFIG_KEYS: Mapping[str, str] = MappingProxyType(
         "recorders": "plugins.recorder: {name}",
         "strategies": "strategy.plugin: {name}",
         "components": "plugins.components: [{name}]",
+        "live_data": "live.data: {{adapter: {name}}}",
+        "live_brokers": "live.broker: {{adapter: {name}}}",
     }
 )
 """Plugin kind -> how a run's config names a plugin of that kind (every kind can be)."""

@@ -5,9 +5,10 @@ execution and risk knobs that reproduce another framework; keys the config sets 
 
 Sections: ``backtest`` (window, capital, calendar), ``data`` (the feed), ``execution``
 (the broker: fills and costs), ``risk`` (pre-trade rules), ``portfolio`` (account
-checks), ``reporting`` (the recorder's outputs) and ``strategy`` (which class, with
-which parameters). Unknown keys, wrong types and bad values fail before any work with
-the path of the key (``$.execution.slippage``) and what was expected; ``${VAR}`` and
+checks), ``reporting`` (the recorder's outputs), ``strategy`` (which class, with
+which parameters) and ``live`` (``ml4t live``: the market-data and execution
+adapters). Unknown keys, wrong types and bad values fail before any work with the path
+of the key (``$.execution.slippage``) and what was expected; ``${VAR}`` and
 ``${VAR:-default}`` take values from the environment; ``--set key.path=value`` overrides
 a key from the command line. Relative paths are relative to the config file. A file is
 read with the limits of :mod:`ml4t.backtest._yaml` (size with aliases expanded, nesting
@@ -26,11 +27,12 @@ import hashlib
 import importlib
 import importlib.util
 import math
+import re
 import sys
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, TypeGuard
+from typing import Annotated, Any, Literal, TypeGuard
 
 import msgspec
 from msgspec import Meta
@@ -47,6 +49,8 @@ from ml4t.backtest.strategy import StrategyBase
 
 __all__ = [
     "BacktestSection",
+    "LiveAdapterSection",
+    "LiveSection",
     "PluginsSection",
     "RunConfig",
     "StrategySection",
@@ -130,6 +134,70 @@ class PluginsSection(_Section, frozen=True):
     components: list[str] = msgspec.field(default_factory=list)
 
 
+_SECRET_KEY = re.compile(r"secret|password|passphrase|token|api_?key|key_?id", re.IGNORECASE)
+"""Parameter names that look like credentials: refused in ``live.*.params``, which are
+written to the results and the journal; credentials come from ``live.credentials_*``."""
+
+
+class LiveAdapterSection(_Section, frozen=True):
+    """One live adapter: ``adapter`` names it (an entry point in
+    ``ml4t.backtest.live_data`` or ``ml4t.backtest.live_brokers``, or a built-in:
+    ``scripted`` bars for data, ``simulated`` for the broker), ``params`` are passed to
+    its factory as keyword arguments. Credentials are never params (the config is
+    written to the results and the journal): name them in ``live.credentials_env`` or
+    ``live.credentials_file``."""
+
+    adapter: Annotated[str, Meta(min_length=1)]
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in self.params:
+            if _SECRET_KEY.search(key):
+                raise ConfigError(
+                    f"params.{key}: this looks like a credential, and params are written to "
+                    "the results and the journal; give it in live.credentials_env (an "
+                    "environment variable) or live.credentials_file instead"
+                )
+
+
+class LiveSection(_Section, frozen=True):
+    """``ml4t live``: the same graph with a live market-data adapter for the feed and a
+    live execution adapter for the broker (``docs/live.md``).
+
+    - ``data``: the market-data adapter (required for ``ml4t live``);
+    - ``broker``: the execution adapter; ``simulated`` (the default) fills orders by the
+      ``execution`` section's rules on the live bars (forward testing, as
+      ``--dry-run`` forces);
+    - ``symbols``: the universe, in code order (default: the data adapter's ``symbols``
+      param);
+    - ``credentials_env`` (param name -> environment variable) and ``credentials_file``
+      (a YAML map of param name -> value, readable by its owner only): credentials,
+      handed to both adapters as one ``credentials`` argument, never logged or written;
+    - ``runs_dir``: where each session's run directory goes (default: the
+      ``reporting.output_dir`` with ``-live`` appended, else ``ml4t-live``);
+    - ``cancel_on_stop``: cancel every open order when the session stops (Ctrl-C,
+      SIGTERM); ``on_mismatch``: when the venue's positions differ from the graph's at
+      start, ``fail`` or ``warn``; ``on_divergence``: when a restart's replay of the
+      journal does not re-make the journal's orders, ``fail`` or ``warn``.
+    """
+
+    data: LiveAdapterSection | None = None
+    broker: LiveAdapterSection = msgspec.field(
+        default_factory=lambda: LiveAdapterSection(adapter="simulated")
+    )
+    symbols: list[str] = msgspec.field(default_factory=list)
+    credentials_env: dict[str, str] = msgspec.field(default_factory=dict)
+    credentials_file: str | None = None
+    runs_dir: str | None = None
+    cancel_on_stop: bool = True
+    on_mismatch: Literal["fail", "warn"] = "fail"
+    on_divergence: Literal["fail", "warn"] = "fail"
+
+    def __post_init__(self) -> None:
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ConfigError(f"symbols: a symbol is listed twice in {self.symbols}")
+
+
 class RunConfig(_Section, frozen=True):
     """A whole run.
 
@@ -153,6 +221,7 @@ class RunConfig(_Section, frozen=True):
     reporting: ReportingConfig = msgspec.field(default_factory=ReportingConfig)
     strategy: StrategySection | None = None
     plugins: PluginsSection = msgspec.field(default_factory=PluginsSection)
+    live: LiveSection | None = None
 
     def __post_init__(self) -> None:
         capital = self.backtest.initial_capital
@@ -316,8 +385,17 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
             execution.borrow, rates_path=absolute(execution.borrow.rates_path)
         )
         execution = msgspec.structs.replace(execution, borrow=borrow)
+    live = config.live
+    if live is not None and (live.credentials_file is not None or live.runs_dir is not None):
+        live = msgspec.structs.replace(
+            live,
+            credentials_file=absolute(
+                str(Path(live.credentials_file).expanduser()) if live.credentials_file else None
+            ),
+            runs_dir=absolute(live.runs_dir),
+        )
     return msgspec.structs.replace(
-        config, data=data, reporting=reporting, strategy=strategy, execution=execution
+        config, data=data, reporting=reporting, strategy=strategy, execution=execution, live=live
     )
 
 

@@ -33,7 +33,7 @@ from ml4t.backtest.data.calendar import SessionCalendar
 from ml4t.backtest.data.config import FeedConfig, time_ns
 from ml4t.backtest.data.feed import ParquetFeed
 from ml4t.backtest.errors import ComponentError, ConfigError
-from ml4t.backtest.events import SessionStarted
+from ml4t.backtest.events import SessionStarted, TradingStopped
 from ml4t.backtest.execution.broker import SimulatedBroker
 from ml4t.backtest.portfolio import Portfolio, PortfolioConfig
 from ml4t.backtest.progress import ProgressBar, RunProgress
@@ -41,6 +41,7 @@ from ml4t.backtest.protocols import Feed, RecorderRole
 from ml4t.backtest.record.outputs import config_hash
 from ml4t.backtest.record.recorder import Recorder
 from ml4t.backtest.result import BacktestResult
+from ml4t.backtest.risk.killswitch import HaltStop, stop_reason
 from ml4t.backtest.risk.manager import RiskManager
 from ml4t.backtest.runtime import RunOutcome, Runtime, run_terminable, unwrap_group
 from ml4t.backtest.strategy import StrategyBase
@@ -292,12 +293,17 @@ class BacktestEngine:
             calendar=self.calendar,
             name=self.config.backtest.name,
         )
+        extras = list(self.extras)
+        if self.config.risk.kill_switch is not None and not any(
+            isinstance(c, HaltStop) for c in extras
+        ):
+            extras.append(HaltStop(self._trading_stopped))  # the kill switch ends the run
         for component in (
             self.portfolio,
             self.broker,
             self.risk,
             *self.strategies,
-            *self.extras,
+            *extras,
             self.recorder,
             self.progress_counter,
             self.feed,
@@ -361,6 +367,13 @@ class BacktestEngine:
             bar_events=self.progress_counter.rows,
             initial_equity=self.config.backtest.initial_capital,
         )
+
+    def _trading_stopped(self, event: TradingStopped) -> None:
+        """The kill switch stopped trading: the results are incomplete, the run ends."""
+        if isinstance(self.recorder, RecorderRole):
+            self.recorder.mark_incomplete(stop_reason(event))
+        if self.runtime is not None:
+            self.runtime.stop()
 
     # ------------------------------------------------------------ assembly helpers
 

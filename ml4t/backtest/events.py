@@ -52,10 +52,14 @@ __all__ = [
     "PortfolioSnapshot",
     "PositionChanged",
     "RequestKind",
+    "SessionResumed",
     "SessionStarted",
+    "StopAction",
+    "StopTrading",
     "SubmitOrder",
     "TimeInForce",
     "TimerFired",
+    "TradingStopped",
     "UniverseChanged",
     "VenueConnection",
     "VenueLink",
@@ -147,6 +151,14 @@ class CashFlowKind(enum.StrEnum):
 
     DIVIDEND = "dividend"  # paid to longs, charged to shorts, on the pay date
     BORROW_FEE = "borrow_fee"  # the cost of holding a short, accrued per session
+
+
+class StopAction(enum.StrEnum):
+    """What stopping trading does: ``halt`` cancels every open order and refuses every new
+    one; ``flatten`` also closes every position at market."""
+
+    HALT = "halt"
+    FLATTEN = "flatten"
 
 
 class ComponentState(enum.StrEnum):
@@ -567,6 +579,54 @@ class PortfolioSnapshot(Event, frozen=True, kw_only=True):
     slippage: float = 0.0
     income: float = 0.0
     borrow_fees: float = 0.0
+
+
+# --------------------------------------------------------------------------- stopping
+
+
+class StopTrading(Event, frozen=True, kw_only=True):
+    """Ask the risk manager to stop trading now (an operator's ``ml4t live --halt``, a
+    session stopping on Ctrl-C): ``action`` says how far (:class:`StopAction`),
+    ``reason`` why, ``source`` who asked."""
+
+    action: StopAction
+    reason: str
+    source: str = ""
+
+
+class TradingStopped(Event, frozen=True, kw_only=True):
+    """The risk manager stopped trading: the kill switch tripped (``rule`` names the limit:
+    ``daily_loss``, ``drawdown``, ``error_rate``) or a :class:`StopTrading` asked for it
+    (``rule="requested"``); ``source`` is who stopped it (``kill_switch``, or the
+    request's source: ``operator``, ``session``). ``cancelled`` are the open orders it
+    cancelled, ``closing`` the market orders it sent to close every position
+    (``flatten``). From then on every new order is refused."""
+
+    action: StopAction
+    rule: str
+    reason: str
+    source: str = ""
+    cancelled: list[str] = msgspec.field(default_factory=list)
+    closing: list[str] = msgspec.field(default_factory=list)
+
+
+class SessionResumed(Event, frozen=True, kw_only=True):
+    """A live session restarted from its journal: the journal's events were replayed
+    through the graph (``replayed`` of them, journal clock ``first_ns`` to ``last_ns``)
+    and it continues from here. ``positions`` and ``open_orders`` are the state restored
+    (signed quantity per symbol, order ids); ``previous_end`` says how the earlier part
+    ended (its trailer's reason, or that the journal was cut short); ``divergence`` is
+    empty when the strategies re-made exactly the orders the journal holds. It is the
+    first event written after a resume: the journal's resume marker."""
+
+    run_id: str
+    replayed: int
+    first_ns: int
+    last_ns: int
+    positions: dict[str, float] = msgspec.field(default_factory=dict)
+    open_orders: list[str] = msgspec.field(default_factory=list)
+    previous_end: str = ""
+    divergence: str = ""
 
 
 # --------------------------------------------------------------------------- runtime

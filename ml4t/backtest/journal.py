@@ -23,11 +23,12 @@ from ml4t.backtest.clock import AlarmPriority, SimulatedClock
 from ml4t.backtest.codec import Codec
 from ml4t.backtest.component import Component
 from ml4t.backtest.errors import ComponentError, ConfigError
-from ml4t.backtest.events import Event, MarketBatch
+from ml4t.backtest.events import Event, MarketBatch, SessionResumed
 from ml4t.backtest.record import Recorder, RecorderResults, ReportingConfig
 from ml4t.backtest.record.journal import (
     JOURNAL_FILE,
     STANDARD_TOPICS,
+    Continuation,
     JournalEntry,
     JournalError,
     JournalReader,
@@ -38,10 +39,12 @@ from ml4t.backtest.record.journal import (
 )
 from ml4t.backtest.record.recorder import outcome_of
 from ml4t.backtest.runtime import Runtime
+from ml4t.backtest.topics import RESUMES
 
 __all__ = [
     "JOURNAL_FILE",
     "STANDARD_TOPICS",
+    "Continuation",
     "JournalDiff",
     "JournalEntry",
     "JournalError",
@@ -66,6 +69,13 @@ class JournalRecorder(Component):
     run's config as plain data) so that :func:`replay` can rebuild the recorder. Add it to
     the graph after the :class:`~ml4t.backtest.record.Recorder`: components stop in
     reverse order, so the journal is complete when the recorder writes its manifest.
+
+    ``continuous``: write in place, every event straight to the file (a live session's
+    journal: a kill loses nothing written). ``resume``: continue the journal already at
+    ``path`` (:meth:`JournalWriter.append`); nothing is written until the graph
+    publishes :class:`~ml4t.backtest.events.SessionResumed` (the journal's events were
+    replayed through it), which is the first event appended: the resume marker.
+    ``continued`` then says where the journal had ended.
     """
 
     def __init__(
@@ -76,28 +86,52 @@ class JournalRecorder(Component):
         header: Mapping[str, Any] | None = None,
         name: str = "journal",
         phase: int = Phase.RECORD,
+        continuous: bool = False,
+        resume: bool = False,
     ) -> None:
         super().__init__(name)
         self.path = Path(path)
         self.topics = tuple(topics)
         self.header = dict(header or {})
         self.phase = phase
+        self.continuous = continuous or resume
+        self.resume = resume
         self.writer: JournalWriter | None = None
+        self.continued: Continuation | None = None
+        self._paused = resume
         self._failed: str | None = None
+        if resume and RESUMES not in self.topics:
+            raise ConfigError(f"a resumed journal needs the {RESUMES.name!r} topic")
 
     def subscriptions(self) -> Iterable[tuple[Topic[Any], Any, int]]:
         for index, topic in enumerate(self.topics):
 
             def record(event: Event, _index: int = index) -> None:
                 writer = self.writer
-                if writer is not None:
-                    writer.write(_index, self.context.clock.now_ns(), event)
+                if writer is None:
+                    return
+                if self._paused:
+                    if not isinstance(event, SessionResumed):
+                        return  # replayed from this very journal: it holds them already
+                    self._paused = False
+                writer.write(_index, self.context.clock.now_ns(), event)
 
             yield topic, record, self.phase
 
     def on_start(self) -> None:
         names = [topic.name for topic in self.topics]
-        self.writer = JournalWriter(self.path, names, header=self.header, codec=self.bus.codec)
+        if self.resume:
+            self.writer, self.continued = JournalWriter.append(
+                self.path, names, codec=self.bus.codec
+            )
+            return
+        self.writer = JournalWriter(
+            self.path,
+            names,
+            header=self.header,
+            codec=self.bus.codec,
+            continuous=self.continuous,
+        )
 
     def on_stop(self) -> None:
         if self.writer is None:
@@ -128,6 +162,7 @@ def summary(path: str | Path) -> dict[str, Any]:
         "last": from_ns(last).isoformat() if last is not None else None,
         "complete": bool(reader.trailer and reader.trailer.get("complete")),
         "truncated": reader.truncated,
+        "resumes": counts.get(RESUMES.name, 0),
     }
 
 

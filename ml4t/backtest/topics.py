@@ -11,6 +11,8 @@
  portfolio ──CASH_FLOWS──▶ recorder (dividends, borrow fees, cash in lieu)
  runtime ──LIFECYCLE, ERRORS──▶ anyone
  live adapters ──VENUE──▶ portfolio, recorder, monitors (account reconciled, link state)
+ operator, session ──TRADING_CONTROL──▶ risk ──TRADING_STOPPED──▶ anyone (kill switch, halt)
+ live session ──RESUMES──▶ anyone (a restart from the journal)
 ```
 """
 
@@ -34,8 +36,11 @@ from ml4t.backtest.events import (
     OrderUpdated,
     PortfolioSnapshot,
     PositionChanged,
+    SessionResumed,
     SessionStarted,
+    StopTrading,
     SubmitOrder,
+    TradingStopped,
     UniverseChanged,
     VenueConnection,
 )
@@ -52,7 +57,10 @@ __all__ = [
     "ORDER_REQUESTS",
     "PORTFOLIO",
     "POSITIONS",
+    "RESUMES",
     "SESSION",
+    "TRADING_CONTROL",
+    "TRADING_STOPPED",
     "VENUE",
 ]
 
@@ -81,3 +89,6 @@ VENUE: Topic[AccountReconciled | VenueConnection] = Topic(
 )
 """What a live venue's adapters learn about the account and their connections (handled
 at the SESSION phase: an adopted starting state reaches the portfolio before fills)."""
+TRADING_CONTROL: Topic[StopTrading] = Topic("trading.control", StopTrading)
+TRADING_STOPPED: Topic[TradingStopped] = Topic("trading.stopped", TradingStopped)
+RESUMES: Topic[SessionResumed] = Topic("session.resumed", SessionResumed)

@@ -178,5 +178,6 @@ def test_every_standard_rule_names_the_risk_keys_it_reads():
     fields = set(RiskConfig.__struct_fields__)
     assert all(set(keys) <= fields for keys in KEYS.values())
     listed = {key for keys in KEYS.values() for key in keys}
-    # every limit a rule applies is listed under its rule (the rest tune every rule)
-    assert fields - listed == {"market_price_buffer", "rules"}
+    # every limit a rule applies is listed under its rule (the rest tune every rule, or,
+    # for the kill switch, stop trading altogether rather than refuse one order)
+    assert fields - listed == {"market_price_buffer", "rules", "kill_switch"}

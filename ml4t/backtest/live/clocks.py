@@ -17,6 +17,14 @@ time of the events being handled, not a continuous reading:
 - :class:`DrivenClock` (a graph whose time comes from elsewhere, e.g. the far side of a
   bus bridge): time is whatever the driver last set with :meth:`DrivenClock.advance_to`;
   alarms fire once the driven time reaches them, never by waiting.
+- :class:`LiveClock` (``ml4t live``): real UTC time, read once per wake-up. Every input
+  from outside (a bar from the data adapter, a report from the venue, an operator's
+  halt) is an alarm, and *now* is the wall time when the runtime fires it, held until
+  the next: everything handled in one wake-up carries one time, so the journal groups
+  the events of one wake-up under one clock value and a restart can replay them as they
+  happened. While a restarted session replays its journal, *now* steps with the
+  journal's alarms as fast as they are handled (as :class:`ReplayClock` at ``max``);
+  :meth:`LiveClock.go_live` returns it to the wall.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from ml4t.backtest._time import NS_PER_SECOND, from_ns
 from ml4t.backtest.clock import Alarm, WallClock
 from ml4t.backtest.errors import ClockError
 
-__all__ = ["DrivenClock", "ReplayClock"]
+__all__ = ["DrivenClock", "LiveClock", "ReplayClock"]
 
 
 SkipRule = Callable[[int, int], "int | None"]  # (wall_ns, next_ns) -> jump to, or None
@@ -116,3 +124,37 @@ class DrivenClock(WallClock):
 
     def seconds_until(self, ts_ns: int) -> float:
         return 0.0 if ts_ns <= self._now else math.inf
+
+
+class LiveClock(WallClock):
+    """Real UTC time, read when the runtime fires an alarm and held until the next one;
+    strictly increasing. Started with ``replay_from_ns`` (a restart), it first steps
+    with its alarms without waiting, from that time, until :meth:`go_live`."""
+
+    def __init__(self, *, replay_from_ns: int | None = None) -> None:
+        super().__init__(speed=1.0)
+        self.replaying = replay_from_ns is not None
+        self._now = replay_from_ns if replay_from_ns is not None else time.time_ns()
+
+    def now_ns(self) -> int:
+        return self._now
+
+    def wall_ns(self) -> int:
+        """The real time now (what *now* becomes at the next alarm)."""
+        return time.time_ns()
+
+    def seconds_until(self, ts_ns: int) -> float:
+        if self.replaying:
+            return 0.0
+        return max(0.0, (ts_ns - time.time_ns()) / NS_PER_SECOND)
+
+    def pop_alarm(self) -> Alarm | None:
+        alarm = super().pop_alarm()
+        if alarm is not None:
+            wall = alarm.ts_ns if self.replaying else time.time_ns()
+            self._now = max(self._now + 1, wall)
+        return alarm
+
+    def go_live(self) -> None:
+        """End the replay: from the next alarm on, *now* is the wall time again."""
+        self.replaying = False

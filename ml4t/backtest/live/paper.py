@@ -25,17 +25,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
-import anyio
 import msgspec
 
-from ml4t.backtest._blocking import run_blocking
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.config import RunConfig, load_config
@@ -50,10 +45,10 @@ from ml4t.backtest.events import (
     OrderRejected,
 )
 from ml4t.backtest.live._idle import Idle, IdleTime, duration
+from ml4t.backtest.live._runner import SessionRunner
 from ml4t.backtest.live.clocks import ReplayClock
 from ml4t.backtest.live.monitor import LiveView, PaperMonitor
-from ml4t.backtest.protocols import RecorderRole
-from ml4t.backtest.runtime import RunOutcome, Runtime, unwrap_group
+from ml4t.backtest.runtime import RunOutcome, Runtime
 from ml4t.backtest.topics import FILLS, ORDER_EVENTS, ORDER_REQUESTS
 
 __all__ = [
@@ -136,12 +131,14 @@ def paper_config(
     return msgspec.structs.replace(config, reporting=reporting)
 
 
-class PaperSession:
+class PaperSession(SessionRunner):
     """One paper replay of ``engine``'s graph at ``speed`` x real time (inf: max).
 
     ``view``: the live panel on stderr (None: only on a terminal). ``skip_closed``: skip
     closed-market idle time (:mod:`~ml4t.backtest.live._idle`). ``echo``: where a session
-    without the view writes a line per fill and per idle wait (None: nowhere).
+    without the view writes a line per fill and per idle wait (None: nowhere). Running,
+    the view and Ctrl-C are :class:`~ml4t.backtest.live._runner.SessionRunner`'s, as
+    for ``ml4t live``.
     """
 
     def __init__(
@@ -154,9 +151,8 @@ class PaperSession:
         skip_closed: bool = False,
         echo: TextIO | None = None,
     ) -> None:
-        self.engine = engine
+        super().__init__(engine, handle_signals=handle_signals)
         self.speed = speed
-        self.handle_signals = handle_signals
         self.skip_closed = skip_closed
         self.idle = IdleTime(speed=speed, calendar=engine.calendar, skip=skip_closed)
         shown = sys.stderr.isatty() if view is None else view
@@ -172,12 +168,8 @@ class PaperSession:
             status=self.idle_status,
             echo=self.echo,
         )
-        self.runtime: Runtime | None = None
         self.clock: ReplayClock | None = None
-        self.interrupted: str | None = None
         self.cancelled_orders: list[str] = []
-        self.elapsed_time = 0.0
-        self._scope: anyio.CancelScope | None = None  # the running session's
 
     @classmethod
     def from_config(
@@ -240,77 +232,13 @@ class PaperSession:
         cancellations are delivered in the runtime's stop-time drain, before the recorder
         finalises its tables.
         """
-        if self.interrupted is not None or self.runtime is None:
-            return
-        self.interrupted = why
+        super().interrupt(why)
+
+    def _stop(self, why: str) -> None:
+        assert self.runtime is not None
         self.cancelled_orders = self.guard.cancel_open_orders()
-        recorder = self.engine.recorder
-        if isinstance(recorder, RecorderRole):  # as the engine reads it
-            recorder.mark_incomplete(f"the paper session was {why} before the end of its data")
+        self.mark_incomplete(f"the paper session was {why} before the end of its data")
         self.runtime.stop()
-
-    async def run(self) -> BacktestResults:
-        runtime = self.runtime or self.build()
-        start = time.perf_counter()
-        try:
-            async with anyio.create_task_group() as tg:
-                self._scope = tg.cancel_scope
-                tg.start_soon(self.view.run)
-                if self.handle_signals and threading.current_thread() is threading.main_thread():
-                    tg.start_soon(self._watch_signals)
-                try:
-                    await runtime.run()
-                finally:
-                    tg.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            raise unwrap_group(group) from None
-        finally:
-            self._scope = None
-            self.elapsed_time = time.perf_counter() - start
-        return BacktestResults(
-            recorder=self.engine.recorder,
-            outcome=runtime.outcome,
-            elapsed_time=self.elapsed_time,
-            bar_events=self.engine.progress_counter.rows,
-            initial_equity=self.engine.config.backtest.initial_capital,
-        )
-
-    def run_sync(self) -> BacktestResults:
-        """Run to the end in a fresh event loop and return the results.
-
-        Where this thread already runs a loop (a notebook), the session runs on a worker
-        thread; a kernel interrupt then does what Ctrl-C does in a script: with
-        ``handle_signals`` the first stops the session cleanly and the second cancels it
-        (the results are returned either way), without it the run is cancelled and
-        ``KeyboardInterrupt`` raised.
-        """
-        on_interrupt = self._on_keyboard_interrupt if self.handle_signals else None
-        return run_blocking(self.run, on_interrupt=on_interrupt)
-
-    async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                if not self._on_signal(signum):
-                    return
-
-    def _on_signal(self, signum: int) -> bool:
-        """The first signal stops the session cleanly, a second stops waiting for it (the
-        graph is cancelled); False once nothing is left to do."""
-        if self.interrupted is None:
-            sigint = signum == signal.SIGINT
-            self.interrupt("interrupted (Ctrl-C)" if sigint else "terminated (SIGTERM)")
-            return True
-        if self._scope is not None:
-            self._scope.cancel()
-        return False
-
-    def _on_keyboard_interrupt(self, count: int) -> bool:
-        """A kernel interrupt while :meth:`run_sync` waits on a worker thread is SIGINT;
-        a third is left to :func:`~ml4t.backtest._blocking.run_blocking` (cancel)."""
-        if count > 2:
-            return False
-        self._on_signal(signal.SIGINT)
-        return True
 
 
 # --------------------------------------------------------------------------- command line

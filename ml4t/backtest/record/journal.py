@@ -41,6 +41,14 @@ record of that run, so no cleanup removes it (it does not end in ``.tmp``).
 every complete event up to where the writer stopped and a trailer saying so; a replay of
 that gives the results up to the last complete event, marked incomplete. Events reach
 the file in chunks (``chunk_bytes``), so a kill loses at most the last unwritten chunk.
+
+**A continuous journal** (a live session's, ``continuous=True``) is written in place
+under its final name and every event reaches the file as it is written (one ``write``
+per event, no buffering), so a process killed at any moment leaves a journal readable
+up to its last complete event: it simply has no trailer yet (``truncated``).
+:meth:`JournalWriter.append` continues such a journal, or a closed one: the trailer and
+any half-written frame at the end are cut off and new events follow the old ones, so a
+restarted session's journal stays one file whose clock never goes back.
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ from ml4t.backtest.record.outputs import (
 __all__ = [
     "JOURNAL_FILE",
     "STANDARD_TOPICS",
+    "Continuation",
     "JournalEntry",
     "JournalError",
     "JournalReader",
@@ -147,11 +156,49 @@ class JournalEntry(msgspec.Struct, frozen=True):
 # --------------------------------------------------------------------------- writing
 
 
+class Continuation(NamedTuple):
+    """Where an existing journal ends, for :meth:`JournalWriter.append`: its header, its
+    complete events, the last one's clock, the byte offset after it, and how the journal
+    ended (its trailer's reason, or that it was cut short)."""
+
+    header: dict[str, Any]
+    events: int
+    last_clock: int
+    end: int
+    ended: str
+
+
+def continuation(path: str | Path) -> Continuation:
+    """Read ``path`` to its last complete event (every frame's CRC checked). A corrupt
+    frame is a :class:`JournalError` naming its offset: a journal is only continued
+    from a clean end."""
+    reader = JournalReader(path)
+    if reader._v1:
+        raise JournalError(f"{reader.path}: a format 1 journal cannot be continued")
+    events, clock, end = 0, 0, reader._offset
+    with open(reader.path, "rb") as raw:
+        handle = io.BufferedReader(raw, buffer_size=1 << 20)
+        for frame in reader._frames(handle):
+            events, clock = events + 1, frame.clock
+            end = frame.offset + _FRAME.size + len(frame.data)
+        size = os.fstat(raw.fileno()).st_size
+    trailer = reader.trailer
+    if trailer is not None:
+        state = "complete" if trailer.get("complete") else "incomplete"
+        ended = f"closed ({state}): {trailer.get('reason') or 'the run completed'}"
+    elif end < size:
+        ended = f"cut short: the writer stopped inside a frame ({size - end} bytes dropped)"
+    else:
+        ended = "cut short: the writer stopped after its last complete event"
+    return Continuation(reader.header, events, clock, end, ended)
+
+
 class JournalWriter:
     """Streams frames to :func:`partial_path` in chunks; ``close`` renames it into place.
 
     The header is written (and flushed) at once, so even a writer killed before its first
-    chunk leaves a partial journal that names its run.
+    chunk leaves a partial journal that names its run. ``continuous=True`` writes in
+    place under ``path`` and every event straight through to the file (see the module).
     """
 
     def __init__(
@@ -162,6 +209,8 @@ class JournalWriter:
         header: Mapping[str, Any] | None = None,
         codec: Codec | None = None,
         chunk_bytes: int = 1 << 20,
+        continuous: bool = False,
+        _continue: Continuation | None = None,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,11 +219,18 @@ class JournalWriter:
             raise JournalError(f"a journal holds at most {_TRAILER - 1} topics")
         self.codec = codec or Codec()
         self.events = 0
-        self._chunk = chunk_bytes
+        self.continuous = continuous
+        self._chunk = 0 if continuous else chunk_bytes
         self._buffer = bytearray()
         self._last_clock = 0
-        self.partial = partial_path(self.path)
-        self._file: BinaryIO | None = open(self.partial, "wb")  # noqa: SIM115 - closed in close()
+        self.partial = self.path if continuous else partial_path(self.path)
+        if _continue is not None:
+            self.events, self._last_clock = _continue.events, _continue.last_clock
+            self._file: BinaryIO | None = open(self.partial, "r+b")  # noqa: SIM115 - closed in close()
+            self._file.truncate(_continue.end)
+            self._file.seek(_continue.end)
+            return
+        self._file = open(self.partial, "wb")  # noqa: SIM115 - closed in close()
         head = {
             "format": FORMAT_VERSION,
             "versions": dependency_versions(),
@@ -185,6 +241,27 @@ class JournalWriter:
         payload = msgspec.msgpack.encode(head)
         self._buffer += MAGIC + _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
         self.flush()
+
+    @classmethod
+    def append(
+        cls,
+        path: str | Path,
+        topics: Iterable[str],
+        *,
+        codec: Codec | None = None,
+    ) -> tuple[JournalWriter, Continuation]:
+        """Continue the journal at ``path`` in place, as a continuous journal: its
+        trailer and any half-written frame are cut off and the next event follows its
+        last complete one. ``topics`` must be the journal's own (its header's list), in
+        the same order. Returns the writer and where the journal had ended."""
+        found = continuation(path)
+        names = list(topics)
+        if found.header["topics"] != names:
+            raise JournalError(
+                f"{path}: cannot continue a journal of other topics (it has "
+                f"{found.header['topics']}, the writer {names})"
+            )
+        return cls(path, names, codec=codec, continuous=True, _continue=found), found
 
     def write(self, topic_index: int, clock_ns: int, event: Event) -> None:
         self._buffer += _frame(topic_index, clock_ns, self.codec.encode(event))
@@ -217,7 +294,8 @@ class JournalWriter:
         finally:
             self._file.close()
             self._file = None
-        os.replace(self.partial, self.path)
+        if self.partial != self.path:
+            os.replace(self.partial, self.path)
         return self.path
 
     def abort(self) -> None:

@@ -15,6 +15,12 @@ exposure / equity. Example::
       rules:                         # plugin rules, with their own parameters
         - rule: max_order_quantity
           params: {limit: 500}
+      kill_switch:                   # stop trading altogether (docs/live.md, section 6)
+        max_daily_loss: 0.05
+        max_drawdown: 0.15
+        max_errors: 5                # rejections and component failures...
+        error_window: 60             # ...within this many seconds of clock time
+        action: flatten              # or halt
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from msgspec import Meta
 
 from ml4t.backtest.risk.custom import build_rule
 
-__all__ = ["RiskConfig", "RiskRuleConfig"]
+__all__ = ["KillSwitchConfig", "RiskConfig", "RiskRuleConfig"]
 
 Positive = Annotated[float, Meta(gt=0)]
 NonNegative = Annotated[float, Meta(ge=0)]
@@ -47,6 +53,29 @@ class RiskRuleConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     def build(self) -> Callable[..., Any]:
         """The rule, ready to be called as ``rule(request, view, config)``."""
         return build_rule(self.rule, self.params)
+
+
+class KillSwitchConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Limits that stop trading altogether (``risk.kill_switch``); each is off when unset.
+
+    - ``max_daily_loss``: equity fell this fraction from the day's start (the previous
+      day's last equity, as for ``risk.max_daily_loss``);
+    - ``max_drawdown``: equity fell this fraction from its peak;
+    - ``max_errors`` within ``error_window`` seconds of clock time: order rejections (by
+      the risk manager or the venue) and component failures reported on ``errors``.
+
+    On a breach the risk manager cancels every open order and, with ``action: flatten``
+    (the default), sends a market order closing each position; ``halt`` keeps the
+    positions. Either way every new order is refused from then on, a ``TradingStopped``
+    event says why, and the run stops once the closing orders are done or one bar later.
+    The pre-trade ``max_daily_loss`` / ``max_drawdown`` above only refuse new entries.
+    """
+
+    max_daily_loss: Fraction | None = None
+    max_drawdown: Fraction | None = None
+    max_errors: Annotated[int, Meta(ge=1)] | None = None
+    error_window: Positive = 60.0
+    action: Literal["flatten", "halt"] = "flatten"
 
 
 class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -75,6 +104,7 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
       each ``{rule: NAME, params: {...}}``, run after the built-in ones in this order;
       their params are checked as the config is read
       (:class:`RiskRuleConfig`).
+    - ``kill_switch``: limits that stop trading altogether (:class:`KillSwitchConfig`).
     """
 
     account: Literal["cash", "margin", "unchecked"] = "cash"
@@ -92,3 +122,4 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     max_daily_loss: Fraction | None = None
     max_drawdown: Fraction | None = None
     rules: tuple[RiskRuleConfig, ...] = ()
+    kill_switch: KillSwitchConfig | None = None

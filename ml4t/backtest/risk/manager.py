@@ -16,6 +16,14 @@ Its :class:`~ml4t.backtest.risk.view.RiskView` is fed by events only, each at a 
 before :attr:`Phase.RISK` so the view is current when orders arrive: ``FILLS``,
 ``POSITIONS`` and ``ORDER_EVENTS`` at EXECUTION, ``MARKET`` and ``PORTFOLIO`` at
 VALUATION.
+
+The kill switch (``risk.kill_switch``, :mod:`~ml4t.backtest.risk.killswitch`) is checked
+on every portfolio snapshot and every error (a rejection on ``ORDER_EVENTS``, a failure
+on ``ERRORS``); a :class:`~ml4t.backtest.events.StopTrading` on ``TRADING_CONTROL``
+(an operator's halt, a session stopping) takes the same path. Stopping cancels every
+open order, closes every position at market for ``flatten`` (both published straight on
+``ORDERS_APPROVED``), publishes ``TradingStopped`` on ``TRADING_STOPPED`` and refuses
+every new order and modify from then on (rule ``trading_stopped``).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import Any
 import msgspec
 
 from ml4t.backtest._days import CalendarDays, DateDays
+from ml4t.backtest._time import from_ns
 from ml4t.backtest._universe import Universe
 from ml4t.backtest._validation import (
     INVALID_ORDER,
@@ -40,6 +49,7 @@ from ml4t.backtest.component import Component, on
 from ml4t.backtest.events import (
     ActionKind,
     CancelOrder,
+    ComponentFailed,
     CorporateAction,
     MarketBatch,
     ModifyOrder,
@@ -54,14 +64,19 @@ from ml4t.backtest.events import (
     PositionChanged,
     RequestKind,
     SessionStarted,
+    StopAction,
+    StopTrading,
     SubmitOrder,
+    TradingStopped,
     UniverseChanged,
 )
 from ml4t.backtest.risk.config import RiskConfig
+from ml4t.backtest.risk.killswitch import ErrorWindow, StopBook, check_kill_switch
 from ml4t.backtest.risk.rules import RULES, Rejection, Rule, evaluate, impact
 from ml4t.backtest.risk.view import CostEstimate, Reservation, RiskView
 from ml4t.backtest.topics import (
     CORPORATE_ACTIONS,
+    ERRORS,
     FILLS,
     MARKET,
     ORDER_EVENTS,
@@ -70,6 +85,8 @@ from ml4t.backtest.topics import (
     PORTFOLIO,
     POSITIONS,
     SESSION,
+    TRADING_CONTROL,
+    TRADING_STOPPED,
 )
 
 __all__ = ["RiskManager"]
@@ -103,6 +120,11 @@ class RiskManager(Component):
         self.view = RiskView(Universe(symbols) if symbols is not None else None, costs=costs)
         self._members: set[str] | None = None  # the point-in-time universe, if the data has one
         self.view.days = DateDays(timezone)
+        self.kill_switch = self.config.kill_switch
+        window = self.kill_switch.error_window if self.kill_switch is not None else 60.0
+        self.errors = ErrorWindow(window)
+        self.stop_book = StopBook()
+        self.stopped: TradingStopped | None = None  # once trading was stopped
 
     def on_start(self) -> None:
         calendar = self.context.calendar
@@ -114,6 +136,9 @@ class RiskManager(Component):
     @on(ORDER_REQUESTS, phase=Phase.RISK)
     def _on_request(self, request: SubmitOrder | CancelOrder | ModifyOrder) -> None:
         rejection: Rejection | None
+        if self.stopped is not None and not isinstance(request, CancelOrder):
+            self._reject(request, self._stopped_rejection())
+            return
         if isinstance(request, SubmitOrder):
             problem = invalid_submit(request)
             if problem is not None:
@@ -139,6 +164,8 @@ class RiskManager(Component):
         if rejection is not None:
             self._reject(request, rejection)
             return
+        if isinstance(request, SubmitOrder):
+            self.stop_book.on_approved(request)
         self.publish(ORDERS_APPROVED, request)
 
     def _check_cancel(self, request: CancelOrder) -> Rejection | None:
@@ -286,6 +313,7 @@ class RiskManager(Component):
             code = self.view.ensure_code(action.symbol)
             self.view.price[code] /= action.ratio
             self.view.volume[code] *= action.ratio
+        self.stop_book.on_action(action)
 
     @on(PORTFOLIO, phase=Phase.VALUATION)
     def _on_snapshot(self, snapshot: PortfolioSnapshot) -> None:
@@ -294,6 +322,8 @@ class RiskManager(Component):
         view.gross_exposure = snapshot.gross_exposure
         view.net_exposure = snapshot.net_exposure
         view.observe_equity(snapshot.ts_event, snapshot.equity)
+        if self.kill_switch is not None and self.stopped is None:
+            self._check_kill_switch(self.errors.count(self.now_ns()))
 
     @on(POSITIONS, phase=Phase.EXECUTION)
     def _on_position(self, event: PositionChanged) -> None:
@@ -306,12 +336,16 @@ class RiskManager(Component):
     @on(FILLS, phase=Phase.EXECUTION)
     def _on_fill(self, fill: OrderFilled) -> None:
         self.view.release(fill.order_id, fill.quantity)
+        self.stop_book.on_fill(fill)
 
     @on(ORDER_EVENTS, phase=Phase.EXECUTION)
     def _on_order_event(
         self,
         event: OrderAccepted | OrderRejected | OrderCancelled | OrderExpired | OrderUpdated,
     ) -> None:
+        self.stop_book.on_order_event(event)
+        if isinstance(event, OrderRejected):
+            self._on_error()
         view = self.view
         order_id = event.order_id
         if order_id not in view.orders or isinstance(event, OrderAccepted):
@@ -356,6 +390,78 @@ class RiskManager(Component):
         if remaining > 0:
             order = view.open_order(request, code, price, remaining, tracked.increasing)
             view.reserve(event.order_id, order)
+
+    # ------------------------------------------------------------------ stopping trading
+
+    @on(ERRORS, phase=Phase.EXECUTION)
+    def _on_failure(self, event: ComponentFailed) -> None:
+        self._on_error()
+
+    def _on_error(self) -> None:
+        """Count an error; trip the kill switch if there are too many in the window."""
+        if self.kill_switch is None or self.stopped is not None:
+            return
+        self._check_kill_switch(self.errors.add(self.now_ns()))
+
+    def _check_kill_switch(self, errors: int) -> None:
+        assert self.kill_switch is not None
+        breach = check_kill_switch(self.view, self.kill_switch, errors)
+        if breach is not None:
+            action = StopAction(self.kill_switch.action)
+            self.stop_trading(action, breach.rule, breach.reason, source="kill_switch")
+
+    @on(TRADING_CONTROL, phase=Phase.RISK)
+    def _on_control(self, command: StopTrading) -> None:
+        self.stop_trading(command.action, "requested", command.reason, source=command.source)
+
+    def stop_trading(self, action: StopAction, rule: str, reason: str, *, source: str = "") -> None:
+        """Cancel every open order, close every position (``flatten``), publish
+        ``TradingStopped`` and refuse new orders from now on. A later stop only
+        escalates a ``halt`` to a ``flatten``."""
+        previous = self.stopped
+        if previous is not None and (
+            previous.action is StopAction.FLATTEN or action is not StopAction.FLATTEN
+        ):
+            return
+        now = self.now_ns()
+        book = self.stop_book
+        cancels = book.cancels(now)
+        for cancel in cancels:
+            self.view.release(cancel.order_id)
+            self.publish(ORDERS_APPROVED, cancel)
+        closing = book.closing_orders(now) if action is StopAction.FLATTEN else []
+        for order in closing:
+            book.on_approved(order)
+            self.publish(ORDERS_APPROVED, order)
+        self.stopped = TradingStopped(
+            ts_event=now,
+            ts_init=now,
+            action=action,
+            rule=rule,
+            reason=reason,
+            source=source,
+            cancelled=[c.order_id for c in cancels],
+            closing=[o.order_id for o in closing],
+        )
+        self.log.warning(
+            "trading_stopped",
+            rule=rule,
+            action=action.value,
+            source=source,
+            reason=reason,
+            closing=len(closing),
+        )
+        self.publish(TRADING_STOPPED, self.stopped)
+
+    def _stopped_rejection(self) -> Rejection:
+        stopped = self.stopped
+        assert stopped is not None
+        return Rejection(
+            "trading_stopped",
+            f"trading was stopped ({stopped.rule}, {stopped.action.value}) at "
+            f"{from_ns(stopped.ts_event).isoformat()}: {stopped.reason}; no new orders are "
+            "accepted",
+        )
 
 
 def _owner_problem(tracked: Reservation, request: CancelOrder | ModifyOrder) -> Rejection | None:

@@ -1,0 +1,329 @@
+"""The feed and broker of ``ml4t live``: the adapter components, as a live session needs them.
+
+:class:`LiveFeed` and :class:`LiveBroker` are the :class:`~ml4t.backtest.live.FeedAdapter`
+and :class:`~ml4t.backtest.live.BrokerAdapter` with what a live session adds:
+
+- **Every input is an alarm.** A bar from the data client, and a report the venue sends
+  on its own (a fill, a cancel confirmed), is scheduled on the clock at *now* instead of
+  published from the client's task, so it is handled in a wake-up of its own: on a
+  :class:`~ml4t.backtest.live.LiveClock` everything that follows from it carries one
+  clock time, in the journal too. What a venue answers while it is being called (an
+  in-process venue's fills at a bar, an acknowledgement at a submit) is published at
+  once, inside the delivery that called it, exactly as the simulated broker does.
+- **The session handshake.** The feed publishes ``SessionStarted`` (the run id, the
+  universe, the starting cash) before anything else, and re-codes each batch to the
+  universe's ``symbol`` Enum (rows of other symbols are dropped), so a vendor's frames
+  need not know the codes.
+- **A restart** (``resuming=True``): until the graph has replayed the session's journal
+  (:mod:`~ml4t.backtest.live.resume`), the feed holds the live bars and the broker sends
+  nothing to the venue and holds what it reports; ``SessionResumed`` releases both. A
+  venue whose state lived in this process (``restore_venue``: the simulated one) gets
+  the orders that were open resubmitted, their remaining quantity only, and its
+  acknowledgements of them are not reported again.
+
+:class:`SimulatedVenue` is forward testing's venue: the simulated broker behind the
+execution-client interface (the backtest's fill rules on live bars), able to start from
+the positions a journal left. :class:`SessionControl` is the session's hand on the bus:
+it publishes a :class:`~ml4t.backtest.events.StopTrading` in a wake-up of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+import polars as pl
+
+from ml4t.backtest.bus import Phase
+from ml4t.backtest.clock import AlarmPriority
+from ml4t.backtest.component import Component, on
+from ml4t.backtest.data.feed import OHLCV
+from ml4t.backtest.events import (
+    CancelOrder,
+    Event,
+    MarketBatch,
+    ModifyOrder,
+    OrderAccepted,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    RequestKind,
+    SessionResumed,
+    SessionStarted,
+    StopAction,
+    StopTrading,
+    SubmitOrder,
+)
+from ml4t.backtest.execution import BrokerConfig, SimulatedBroker
+from ml4t.backtest.live.adapters import (
+    Backoff,
+    BrokerAdapter,
+    ExecutionClient,
+    FeedAdapter,
+    MarketDataClient,
+)
+from ml4t.backtest.live.clients import SimulatedExecution
+from ml4t.backtest.topics import (
+    FILLS,
+    MARKET,
+    ORDER_EVENTS,
+    ORDERS_APPROVED,
+    RESUMES,
+    SESSION,
+    TRADING_CONTROL,
+)
+
+__all__ = ["LiveBroker", "LiveFeed", "SessionControl", "SimulatedVenue"]
+
+
+class LiveFeed(FeedAdapter):
+    """The feed of a live session (see the module): the handshake, batches re-coded to
+    ``symbols`` and published each in a wake-up of its own; held during a restart's
+    replay. Follows the :class:`~ml4t.backtest.protocols.Feed` protocol (times unknown)."""
+
+    first_ts: int | None = None
+    last_ts: int | None = None
+
+    def __init__(
+        self,
+        client: MarketDataClient,
+        *,
+        symbols: Sequence[str],
+        session: SessionStarted,
+        resuming: bool = False,
+        backoff: Backoff | None = None,
+        name: str = "feed",
+    ) -> None:
+        super().__init__(client, symbols=symbols, backoff=backoff, name=name)
+        self.session = session
+        self.resuming = resuming
+        self._enum = pl.Enum(list(symbols))
+        self._held: list[MarketBatch] | None = [] if resuming else None
+        self.dropped_rows = 0
+        self.last_batch_ns: int | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ("symbol", *OHLCV)
+
+    def prepare(self) -> None:
+        """Nothing to check before the start: the data arrives live."""
+
+    async def on_start(self) -> None:
+        if not self.resuming:  # a restart replays the journal's handshake instead
+            now = self.now_ns()
+            self.publish(
+                SESSION,
+                msgspec.structs.replace(
+                    self.session, ts_event=now, ts_init=now, symbols=list(self.symbols)
+                ),
+            )
+        await super().on_start()
+
+    def _on_batch(self, batch: MarketBatch) -> None:
+        recoded = self._recode(batch)
+        if recoded is None:
+            return
+        if self._held is not None:
+            self._held.append(recoded)
+        else:
+            self._schedule(recoded)
+
+    def _schedule(self, batch: MarketBatch) -> None:
+        def publish() -> None:
+            self.batches += 1
+            self.last_batch_ns = batch.ts_event
+            self.publish(MARKET, batch)
+
+        self.clock.schedule(self.now_ns(), publish, priority=AlarmPriority.DATA, owner=self.name)
+
+    def _recode(self, batch: MarketBatch) -> MarketBatch | None:
+        """The batch with ``symbol`` as the universe's Enum, other symbols' rows dropped."""
+        frame = batch.frame
+        if frame.schema.get("symbol") != self._enum:
+            names = frame.get_column("symbol").cast(pl.String)
+            known = names.is_in(list(self.symbols))
+            if not known.all():
+                self.dropped_rows += int((~known).sum())
+                frame = frame.filter(known)
+            frame = frame.with_columns(names.filter(known).cast(self._enum).alias("symbol"))
+        if frame.height == 0:
+            return None
+        return MarketBatch(
+            ts_event=batch.ts_event, ts_init=batch.ts_init, frame=frame, context=batch.context
+        )
+
+    @on(RESUMES, phase=Phase.SESSION)
+    def _on_resumed(self, event: SessionResumed) -> None:
+        held, self._held = self._held, None
+        for batch in held or ():
+            self._schedule(batch)
+
+
+class LiveBroker(BrokerAdapter):
+    """The broker of a live session (see the module): venue reports each in a wake-up of
+    their own unless answered during a call; nothing sent during a restart's replay; the
+    open orders of an in-process venue resubmitted after it."""
+
+    def __init__(
+        self,
+        client: ExecutionClient,
+        *,
+        expected_positions: Mapping[str, float] | None = None,
+        on_mismatch: Any = "fail",
+        backoff: Backoff | None = None,
+        resuming: bool = False,
+        restore_venue: bool = False,
+        name: str = "broker",
+    ) -> None:
+        super().__init__(
+            client,
+            expected_positions=expected_positions,
+            on_mismatch=on_mismatch,
+            backoff=backoff,
+            name=name,
+        )
+        self.resuming = resuming
+        self.restore_venue = restore_venue
+        self.open: dict[str, SubmitOrder] = {}  # working orders, quantity left to fill
+        self.restored: list[str] = []
+        self._held: list[Event] | None = [] if resuming else None
+        self._answering = False  # inside a call to the venue: its answers are published now
+        self._reacks: set[str] = set()
+
+    # ------------------------------------------------------------ the venue's reports
+
+    def _report(self, event: Event) -> None:
+        if isinstance(event, OrderAccepted) and event.order_id in self._reacks:
+            self._reacks.discard(event.order_id)  # a restored order: the graph knows it
+            return
+        if self._held is not None:
+            self._held.append(event)
+        elif self._answering:
+            super()._report(event)
+        else:
+            publish = super()._report
+            self.clock.schedule(
+                self.now_ns(), lambda: publish(event), priority=AlarmPriority.DATA, owner=self.name
+            )
+
+    async def _answered(self, call: Callable[..., Any], what: str, *args: Any) -> None:
+        self._answering = True
+        try:
+            await self._call(call, what, *args)
+        finally:
+            self._answering = False
+
+    # ------------------------------------------------------------ the bus
+
+    @on(MARKET, phase=Phase.EXECUTION)
+    async def _on_market(self, batch: MarketBatch) -> None:
+        if self.market_driven and not self.resuming:
+            await self._answered(self.client.on_market, "on_market", batch)  # type: ignore[attr-defined]
+
+    @on(ORDERS_APPROVED, phase=Phase.ROUTING)
+    async def _on_request(self, request: SubmitOrder | CancelOrder | ModifyOrder) -> None:
+        if isinstance(request, SubmitOrder):
+            self.open[request.order_id] = request
+        if self.resuming:
+            return  # the replay answers from the journal
+        if isinstance(request, SubmitOrder):
+            await self._answered(self.client.submit, "submit", request)
+        elif isinstance(request, CancelOrder):
+            await self._answered(self.client.cancel, "cancel", request)
+        else:
+            await self._answered(self.client.modify, "modify", request)
+
+    @on(FILLS, phase=Phase.RECORD)
+    def _track_fill(self, fill: OrderFilled) -> None:
+        order = self.open.get(fill.order_id)
+        if order is None:
+            return
+        if fill.remaining_quantity <= 0.0:
+            del self.open[fill.order_id]
+        else:
+            self.open[fill.order_id] = msgspec.structs.replace(
+                order, quantity=fill.remaining_quantity
+            )
+
+    @on(ORDER_EVENTS, phase=Phase.RECORD)
+    def _track_order(self, event: Any) -> None:
+        if isinstance(event, OrderCancelled | OrderExpired) or (
+            isinstance(event, OrderRejected) and event.request is RequestKind.SUBMIT
+        ):
+            self.open.pop(event.order_id, None)
+
+    @on(RESUMES, phase=Phase.SESSION)
+    async def _on_resumed(self, event: SessionResumed) -> None:
+        self.resuming = False
+        if self.restore_venue:
+            for order_id in sorted(self.open):
+                self._reacks.add(order_id)
+                self.restored.append(order_id)
+                await self._answered(self.client.submit, "submit", self.open[order_id])
+        held, self._held = self._held, None
+        for report in held or ():
+            self._report(report)
+
+
+class SimulatedVenue(SimulatedExecution):
+    """The simulated broker as a venue for forward testing: the ``execution`` section's
+    fill rules (with the account kind's cash policy), starting from ``positions`` (a
+    restarted session's, from its journal)."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        calendar: Any = None,
+        timezone: str | None = None,
+        cash_account: bool = False,
+        positions: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__(config, calendar=calendar)
+        self.broker = SimulatedBroker(
+            config, calendar=calendar, timezone=timezone, cash_account=cash_account
+        )
+        self.start_positions = {s: float(q) for s, q in (positions or {}).items() if q}
+
+    async def positions(self) -> dict[str, float]:
+        held = dict(self.start_positions)
+        for symbol, qty in (await super().positions()).items():
+            held[symbol] = held.get(symbol, 0.0) + qty
+        return {s: q for s, q in held.items() if abs(q) > 1e-12}
+
+
+class SessionControl(Component):
+    """The session's hand on the bus: :meth:`stop_trading` publishes a ``StopTrading`` in
+    a wake-up of its own (an alarm at now), so the journal records it as an input."""
+
+    relay = True
+
+    def __init__(self, name: str = "session-control") -> None:
+        super().__init__(name)
+        self.requests: list[StopTrading] = []
+
+    def stop_trading(
+        self,
+        action: StopAction,
+        reason: str,
+        *,
+        source: str,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Ask the risk manager to stop trading (from any task of the session's loop);
+        ``then`` is called once the request is published."""
+
+        def publish() -> None:
+            now = self.now_ns()
+            command = StopTrading(
+                ts_event=now, ts_init=now, action=action, reason=reason, source=source
+            )
+            self.requests.append(command)
+            self.publish(TRADING_CONTROL, command)
+            if then is not None:
+                then()
+
+        self.clock.schedule(self.now_ns(), publish, priority=AlarmPriority.DATA, owner=self.name)
