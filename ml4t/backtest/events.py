@@ -301,16 +301,17 @@ class ChunkColumns:
         return values
 
     def codes(self) -> np.ndarray:
-        """The symbol codes of the chunk's rows as a read-only ``intp`` array."""
+        """The symbol codes of the chunk's rows as a read-only array of
+        :data:`CODE_DTYPE` (what :attr:`MarketBatch.codes` holds)."""
         codes = self._codes
         if codes is None:
-            codes = self._codes = _enum_codes(self.frame)
+            codes = self._codes = _enum_codes(self.frame, CODE_DTYPE)
         return codes
 
 
-def _enum_codes(frame: pl.DataFrame) -> np.ndarray:
-    """The physical codes of ``frame``'s ``symbol`` Enum as a read-only ``intp`` array."""
-    codes = frame.get_column("symbol").to_physical().to_numpy().astype(np.intp)
+def _enum_codes(frame: pl.DataFrame, dtype: type | np.dtype) -> np.ndarray:
+    """The physical codes of ``frame``'s ``symbol`` Enum as a read-only array."""
+    codes = frame.get_column("symbol").to_physical().to_numpy().astype(dtype)
     codes.flags.writeable = False
     return codes
 
@@ -395,12 +396,13 @@ class MarketBatch(Event, frozen=True, kw_only=True, eq=False, dict=True):
             if bound is not None:
                 chunk, index = bound
                 lo = chunk.offsets[index]
-                codes = chunk.codes()[lo : lo + chunk.lengths[index]]
+                codes = chunk.codes()[lo : lo + chunk.lengths[index]].astype(np.intp)
+                codes.flags.writeable = False
             elif self.codes:
                 codes = np.frombuffer(self.codes, dtype=CODE_DTYPE).astype(np.intp)
                 codes.flags.writeable = False
             else:
-                codes = _enum_codes(self.frame)
+                codes = _enum_codes(self.frame, np.intp)
             state["_codes"] = codes
         return codes
 

@@ -41,7 +41,6 @@ from ml4t.backtest.data.validation import (
 )
 from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.events import (
-    CODE_DTYPE,
     ChunkColumns,
     CorporateAction,
     MarketBatch,
@@ -70,7 +69,7 @@ class _Chunk:
         self.columns = columns = ChunkColumns(frame, starts.tolist(), lengths)
         # symbol codes of every row, once per chunk (here, on the read-ahead thread):
         # each batch carries its slice, as int32 bytes on the wire and as intp in process
-        self.codes = memoryview(columns.codes().astype(CODE_DTYPE).tobytes())
+        self.codes = columns.codes().data.cast("B")
         self.ts: list[int] = row_ts[starts].tolist()
 
 

@@ -163,6 +163,12 @@ class DailySeries:
             self.benchmark.append(benchmark)
             self.holdings.append(holdings)
             return
+        self.replace_last(ts, equity, cash, benchmark, holdings)
+
+    def replace_last(
+        self, ts: int, equity: float, cash: float, benchmark: float, holdings: Holdings
+    ) -> None:
+        """A later state of the current day: it is the day's last so far."""
         self.ts[-1] = ts
         self.equity[-1] = equity
         self.cash[-1] = cash

@@ -125,17 +125,19 @@ class PortfolioStates:
         self.equity_sum += equity
         # the last state of each day
         day = self.days.day_end(ts)
-        new_day = day != self._day
-        self._day = day
-        self.daily.add(
-            new_day=new_day,
-            label=self.days.label(day),
-            ts=ts,
-            equity=equity,
-            cash=snap.cash,
-            benchmark=beside[0],
-            holdings=beside[1],
-        )
+        if day != self._day or not self.daily.ts:
+            self._day = day
+            self.daily.add(
+                new_day=True,
+                label=self.days.label(day),
+                ts=ts,
+                equity=equity,
+                cash=snap.cash,
+                benchmark=beside[0],
+                holdings=beside[1],
+            )
+        else:
+            self.daily.replace_last(ts, equity, snap.cash, beside[0], beside[1])
         # sampling
         if self.table is None:
             return
