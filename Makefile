@@ -17,12 +17,13 @@ VALIDATE_STAMP := $(VENV)/.validate-installed
 .PHONY: demo test lint bench validate validate-small clean
 
 $(STAMP): pyproject.toml plugins/ml4t-commission-schedule/pyproject.toml plugins/ml4t-nats/pyproject.toml \
-		plugins/ml4t-csv-feed/pyproject.toml plugins/ml4t-delay-broker/pyproject.toml
+		plugins/ml4t-csv-feed/pyproject.toml plugins/ml4t-delay-broker/pyproject.toml \
+		plugins/ml4t-alpaca/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet -e plugins/ml4t-commission-schedule -e plugins/ml4t-nats \
-		-e plugins/ml4t-csv-feed -e plugins/ml4t-delay-broker
+		-e plugins/ml4t-csv-feed -e plugins/ml4t-delay-broker -e 'plugins/ml4t-alpaca[test]'
 	touch $(STAMP)
 
 # editable, as the test venv: the demo runs this checkout's code, never a stale copy

@@ -44,6 +44,7 @@ loopback market-data client.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -312,7 +313,7 @@ class BrokerAdapter(Component):
             self.publish(FILLS, event)
             return
         self._track_order(event)
-        self.publish(ORDER_EVENTS, event)  # type: ignore[arg-type]
+        self.publish(ORDER_EVENTS, event)
 
     def _track_fill(self, fill: OrderFilled) -> None:
         held = self.positions.get(fill.symbol, 0.0) + fill.side.sign * fill.quantity
@@ -616,7 +617,10 @@ class FeedAdapter(Component):
         now = self.now_ns()
         for batch in history:
             self.clock.schedule(
-                now, lambda b=batch: self._publish(b), priority=AlarmPriority.DATA, owner=self.name
+                now,
+                functools.partial(self._publish, batch),
+                priority=AlarmPriority.DATA,
+                owner=self.name,
             )
         self.clock.schedule(now, self._live, priority=AlarmPriority.DATA, owner=self.name)
 

@@ -30,7 +30,13 @@ from ml4t.backtest import (
     StrategyBase,
     VenueOrder,
 )
-from ml4t.backtest.live import Backoff, BrokerAdapter, DrivenClock, FeedAdapter
+from ml4t.backtest.live import (
+    Backoff,
+    BrokerAdapter,
+    DrivenClock,
+    ExecutionClient,
+    FeedAdapter,
+)
 from ml4t.backtest.testing import Capture
 from ml4t.backtest.topics import FILLS, ORDER_EVENTS, ORDER_REQUESTS, POSITIONS, SESSION, VENUE
 
@@ -60,7 +66,10 @@ def live_graph(
     expected_orders: Sequence[VenueOrder] = (),
     warmup: int = 0,
     initial_cash: float = 100_000.0,
+    venue: ExecutionClient | None = None,
 ) -> LiveGraph:
+    """The graph; ``venue`` replaces the Alpaca execution client (forward testing: the
+    live data with the simulated broker, ``SimulatedExecution``)."""
     config = config or standin.config(session="test", backoff=FAST)
     universe = tuple(
         symbols or sorted({row["symbol"] for _, rows in standin.minutes for row in rows})
@@ -70,7 +79,7 @@ def live_graph(
     execution = AlpacaExecution(config, credentials=credentials)
     broker = runtime.add(
         BrokerAdapter(
-            execution,
+            venue or execution,
             on_mismatch=on_mismatch,  # type: ignore[arg-type]
             expected_positions=expected_positions,
             expected_orders=expected_orders,

@@ -45,8 +45,8 @@ class Everything(logging.Handler):
 @pytest.fixture
 def every_log():
     handler = Everything()
-    root = logging.getLogger()
-    old = root.level
+    root, ml4t = logging.getLogger(), logging.getLogger("ml4t")
+    saved = (root.level, ml4t.level, list(ml4t.handlers), ml4t.propagate)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     stream = io.StringIO()
@@ -55,11 +55,13 @@ def every_log():
         yield handler, stream
     finally:
         root.removeHandler(handler)
-        root.setLevel(old)
-        ml4t = logging.getLogger("ml4t")
-        for h in list(ml4t.handlers):
-            ml4t.removeHandler(h)
-        ml4t.propagate = True
+        for added in list(ml4t.handlers):
+            ml4t.removeHandler(added)
+        root_level, ml4t_level, handlers, ml4t.propagate = saved
+        root.setLevel(root_level)
+        ml4t.setLevel(ml4t_level)  # setLevel, not .level: it clears the loggers' caches
+        for kept in handlers:
+            ml4t.addHandler(kept)
 
 
 def _leaks(text: str) -> list[str]:
@@ -79,8 +81,9 @@ def test_credentials_appear_in_no_log_exception_repr_journal_or_result(
         standin.scenario.drop_submit_answers = 1
         standin.scenario.rate_limited = 2
         graph = live_graph(standin, [Momentum("m")], credentials)
-        graph.runtime.add(Recorder(ReportingConfig(output_dir=str(tmp_path / "results"),
-                                                   journal=True)))
+        graph.runtime.add(
+            Recorder(ReportingConfig(output_dir=str(tmp_path / "results"), journal=True))
+        )
 
         async def faults(i: int) -> None:
             if i == 3:
@@ -105,7 +108,7 @@ def test_credentials_appear_in_no_log_exception_repr_journal_or_result(
     assert any(line.startswith("urllib3") for line in handler.lines)
     for event in ("connection_lost", "stream_lost", "stream_restored", "rate_limited"):
         assert event in stream.getvalue(), event
-    for line in handler.lines + [stream.getvalue()] + texts:
+    for line in [*handler.lines, stream.getvalue(), *texts]:
         assert not _leaks(line), line[:300]
 
 
@@ -157,7 +160,9 @@ def test_credentials_come_from_the_environment_or_a_private_file(tmp_path):
     with pytest.raises(CredentialsError, match="APCA_API_SECRET_KEY not set"):
         load_credentials(AlpacaConfig(), {"APCA_API_KEY_ID": KEY_ID})
     file = tmp_path / "keys"
-    file.write_text(f"# paper account\nexport APCA_API_KEY_ID={KEY_ID}\nAPCA_API_SECRET_KEY='{SECRET}'\n")
+    file.write_text(
+        f"# paper account\nexport APCA_API_KEY_ID={KEY_ID}\nAPCA_API_SECRET_KEY='{SECRET}'\n"
+    )
     file.chmod(0o600)
     from_file = load_credentials(AlpacaConfig(credentials_file=str(file)), {})
     assert (from_file.key_id, from_file.secret_key) == (KEY_ID, SECRET)

@@ -109,8 +109,10 @@ def test_the_tracker_reports_each_fill_once_whatever_the_order_of_the_news():
     # the update of a later execution came first: both executions' 6 shares, at their mean
     assert [type(e) for e in events] == [OrderAccepted, OrderFilled]
     assert (events[1].quantity, events[1].price) == (6, pytest.approx(10.5))
-    assert tracked.apply(_order("partially_filled", 4, 10.25), 2, Execution("e1", 4, 10.25, 2)) == []
-    assert tracked.apply(_order("partially_filled", 6, 10.5), 3, Execution("e2", 2, 11.0, 3)) == []
+    older = Execution("e1", 4, 10.25, 2)
+    assert tracked.apply(_order("partially_filled", 4, 10.25), 2, older) == []  # stale
+    repeat = Execution("e2", 2, 11.0, 3)
+    assert tracked.apply(_order("partially_filled", 6, 10.5), 3, repeat) == []  # a duplicate
     last = tracked.apply(_order("canceled", 8, 10.625), 4)  # a fill lost, then the cancel
     assert [type(e) for e in last] == [OrderFilled, OrderCancelled]
     assert last[0].quantity == 2 and last[0].price == pytest.approx(11.0)
@@ -130,5 +132,5 @@ def test_the_plugin_is_installed_as_a_feed_and_a_broker(tmp_path, monkeypatch):
     assert feed.columns == ("symbol", "open", "high", "low", "close", "volume")
     broker = plugins.build("brokers", "alpaca", None)
     assert broker.alpaca.config.session == "entry-points" and broker.on_mismatch == "adopt"
-    with pytest.raises(ConfigError, match="data.asset.symbols"):
+    with pytest.raises(ConfigError, match=r"data\.asset\.symbols"):
         AlpacaFeed(FeedConfig())

@@ -26,6 +26,7 @@ from ml4t.backtest import (
     load_config,
     on,
 )
+from ml4t.backtest.live import SimulatedExecution
 from ml4t.backtest.topics import MARKET
 
 ZERO_COSTS = {
@@ -84,13 +85,36 @@ def test_a_strategy_against_the_standin_makes_the_backtests_orders_and_fills(
     orders = [
         (o.order_id, o.symbol, str(o.side), o.quantity) for o in graph.capture.of_type(SubmitOrder)
     ]
-    assert len(orders) == reference.orders.height
+    placed = reference.orders.select("order_id", "symbol", "side", "quantity").rows()
+    assert orders == [(i, s, side, float(q)) for i, s, side, q in placed]
     # the venue agrees with the graph: one venue order per order, positions equal
     assert len(standin.orders) == len(orders)
     for symbol in SYMBOLS:
         assert graph.portfolio.quantity[graph.portfolio._table.code[symbol]] == standin.position(
             symbol
         )
+
+
+def test_forward_testing_the_live_data_with_the_simulated_broker_fills_as_the_backtest(
+    standin, credentials, bars
+):
+    """No account needed: the stand-in's bars through the live feed, orders filled by
+    our own fill rules (the simulated broker behind the adapter), fill for fill."""
+    reference, _ = backtest(bars, Momentum("m"))
+    config = load_config({"execution": ZERO_COSTS}).execution
+    graph = live_graph(
+        standin, [Momentum("m")], credentials, on_mismatch="fail", venue=SimulatedExecution(config)
+    )
+    run(graph, standin)
+    live = graph.capture.of_type(OrderFilled)
+    assert not standin.orders  # nothing went to the venue
+    expected = [
+        (r["order_id"], r["symbol"], r["side"], r["quantity"], round(r["price"], 6))
+        for r in reference.fills.iter_rows(named=True)
+    ]
+    assert _fills(live) == expected  # same order, same prices
+    stamps = [int(t.timestamp()) * 10**9 for t in reference.fills["timestamp"]]
+    assert [f.ts_event for f in live] == stamps  # and the backtest's fill times
 
 
 def test_live_batches_are_the_backtests_known_at_the_bar_end_with_signals_and_context(
