@@ -8,7 +8,12 @@
   :class:`Backoff` for reconnecting;
 - :mod:`~ml4t.backtest.live.clients`: two in-process execution clients, the simulated
   broker behind the adapter (:class:`SimulatedExecution`) and a paper broker that fills
-  against live incoming bars (:class:`PaperExecution`).
+  against live incoming bars (:class:`PaperExecution`);
+- :mod:`~ml4t.backtest.live.session`: ``ml4t live CONFIG`` (:class:`LiveSession`), with
+  its feed and broker (:mod:`~ml4t.backtest.live.roles`), the restart from a journal
+  (:mod:`~ml4t.backtest.live.resume`), credentials
+  (:mod:`~ml4t.backtest.live.credentials`) and the ``scripted`` bars adapter
+  (:mod:`~ml4t.backtest.live.scripted`).
 """
 
 from __future__ import annotations
@@ -25,17 +30,28 @@ from ml4t.backtest.live.adapters import (
     reconcile,
 )
 from ml4t.backtest.live.clients import LoopbackMarketData, PaperExecution, SimulatedExecution
-from ml4t.backtest.live.clocks import DrivenClock, ReplayClock
+from ml4t.backtest.live.clocks import DrivenClock, LiveClock, ReplayClock
+from ml4t.backtest.live.credentials import Credentials, load_credentials
 from ml4t.backtest.live.monitor import LiveView, PaperMonitor
 from ml4t.backtest.live.paper import OpenOrderGuard, PaperSession, paper_config, parse_speed
+from ml4t.backtest.live.resume import JournalVenue, ReplayPlan
+from ml4t.backtest.live.roles import LiveBroker, LiveFeed, SessionControl, SimulatedVenue
+from ml4t.backtest.live.scripted import ScriptedBars
+from ml4t.backtest.live.session import LiveSession
 
 __all__ = [
     "Backoff",
     "BrokerAdapter",
     "ConnectionLost",
+    "Credentials",
     "DrivenClock",
     "ExecutionClient",
     "FeedAdapter",
+    "JournalVenue",
+    "LiveBroker",
+    "LiveClock",
+    "LiveFeed",
+    "LiveSession",
     "LiveView",
     "LoopbackMarketData",
     "MarketDataClient",
@@ -46,7 +62,12 @@ __all__ = [
     "PaperSession",
     "ReconcileError",
     "ReplayClock",
+    "ReplayPlan",
+    "ScriptedBars",
+    "SessionControl",
     "SimulatedExecution",
+    "SimulatedVenue",
+    "load_credentials",
     "paper_config",
     "parse_speed",
     "reconcile",
