@@ -1,4 +1,4 @@
-"""The ``ml4t`` command: run, validate, demo (and the results tools).
+"""The ``ml4t`` command: run, validate, demo, paper, live (and the results tools).
 
 Errors a user can fix (a bad config key, bad data, a path that is not there, a flag's
 bad value) print one line naming what was wrong and exit 2; a run that fails exits 1
@@ -30,6 +30,7 @@ from ml4t.backtest.errors import (
     ML4TError,
     ResultsNotFoundError,
 )
+from ml4t.backtest.live import _command as live_command
 from ml4t.backtest.live import paper
 from ml4t.backtest.logging import configure_logging
 from ml4t.backtest.runtime import RunTerminated
@@ -314,7 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     # each part of the package adds its own commands
-    for add_cli in (report.add_cli, journal.add_cli, paper.add_cli, plugins.add_cli, sweep_cli):
+    for add_cli in (
+        report.add_cli,
+        journal.add_cli,
+        paper.add_cli,
+        live_command.add_cli,
+        plugins.add_cli,
+        sweep_cli,
+    ):
         add_cli(commands)
     written = commands.choices["report"]
     written.set_defaults(func=_checked_report(written.get_default("func")))

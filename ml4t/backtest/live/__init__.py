@@ -12,7 +12,12 @@
   batches as of their time, exactly as the parquet feed joins them in a backtest;
 - :mod:`~ml4t.backtest.live.clients`: two in-process execution clients, the simulated
   broker behind the adapter (:class:`SimulatedExecution`) and a paper broker that fills
-  against live incoming bars (:class:`PaperExecution`).
+  against live incoming bars (:class:`PaperExecution`);
+- :mod:`~ml4t.backtest.live.session`: ``ml4t live CONFIG`` (:class:`LiveSession`), with
+  its feed and broker (:mod:`~ml4t.backtest.live.roles`), the restart from a journal
+  (:mod:`~ml4t.backtest.live.resume`), credentials
+  (:mod:`~ml4t.backtest.live.credentials`) and the ``scripted`` bars adapter
+  (:mod:`~ml4t.backtest.live.scripted`).
 """
 
 from __future__ import annotations
@@ -40,9 +45,14 @@ from ml4t.backtest.live.adapters import (
 )
 from ml4t.backtest.live.asof import AsofJoiner
 from ml4t.backtest.live.clients import LoopbackMarketData, PaperExecution, SimulatedExecution
-from ml4t.backtest.live.clocks import DrivenClock, ReplayClock
+from ml4t.backtest.live.clocks import DrivenClock, LiveClock, ReplayClock
+from ml4t.backtest.live.credentials import Credentials, load_credentials
 from ml4t.backtest.live.monitor import LiveView, PaperMonitor
 from ml4t.backtest.live.paper import OpenOrderGuard, PaperSession, paper_config, parse_speed
+from ml4t.backtest.live.resume import JournalVenue, ReplayPlan
+from ml4t.backtest.live.roles import LiveBroker, LiveFeed, SessionControl, SimulatedVenue
+from ml4t.backtest.live.scripted import ScriptedBars
+from ml4t.backtest.live.session import LiveSession
 
 __all__ = [
     "MARKET_DATA_LINK",
@@ -53,10 +63,16 @@ __all__ = [
     "BrokerAdapter",
     "ConnectionLost",
     "ConnectionReporting",
+    "Credentials",
     "DrivenClock",
     "ExecutionClient",
     "FeedAdapter",
     "HistorySource",
+    "JournalVenue",
+    "LiveBroker",
+    "LiveClock",
+    "LiveFeed",
+    "LiveSession",
     "LiveView",
     "LoopbackMarketData",
     "MarketDataClient",
@@ -67,9 +83,14 @@ __all__ = [
     "PaperSession",
     "ReconcileError",
     "ReplayClock",
+    "ReplayPlan",
     "Resumable",
+    "ScriptedBars",
+    "SessionControl",
     "SimulatedExecution",
+    "SimulatedVenue",
     "VenueError",
+    "load_credentials",
     "paper_config",
     "parse_speed",
     "reconcile",

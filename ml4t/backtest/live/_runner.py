@@ -16,17 +16,19 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
 
 from ml4t.backtest._blocking import run_blocking
+from ml4t.backtest._time import from_ns
 from ml4t.backtest.engine import BacktestEngine, BacktestResults
-from ml4t.backtest.live.monitor import LiveView
+from ml4t.backtest.live.monitor import LiveView, PaperMonitor
 from ml4t.backtest.protocols import RecorderRole
 from ml4t.backtest.runtime import Runtime, unwrap_group
 
-__all__ = ["SessionRunner"]
+__all__ = ["SessionRunner", "common_lines"]
 
 
 class SessionRunner:
@@ -53,7 +55,7 @@ class SessionRunner:
         """Stop the running graph cleanly because it was ``why`` (interrupted, ...)."""
         raise NotImplementedError
 
-    def _tasks(self) -> list[Callable[[], Awaitable[None]]]:
+    def _tasks(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
         """Tasks to run beside the graph (cancelled when it stops)."""
         return []
 
@@ -134,3 +136,27 @@ class SessionRunner:
             return False
         self._on_signal(signal.SIGINT)
         return True
+
+
+def common_lines(
+    monitor: PaperMonitor, results: BacktestResults, fmt: Callable[[int], str] | None
+) -> list[str]:
+    """The summary lines ``ml4t paper`` and ``ml4t live`` share: the market time seen
+    (``fmt`` formats a time; None: ISO 8601 UTC), fills with their costs, trades by exit
+    reason, P&L."""
+    show = fmt or (lambda ns: from_ns(ns).isoformat(timespec="seconds"))
+    lines = []
+    if monitor.first_ts_ns is not None and monitor.last_ts_ns is not None:
+        lines.append(f"  market time  {show(monitor.first_ts_ns)} to {show(monitor.last_ts_ns)}")
+    fills = results.fills
+    lines.append(
+        f"  fills        {fills.height:,} (commission {float(fills['commission'].sum()):,.2f}, "
+        f"slippage {float(fills['slippage'].sum()):,.2f})"
+    )
+    trades = results.trades
+    reasons = trades["exit_reason"].fill_null("open").value_counts(sort=True)
+    by_reason = ", ".join(f"{r} {n:,}" for r, n in reasons.sort("exit_reason").iter_rows())
+    lines.append(f"  trades       {trades.height:,}" + (f" ({by_reason})" if by_reason else ""))
+    pnl = results.final_equity - results.initial_equity
+    lines.append(f"  P&L          {pnl:+,.2f} ({results.total_return:+.2%})")
+    return lines

@@ -45,7 +45,7 @@ from ml4t.backtest.events import (
     OrderRejected,
 )
 from ml4t.backtest.live._idle import Idle, IdleTime, duration
-from ml4t.backtest.live._runner import SessionRunner
+from ml4t.backtest.live._runner import SessionRunner, common_lines
 from ml4t.backtest.live.clocks import ReplayClock
 from ml4t.backtest.live.monitor import LiveView, PaperMonitor
 from ml4t.backtest.runtime import RunOutcome, Runtime
@@ -254,20 +254,7 @@ def summary_lines(session: PaperSession, results: BacktestResults) -> list[str]:
         f"{results.bar_events:,} bar-events in {results.elapsed_time:.2f} s, "
         f"{results.trades.height:,} trades, final equity {results.final_equity:,.2f}"
     ]
-    monitor, fmt = session.monitor, session.idle.format
-    if monitor.first_ts_ns is not None and monitor.last_ts_ns is not None:
-        lines.append(f"  market time  {fmt(monitor.first_ts_ns)} to {fmt(monitor.last_ts_ns)}")
-    fills = results.fills
-    lines.append(
-        f"  fills        {fills.height:,} (commission {float(fills['commission'].sum()):,.2f}, "
-        f"slippage {float(fills['slippage'].sum()):,.2f})"
-    )
-    trades = results.trades
-    reasons = trades["exit_reason"].fill_null("open").value_counts(sort=True)
-    by_reason = ", ".join(f"{r} {n:,}" for r, n in reasons.sort("exit_reason").iter_rows())
-    lines.append(f"  trades       {trades.height:,}" + (f" ({by_reason})" if by_reason else ""))
-    pnl = results.final_equity - results.initial_equity
-    lines.append(f"  P&L          {pnl:+,.2f} ({results.total_return:+.2%})")
+    lines += common_lines(session.monitor, results, session.idle.format)
     if session.interrupted is not None:
         lines.append(
             f"  stopped      {session.interrupted}: "

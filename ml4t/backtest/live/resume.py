@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,6 +44,7 @@ from ml4t.backtest.component import Component, on
 from ml4t.backtest.errors import ComponentError, ConfigError
 from ml4t.backtest.events import (
     CancelOrder,
+    CorporateAction,
     Event,
     MarketBatch,
     ModifyOrder,
@@ -128,11 +130,17 @@ class ReplayPlan:
         self.by_call: dict[tuple[str, ...], deque[_Item]] = {}
         self.orders: list[SubmitOrder] = []
         self.session: SessionStarted | None = None
-        self.positions: dict[str, float] = {}
+        self._venue = StopBook()  # the venue's fills, for the positions it holds
         self.stopped: TradingStopped | None = None  # by the kill switch or an operator
         self.events = 0
         self.first_ns = self.last_ns = 0
         self._read(iter(reader))
+        self.positions: dict[str, float] = {}
+        """Signed quantity per symbol from the journal's fills: what the venue holds."""
+        for (_, symbol), qty in self._venue.held.items():
+            total = self.positions.get(symbol, 0.0) + qty
+            self.positions[symbol] = total
+        self.positions = {s: q for s, q in sorted(self.positions.items()) if abs(q) > 1e-9}
         if self.session is None:
             raise ConfigError(f"{self.path}: the journal has no SessionStarted: nothing to resume")
 
@@ -154,10 +162,13 @@ class ReplayPlan:
                     current.inputs.append(_Item(_BY_NAME[topic], event, index))
                     if isinstance(event, MarketBatch):
                         bar = ("bar", str(event.ts_event))
+                    elif isinstance(event, CorporateAction):
+                        self._venue.on_action(event)
                 elif topic == ORDERS_APPROVED.name:
                     key = _request_key(event)
                     calls[event.order_id] = key
-                    approved[key[1:]] = approved.get(key[1:], 0) + 1  # type: ignore[index]
+                    pair = (key[1], key[2])
+                    approved[pair] = approved.get(pair, 0) + 1
                     if isinstance(event, SubmitOrder):
                         self.orders.append(event)
                 elif topic in (FILLS.name, ORDER_EVENTS.name):
@@ -166,6 +177,8 @@ class ReplayPlan:
                         if not approved.get(key2):
                             continue  # the risk manager's: made again by the replay
                         approved[key2] -= 1
+                    if isinstance(event, OrderFilled):
+                        self._venue.on_fill(event)
                     item = _Item(_BY_NAME[topic], event, index)
                     call = calls.get(event.order_id) or bar
                     if call is None:  # reported on its own: an input of its wake-up
@@ -173,11 +186,6 @@ class ReplayPlan:
                     else:
                         self.by_call.setdefault(call, deque()).append(item)
                         current.answers.append(item)
-                elif topic == POSITIONS.name and isinstance(event, PositionChanged):
-                    if event.quantity:
-                        self.positions[event.symbol] = event.quantity
-                    else:
-                        self.positions.pop(event.symbol, None)
                 elif (
                     isinstance(event, TradingStopped)
                     and event.source != SESSION_SOURCE
@@ -223,6 +231,7 @@ class JournalVenue(Component):
         self.on_divergence = on_divergence
         self.divergence = ""
         self.made = 0  # orders the replay made, compared with the journal's
+        self.beyond: list[str] = []  # made in the journal's last wake-up, not journaled
         self.book = StopBook()
         self.positions: dict[str, float] = {}
         self.done = False
@@ -237,8 +246,8 @@ class JournalVenue(Component):
             )
         for index, group in enumerate(self.plan.groups):
             ts = group.clock_ns
-            clock.schedule(ts, lambda i=index: self._inputs(i), priority=AlarmPriority.DATA)
-            clock.schedule(ts, lambda i=index: self._leftovers(i), priority=AlarmPriority.SESSION)
+            clock.schedule(ts, partial(self._inputs, index), priority=AlarmPriority.DATA)
+            clock.schedule(ts, partial(self._leftovers, index), priority=AlarmPriority.SESSION)
         clock.schedule(self.plan.last_ns, self._finish, priority=AlarmPriority.SESSION + 1)
 
     def _send(self, items: Iterable[_Item]) -> None:
@@ -275,6 +284,11 @@ class JournalVenue(Component):
         if self.divergence:
             return
         if n >= len(orders):
+            if self.now_ns() >= self.plan.last_ns:
+                # the journal's last wake-up, which a kill may have cut short: the graph
+                # goes on making what it would have made; these reach the venue next
+                self.beyond.append(order.order_id)
+                return
             self._diverged(f"order #{n + 1} ({order.order_id}) is not in the journal")
         elif not _same_order(orders[n], order):
             self._diverged(

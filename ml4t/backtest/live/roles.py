@@ -16,10 +16,14 @@ and :class:`~ml4t.backtest.live.BrokerAdapter` with what a live session adds:
   need not know the codes.
 - **A restart** (``resuming=True``): until the graph has replayed the session's journal
   (:mod:`~ml4t.backtest.live.resume`), the feed holds the live bars and the broker sends
-  nothing to the venue and holds what it reports; ``SessionResumed`` releases both. A
-  venue whose state lived in this process (``restore_venue``: the simulated one) gets
-  the orders that were open resubmitted, their remaining quantity only, and its
-  acknowledgements of them are not reported again.
+  nothing to the venue and holds what it reports; ``SessionResumed`` releases both. An
+  order the replayed graph holds open that the venue never answered (sent just before
+  a crash, or made in the journal's last, cut-short wake-up) is submitted now: order ids
+  are idempotency keys, so a venue that has it already ignores it. A venue whose state
+  lived in this process and died with it (``rebuild_venue``: the simulated one) is
+  rebuilt instead: the replay hands it the same bars and requests as before, in the
+  same order, and it makes the same fills (its reports are dropped: the journal's are
+  replayed), so it holds the same orders and positions when the live part begins.
 
 :class:`SimulatedVenue` is forward testing's venue: the simulated broker behind the
 execution-client interface (the backtest's fill rules on live bars), able to start from
@@ -44,7 +48,6 @@ from ml4t.backtest.events import (
     Event,
     MarketBatch,
     ModifyOrder,
-    OrderAccepted,
     OrderCancelled,
     OrderExpired,
     OrderFilled,
@@ -63,6 +66,7 @@ from ml4t.backtest.live.adapters import (
     ExecutionClient,
     FeedAdapter,
     MarketDataClient,
+    reconcile,
 )
 from ml4t.backtest.live.clients import SimulatedExecution
 from ml4t.backtest.topics import (
@@ -97,10 +101,10 @@ class LiveFeed(FeedAdapter):
         name: str = "feed",
     ) -> None:
         super().__init__(client, symbols=symbols, backoff=backoff, name=name)
-        self.session = session
+        self.handshake = session
         self.resuming = resuming
         self._enum = pl.Enum(list(symbols))
-        self._held: list[MarketBatch] | None = [] if resuming else None
+        self._waiting: list[MarketBatch] | None = [] if resuming else None
         self.dropped_rows = 0
         self.last_batch_ns: int | None = None
 
@@ -117,7 +121,7 @@ class LiveFeed(FeedAdapter):
             self.publish(
                 SESSION,
                 msgspec.structs.replace(
-                    self.session, ts_event=now, ts_init=now, symbols=list(self.symbols)
+                    self.handshake, ts_event=now, ts_init=now, symbols=list(self.symbols)
                 ),
             )
         await super().on_start()
@@ -126,8 +130,8 @@ class LiveFeed(FeedAdapter):
         recoded = self._recode(batch)
         if recoded is None:
             return
-        if self._held is not None:
-            self._held.append(recoded)
+        if self._waiting is not None:
+            self._waiting.append(recoded)
         else:
             self._schedule(recoded)
 
@@ -157,8 +161,8 @@ class LiveFeed(FeedAdapter):
 
     @on(RESUMES, phase=Phase.SESSION)
     def _on_resumed(self, event: SessionResumed) -> None:
-        held, self._held = self._held, None
-        for batch in held or ():
+        waiting, self._waiting = self._waiting, None
+        for batch in waiting or ():
             self._schedule(batch)
 
 
@@ -175,7 +179,7 @@ class LiveBroker(BrokerAdapter):
         on_mismatch: Any = "fail",
         backoff: Backoff | None = None,
         resuming: bool = False,
-        restore_venue: bool = False,
+        rebuild_venue: bool = False,
         name: str = "broker",
     ) -> None:
         super().__init__(
@@ -186,21 +190,22 @@ class LiveBroker(BrokerAdapter):
             name=name,
         )
         self.resuming = resuming
-        self.restore_venue = restore_venue
+        self.rebuild_venue = rebuild_venue
         self.open: dict[str, SubmitOrder] = {}  # working orders, quantity left to fill
-        self.restored: list[str] = []
-        self._held: list[Event] | None = [] if resuming else None
+        self.restored: list[str] = []  # submitted again after a restart
+        self.answered: set[str] = set()  # orders the venue said anything about
+        self._waiting: list[Event] | None = [] if resuming else None
         self._answering = False  # inside a call to the venue: its answers are published now
-        self._reacks: set[str] = set()
+        self._muted = False  # rebuilding the venue: its answers are the journal's
+        self.venue_mismatches: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------ the venue's reports
 
     def _report(self, event: Event) -> None:
-        if isinstance(event, OrderAccepted) and event.order_id in self._reacks:
-            self._reacks.discard(event.order_id)  # a restored order: the graph knows it
+        if self._muted:
             return
-        if self._held is not None:
-            self._held.append(event)
+        if self._waiting is not None:
+            self._waiting.append(event)
         elif self._answering:
             super()._report(event)
         else:
@@ -210,25 +215,27 @@ class LiveBroker(BrokerAdapter):
             )
 
     async def _answered(self, call: Callable[..., Any], what: str, *args: Any) -> None:
+        if self.resuming:
+            if not self.rebuild_venue:
+                return  # the replay answers from the journal
+            self._muted = True
         self._answering = True
         try:
             await self._call(call, what, *args)
         finally:
-            self._answering = False
+            self._answering = self._muted = False
 
     # ------------------------------------------------------------ the bus
 
     @on(MARKET, phase=Phase.EXECUTION)
     async def _on_market(self, batch: MarketBatch) -> None:
-        if self.market_driven and not self.resuming:
+        if self.market_driven:
             await self._answered(self.client.on_market, "on_market", batch)  # type: ignore[attr-defined]
 
     @on(ORDERS_APPROVED, phase=Phase.ROUTING)
     async def _on_request(self, request: SubmitOrder | CancelOrder | ModifyOrder) -> None:
         if isinstance(request, SubmitOrder):
             self.open[request.order_id] = request
-        if self.resuming:
-            return  # the replay answers from the journal
         if isinstance(request, SubmitOrder):
             await self._answered(self.client.submit, "submit", request)
         elif isinstance(request, CancelOrder):
@@ -237,7 +244,8 @@ class LiveBroker(BrokerAdapter):
             await self._answered(self.client.modify, "modify", request)
 
     @on(FILLS, phase=Phase.RECORD)
-    def _track_fill(self, fill: OrderFilled) -> None:
+    def _follow_fill(self, fill: OrderFilled) -> None:
+        self.answered.add(fill.order_id)
         order = self.open.get(fill.order_id)
         if order is None:
             return
@@ -249,7 +257,8 @@ class LiveBroker(BrokerAdapter):
             )
 
     @on(ORDER_EVENTS, phase=Phase.RECORD)
-    def _track_order(self, event: Any) -> None:
+    def _follow_order(self, event: Any) -> None:
+        self.answered.add(event.order_id)
         if isinstance(event, OrderCancelled | OrderExpired) or (
             isinstance(event, OrderRejected) and event.request is RequestKind.SUBMIT
         ):
@@ -258,41 +267,41 @@ class LiveBroker(BrokerAdapter):
     @on(RESUMES, phase=Phase.SESSION)
     async def _on_resumed(self, event: SessionResumed) -> None:
         self.resuming = False
-        if self.restore_venue:
-            for order_id in sorted(self.open):
-                self._reacks.add(order_id)
+        if self.rebuild_venue:
+            held = await self._call(self.client.positions, "positions")
+            self.venue_mismatches = reconcile(event.positions, held)
+            if self.venue_mismatches:
+                self.log.warning("rebuilt_venue_differs", mismatches=self.venue_mismatches)
+        for order_id in sorted(self.open):
+            if order_id not in self.answered:  # the venue ignores an id it has
                 self.restored.append(order_id)
                 await self._answered(self.client.submit, "submit", self.open[order_id])
-        held, self._held = self._held, None
-        for report in held or ():
+        waiting, self._waiting = self._waiting, None
+        for report in waiting or ():
             self._report(report)
 
 
 class SimulatedVenue(SimulatedExecution):
     """The simulated broker as a venue for forward testing: the ``execution`` section's
-    fill rules (with the account kind's cash policy), starting from ``positions`` (a
-    restarted session's, from its journal)."""
+    fill rules, with the account kind's cash policy, over the run's universe."""
 
     def __init__(
         self,
         config: BrokerConfig,
         *,
+        symbols: Sequence[str],
         calendar: Any = None,
         timezone: str | None = None,
         cash_account: bool = False,
-        positions: Mapping[str, float] | None = None,
     ) -> None:
-        super().__init__(config, calendar=calendar)
+        super().__init__(config, calendar=calendar, symbols=symbols)
         self.broker = SimulatedBroker(
-            config, calendar=calendar, timezone=timezone, cash_account=cash_account
+            config,
+            calendar=calendar,
+            timezone=timezone,
+            cash_account=cash_account,
+            symbols=symbols,
         )
-        self.start_positions = {s: float(q) for s, q in (positions or {}).items() if q}
-
-    async def positions(self) -> dict[str, float]:
-        held = dict(self.start_positions)
-        for symbol, qty in (await super().positions()).items():
-            held[symbol] = held.get(symbol, 0.0) + qty
-        return {s: q for s, q in held.items() if abs(q) > 1e-12}
 
 
 class SessionControl(Component):
