@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +18,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from alpaca_fakes import FIRST, KEY_ID, SECRET, SYMBOLS
 from alpaca_standin import AlpacaStandIn, start_standin
 from ml4t_alpaca import Credentials
-
-KEY_ID = "PKTESTKEYID7QX4ZLM2V"  # recognisable fakes: the credentials test greps for them
-SECRET = "tEsTsEcReT9x8w7v6u5t4s3r2q1p0oNMLKJIHGFE"
-SYMBOLS = ("AAA", "BBB", "CCC")
-FIRST = datetime(2024, 3, 4, 14, 31, tzinfo=UTC)  # known at 14:31 = Alpaca's 14:30 bar
 
 
 def minute_bars(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+from alpaca_fakes import KEY_ID, SECRET
 from alpaca_standin import start_standin
-from conftest import KEY_ID, SECRET
 from live_session import FAST, live_graph, run
 from ml4t_alpaca import (
     AlpacaConfig,

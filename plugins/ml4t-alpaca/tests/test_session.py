@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
-from conftest import FIRST, SYMBOLS
+from alpaca_fakes import FIRST, SYMBOLS
 from live_session import live_graph, run
 from strategies import BuyOnce, Momentum
 
@@ -165,8 +165,8 @@ def test_live_batches_are_the_backtests_known_at_the_bar_end_with_signals_and_co
 
 
 def test_the_account_at_the_venue_becomes_the_starting_state_and_is_reported(bars, credentials):
+    from alpaca_fakes import KEY_ID, SECRET
     from alpaca_standin import start_standin
-    from conftest import KEY_ID, SECRET
 
     server = start_standin(
         bars, key_id=KEY_ID, secret_key=SECRET, cash=50_000.0, positions={"BBB": (20.0, 74.5)}

@@ -16,9 +16,9 @@ import anyio
 import nats
 import nats.errors
 import pytest
-from conftest import AUTH_PREFIX, PASSWORDS, NatsServer
 from ml4t_nats import BridgeEnd, NatsBridge, NatsConfig, driver_engine, follower_runtime
 from nats.aio.client import Client as NATS
+from nats_server import AUTH_PREFIX, PASSWORDS, NatsServer
 
 from ml4t.backtest import BacktestEngine, BacktestResults, Codec, OrderSide, SubmitOrder
 
