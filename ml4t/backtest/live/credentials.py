@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from ml4t.backtest.errors import ConfigError
+from ml4t.backtest.errors import ConfigError, ProtocolError, UnknownNameError
 
 __all__ = ["Credentials", "RedactingFilter", "load_credentials"]
 
@@ -45,7 +45,7 @@ class Credentials(Mapping[str, str]):
         try:
             return self._values[name]
         except KeyError:
-            raise KeyError(
+            raise UnknownNameError(
                 f"no credential named {name!r} (given: {', '.join(sorted(self._values))})"
             ) from None
 
@@ -61,7 +61,7 @@ class Credentials(Mapping[str, str]):
     __str__ = __repr__
 
     def __reduce__(self) -> NoReturn:
-        raise TypeError("credentials cannot be pickled")
+        raise ProtocolError("credentials cannot be pickled")
 
     def redact(self, text: str) -> str:
         """``text`` with every credential value replaced by ``***``."""

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import msgspec
@@ -78,8 +79,10 @@ __all__ = ["JournalVenue", "ReplayPlan"]
 SESSION_SOURCE = "session"
 """The ``source`` of the ``StopTrading`` a stopping session publishes (not replayed)."""
 
-_INPUTS = {SESSION.name, CORPORATE_ACTIONS.name, MARKET.name, TRADING_CONTROL.name}
-_BY_NAME: dict[str, Topic[Any]] = {topic.name: topic for topic in STANDARD_TOPICS}
+_INPUTS = frozenset({SESSION.name, CORPORATE_ACTIONS.name, MARKET.name, TRADING_CONTROL.name})
+_BY_NAME: Mapping[str, Topic[Any]] = MappingProxyType(
+    {topic.name: topic for topic in STANDARD_TOPICS}
+)
 
 
 class _Item:

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TextIO
 
 import anyio
@@ -92,7 +93,7 @@ MODES = ("live", "paper", "dry-run")
 HALT_POLL_S = 0.2  # how often a session looks for a HALT file
 STOP_GRACE_S = 10.0  # how long a stopping session waits for the venue to confirm cancels
 
-DATA_ADAPTERS: Mapping[str, Callable[..., Any]] = {"scripted": ScriptedBars}
+DATA_ADAPTERS: Mapping[str, Callable[..., Any]] = MappingProxyType({"scripted": ScriptedBars})
 """Built-in market-data adapters (``live.data.adapter``), before the plugin registry."""
 SIMULATED = "simulated"
 """The built-in execution adapter: :class:`SimulatedVenue` (forward testing)."""
