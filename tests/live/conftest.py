@@ -70,3 +70,40 @@ def run_config(ds: SyntheticDataset, out: Path | None, **reporting: object) -> d
         },
         "reporting": {"output_dir": str(out) if out is not None else None, **reporting},
     }
+
+
+@pytest.fixture(scope="session")
+def scripted_bars(short_data: SyntheticDataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 40 timestamps of ``short_data`` (five symbols): the bars the scripted
+    adapter plays in the ``ml4t live`` tests, and a backtest replays for comparison."""
+    frame = pl.read_parquet(short_data.asset).sort("timestamp", "symbol")
+    first = frame["timestamp"].unique().sort()[:40]
+    path = tmp_path_factory.mktemp("scripted") / "bars.parquet"
+    frame.filter(pl.col("timestamp").is_in(first.implode())).write_parquet(path)
+    return path
+
+
+def live_config(
+    bars: Path, runs: Path, *, strategy: str = "Momentum", interval: float = 0.01, **extra: object
+) -> dict:
+    """A YAML-able ``ml4t live`` config: the scripted adapter over ``bars``, the
+    simulated venue, run directories under ``runs``."""
+    config: dict = {
+        "backtest": {"initial_capital": 100_000},
+        "execution": {
+            "commission": {"model": "per_share", "params": {"cost_per_share": 0.005}},
+            "slippage": {"model": "fixed_bps", "params": {"bps": 2.0}},
+        },
+        "reporting": {"output_dir": None},
+        "strategy": {"path": str(STRATEGIES), "class": strategy, "name": "m"},
+        "live": {
+            "data": {"adapter": "scripted", "params": {"path": str(bars), "interval": interval}},
+            "runs_dir": str(runs),
+        },
+    }
+    for key, value in extra.items():
+        config[key] = {**config.get(key, {}), **value}  # type: ignore[dict-item]
+    return config
+
+
+from tests.plugins.conftest import distribution  # noqa: E402, F401  (the plugin installer)

@@ -50,7 +50,13 @@ from ml4t.backtest.live.credentials import Credentials, load_credentials
 from ml4t.backtest.live.monitor import LiveView, PaperMonitor
 from ml4t.backtest.live.paper import OpenOrderGuard, PaperSession, paper_config, parse_speed
 from ml4t.backtest.live.resume import JournalVenue, ReplayPlan
-from ml4t.backtest.live.roles import LiveBroker, LiveFeed, SessionControl, SimulatedVenue
+from ml4t.backtest.live.roles import (
+    AdapterError,
+    LiveBroker,
+    LiveFeed,
+    SessionControl,
+    SimulatedVenue,
+)
 from ml4t.backtest.live.scripted import ScriptedBars
 from ml4t.backtest.live.session import LiveSession
 
@@ -58,6 +64,7 @@ __all__ = [
     "MARKET_DATA_LINK",
     "AccountSource",
     "AccountState",
+    "AdapterError",
     "AsofJoiner",
     "Backoff",
     "BrokerAdapter",

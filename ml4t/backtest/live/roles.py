@@ -33,8 +33,8 @@ it publishes a :class:`~ml4t.backtest.events.StopTrading` in a wake-up of its ow
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 import polars as pl
@@ -43,6 +43,7 @@ from ml4t.backtest.bus import Phase
 from ml4t.backtest.clock import AlarmPriority
 from ml4t.backtest.component import Component, on
 from ml4t.backtest.data.feed import OHLCV
+from ml4t.backtest.errors import ML4TError
 from ml4t.backtest.events import (
     CancelOrder,
     Event,
@@ -79,7 +80,30 @@ from ml4t.backtest.topics import (
     TRADING_CONTROL,
 )
 
-__all__ = ["LiveBroker", "LiveFeed", "SessionControl", "SimulatedVenue"]
+T = TypeVar("T")
+
+__all__ = ["AdapterError", "LiveBroker", "LiveFeed", "SessionControl", "SimulatedVenue"]
+
+Redact = Callable[[str], str]
+
+
+class AdapterError(ML4TError):
+    """An adapter's error as a live session reports it: ``Type: message`` with every
+    credential masked (the original, whose text or traceback may quote one, is dropped)."""
+
+
+async def _scrubbed(redact: Redact | None, call: Callable[[], Awaitable[T]]) -> T:
+    """``await call()``; an exception is raised again with credentials masked."""
+    if redact is None:
+        return await call()
+    try:
+        return await call()
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        clean = redact(text)
+        if clean == text:
+            raise
+        raise AdapterError(clean + " (traceback withheld: it quoted a credential)") from None
 
 
 class LiveFeed(FeedAdapter):
@@ -98,9 +122,11 @@ class LiveFeed(FeedAdapter):
         session: SessionStarted,
         resuming: bool = False,
         backoff: Backoff | None = None,
+        redact: Redact | None = None,
         name: str = "feed",
     ) -> None:
         super().__init__(client, symbols=symbols, backoff=backoff, name=name)
+        self.redact = redact
         self.handshake = session
         self.resuming = resuming
         self._enum = pl.Enum(list(symbols))
@@ -124,7 +150,7 @@ class LiveFeed(FeedAdapter):
                     self.handshake, ts_event=now, ts_init=now, symbols=list(self.symbols)
                 ),
             )
-        await super().on_start()
+        await _scrubbed(self.redact, super().on_start)
 
     def _on_batch(self, batch: MarketBatch) -> None:
         recoded = self._recode(batch)
@@ -180,6 +206,7 @@ class LiveBroker(BrokerAdapter):
         backoff: Backoff | None = None,
         resuming: bool = False,
         rebuild_venue: bool = False,
+        redact: Redact | None = None,
         name: str = "broker",
     ) -> None:
         super().__init__(
@@ -191,6 +218,7 @@ class LiveBroker(BrokerAdapter):
         )
         self.resuming = resuming
         self.rebuild_venue = rebuild_venue
+        self.redact = redact
         self.open: dict[str, SubmitOrder] = {}  # working orders, quantity left to fill
         self.restored: list[str] = []  # submitted again after a restart
         self.answered: set[str] = set()  # orders the venue said anything about
@@ -221,9 +249,12 @@ class LiveBroker(BrokerAdapter):
             self._muted = True
         self._answering = True
         try:
-            await self._call(call, what, *args)
+            await _scrubbed(self.redact, lambda: self._call(call, what, *args))
         finally:
             self._answering = self._muted = False
+
+    async def on_start(self) -> None:
+        await _scrubbed(self.redact, super().on_start)
 
     # ------------------------------------------------------------ the bus
 
@@ -268,7 +299,9 @@ class LiveBroker(BrokerAdapter):
     async def _on_resumed(self, event: SessionResumed) -> None:
         self.resuming = False
         if self.rebuild_venue:
-            held = await self._call(self.client.positions, "positions")
+            held = await _scrubbed(
+                self.redact, lambda: self._call(self.client.positions, "positions")
+            )
             self.venue_mismatches = reconcile(event.positions, held)
             if self.venue_mismatches:
                 self.log.warning("rebuilt_venue_differs", mismatches=self.venue_mismatches)

@@ -240,7 +240,10 @@ class LiveSession(SessionRunner):
             columns={"symbol": "symbol", **dict.fromkeys(OHLCV, "ohlcv")},
         )
         resuming = plan is not None
-        self.feed = LiveFeed(data, symbols=symbols, session=session, resuming=resuming)
+        redact = self.credentials.redact if self.credentials is not None else None
+        self.feed = LiveFeed(
+            data, symbols=symbols, session=session, resuming=resuming, redact=redact
+        )
         # a venue in this process died with the last one: it starts empty and the
         # replay rebuilds it; any other must hold what the journal says it holds
         rebuild = isinstance(execution_client, SimulatedExecution)
@@ -251,6 +254,7 @@ class LiveSession(SessionRunner):
             on_mismatch=live.on_mismatch,
             resuming=resuming,
             rebuild_venue=rebuild,
+            redact=redact,
         )
         engine = BacktestEngine(cfg, strategy=strategy, feed=self.feed, broker=self.broker)
         super().__init__(engine, handle_signals=handle_signals)

@@ -230,7 +230,9 @@ class JournalWriter:
             self._file.truncate(_continue.end)
             self._file.seek(_continue.end)
             return
-        self._file = open(self.partial, "wb")  # noqa: SIM115 - closed in close()
+        # a continuous journal appears under its name with its header already in it
+        # (written under the pid-named partial name, then renamed: no empty file ever)
+        self._file = open(partial_path(self.path), "wb")  # noqa: SIM115 - closed in close()
         head = {
             "format": FORMAT_VERSION,
             "versions": dependency_versions(),
@@ -241,6 +243,8 @@ class JournalWriter:
         payload = msgspec.msgpack.encode(head)
         self._buffer += MAGIC + _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
         self.flush()
+        if continuous:
+            os.replace(partial_path(self.path), self.path)
 
     @classmethod
     def append(
