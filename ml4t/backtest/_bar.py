@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import polars as pl
@@ -162,7 +162,7 @@ class BatchFrame(pl.DataFrame):
     @classmethod
     def of(cls, batch: MarketBatch) -> BatchFrame:
         """``batch.frame`` seen as a :class:`BatchFrame` (shares its columns)."""
-        frame = cls._from_pydf(batch.frame._df)
+        frame = cast(BatchFrame, cls._from_pydf(batch.frame._df))
         frame._market = batch
         return frame
 
