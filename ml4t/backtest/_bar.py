@@ -24,7 +24,7 @@ from ml4t.backtest.errors import UnknownNameError
 if TYPE_CHECKING:
     from ml4t.backtest.events import MarketBatch
 
-__all__ = ["Bar", "BatchFrame", "bar_class"]
+__all__ = ["Bar", "Bars", "BatchFrame", "bar_class"]
 
 
 class _Column:
@@ -147,6 +147,30 @@ def bar_class(columns: Sequence[str]) -> type[Bar]:
         if name.isidentifier() and name not in own:
             namespace[name] = _Column(name)
     return type("Bar", (Bar,), namespace)
+
+
+class Bars:
+    """A per-symbol strategy's bars: one per frame schema, reused for every batch."""
+
+    __slots__ = ("_bars", "_names")
+
+    def __init__(self) -> None:
+        self._bars: dict[tuple[str, ...], Bar] = {}
+        self._names: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=object))
+
+    def point(self, batch: MarketBatch, symbols: list[str], timestamp: datetime) -> Bar:
+        """The bar for ``batch``'s schema, showing its row 0; ``symbols`` is the
+        universe in code order (``bar.symbol`` is read through the batch's codes)."""
+        columns = tuple(batch.frame.columns)
+        bar = self._bars.get(columns)
+        if bar is None:
+            bar = self._bars[columns] = bar_class(columns)()
+        size, names = self._names
+        if size != len(symbols):  # the universe grew: names by code again
+            names = np.array(symbols, dtype=object)
+            self._names = (len(symbols), names)
+        bar._point(batch, names, timestamp)
+        return bar
 
 
 class BatchFrame(pl.DataFrame):

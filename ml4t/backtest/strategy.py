@@ -48,7 +48,7 @@ import numpy as np
 import polars as pl
 
 from ml4t.backtest._accounting import apply_fill, is_dust
-from ml4t.backtest._bar import Bar, BatchFrame, bar_class
+from ml4t.backtest._bar import Bar, Bars, BatchFrame
 from ml4t.backtest._order_args import (
     OrderOptions,
     TargetOptions,
@@ -723,33 +723,15 @@ class Strategy(StrategyBase):
 
     def __init__(self, name: str | None = None, *, params: Any = None) -> None:
         super().__init__(name, params=params)
-        self._bars: dict[tuple[str, ...], Bar] = {}
-        self._names: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=object))
+        self._bars = Bars()
         self._async = inspect.iscoroutinefunction(self.on_bar)
 
     def on_bar(self, bar: Bar) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must override on_bar(bar)")
 
-    def _bar_for(self, frame: pl.DataFrame) -> Bar:
-        columns = tuple(frame.columns)
-        bar = self._bars.get(columns)
-        if bar is None:
-            bar = self._bars[columns] = bar_class(columns)()
-        return bar
-
-    def _symbol_names(self) -> np.ndarray:
-        """The universe by code, as an object array (rebuilt when the universe grows)."""
-        symbols = self._table.symbols
-        size, names = self._names
-        if size != len(symbols):
-            names = np.array(symbols, dtype=object)
-            self._names = (len(symbols), names)
-        return names
-
     def _dispatch(self, batch: MarketBatch) -> Any:
         frame = batch.frame
-        bar = self._bar_for(frame)
-        bar._point(batch, self._symbol_names(), self.now)
+        bar = self._bars.point(batch, self._table.symbols, self.now)
         if self._async:
             return self._dispatch_async(bar, frame.height)
         on_bar = self.on_bar

@@ -116,34 +116,35 @@ class ExprStrategy(StrategyBase):
         """entry/exit as bool arrays, rank as float, one entry per row of ``batch``."""
         bound = batch.chunk()
         if bound is None:
-            frame = _with_context(batch.frame, batch.context)
-            return self._columns(frame, over=False)
+            return self._columns(_with_context(batch.frame, batch.context), over=False)
         chunk, index = bound
         seen, arrays = self._chunk
         if seen is not chunk:
-            arrays = self._columns(_chunk_frame(chunk), over=True)
+            arrays = self._columns(_chunk_frame(chunk).lazy(), over=True)
             self._chunk = (chunk, arrays)
         lo = chunk.offsets[index]
         hi = lo + chunk.lengths[index]
         return {name: values[lo:hi] for name, values in arrays.items()}
 
-    def _columns(self, frame: pl.DataFrame, *, over: bool) -> dict[str, np.ndarray]:
-        exprs = [(e.over(_T) if over else e).alias(f"__{n}") for n, e in self._exprs]
+    def _columns(self, frame: pl.LazyFrame, *, over: bool) -> dict[str, np.ndarray]:
+        """The expressions on ``frame`` in one query (per timestamp group if ``over``)."""
+        exprs = []
+        for name, expr in self._exprs:
+            if over:
+                expr = expr.over(_T)
+            if name == "rank":
+                expr = expr.cast(pl.Float64).fill_null(math.nan)
+            else:
+                expr = expr.cast(pl.Boolean).fill_null(False)
+            exprs.append(expr.alias(f"__{name}"))
         try:
-            out = frame.with_columns(exprs)
+            out = frame.with_columns(exprs).select([e.meta.output_name() for e in exprs]).collect()
         except pl.exceptions.PolarsError as exc:
             raise ConfigError(
                 f"strategy {self.name!r}: its expressions cannot be evaluated on the batch "
-                f"(columns {frame.columns}): {exc}"
+                f"(columns {frame.collect_schema().names()}): {exc}"
             ) from exc
-        arrays = {}
-        for name, _ in self._exprs:
-            series = out.get_column(f"__{name}")
-            if name == "rank":
-                arrays[name] = series.cast(pl.Float64).fill_null(math.nan).to_numpy()
-            else:
-                arrays[name] = series.cast(pl.Boolean).fill_null(False).to_numpy()
-        return arrays
+        return {name: out.get_column(f"__{name}").to_numpy() for name, _ in self._exprs}
 
     # ------------------------------------------------------------ per timestamp
 
@@ -201,6 +202,8 @@ class ExprStrategy(StrategyBase):
 
     def _sizes(self, batch: MarketBatch, rows: np.ndarray) -> list[float]:
         size = self._rules.size
+        if rows.size == 0:
+            return []
         if isinstance(size, pl.Expr):
             frame = _with_context(batch.frame[rows], batch.context)
             state = [
@@ -208,7 +211,11 @@ class ExprStrategy(StrategyBase):
                 for n, v in zip(_STATE, (self._equity, self._cash), strict=True)
             ]
             try:
-                out = frame.with_columns(state).select(size.cast(pl.Float64).alias("__size"))
+                out = (
+                    frame.with_columns(state)
+                    .select(size.cast(pl.Float64).alias("__size"))
+                    .collect()
+                )
             except pl.exceptions.PolarsError as exc:
                 raise ConfigError(
                     f"strategy {self.name!r}: its size expression cannot be evaluated: {exc}"
@@ -236,14 +243,15 @@ class ExprStrategy(StrategyBase):
         self._cash_short = False
 
 
-def _with_context(frame: pl.DataFrame, context: dict[str, float | None]) -> pl.DataFrame:
+def _with_context(frame: pl.DataFrame, context: dict[str, float | None]) -> pl.LazyFrame:
     """``frame`` with the context fields as columns (a column of the same name wins)."""
+    columns = frame.columns
     extra = [
         pl.lit(value, dtype=pl.Float64).alias(name)
         for name, value in context.items()
-        if name not in frame.columns
+        if name not in columns
     ]
-    return frame.with_columns(extra) if extra else frame
+    return frame.lazy().with_columns(extra) if extra else frame.lazy()
 
 
 def _chunk_frame(chunk: ChunkColumns) -> pl.DataFrame:
