@@ -39,7 +39,9 @@ AREAS: list[tuple[str, str]] = [
     ("ml4t/backtest/data/validation", "data validation (before the first event)"),
     ("ml4t/backtest/_validation", "data validation (before the first event)"),
     ("ml4t/backtest/data/_timeline", "feed planning (before the first event)"),
-    ("ml4t/backtest/data/_chunks", "feed: chunk reads"),
+    # every parquet read of the feed goes through Source.collect: chunks, signals,
+    # context, and the planning scans before the first event
+    ("ml4t/backtest/data/_source", "feed: parquet reads (chunks, signals, context, scans)"),
     ("ml4t/backtest/data/", "feed: per-timestamp slices and context"),
     ("ml4t/backtest/_universe", "feed: per-timestamp slices and context"),
     ("ml4t/backtest/execution/", "broker"),

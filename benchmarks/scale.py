@@ -31,6 +31,8 @@ from .engine import dataset
 SIZES = (500, 1000)
 BIG = 3000
 DAYS = 252
+CHILD_TIMEOUT_S = 7200
+"""One row may take this long: the 3,000-symbol year ran over 30 minutes on a busy machine."""
 FLAT_LIMIT = 0.20
 """Peak RSS over 12 months may exceed that over 3 months by at most this fraction."""
 
@@ -46,7 +48,14 @@ def generated_s(root: Path) -> float | None:
 
 def measure(symbols: int, months: int) -> dict[str, Any]:
     root = dataset(symbols, DAYS)
-    row = run_child("benchmarks.engine", "signal_batch", str(symbols), str(DAYS), str(months))
+    row = run_child(
+        "benchmarks.engine",
+        "signal_batch",
+        str(symbols),
+        str(DAYS),
+        str(months),
+        timeout=CHILD_TIMEOUT_S,
+    )
     timestamps = row["bar_events"] / symbols
     row.update(
         us_per_timestamp=round(row["wall_s"] / timestamps * 1e6, 1),
@@ -114,11 +123,15 @@ def main() -> None:
         name = f"s{symbols}_m{months}"
         rows[name] = measure(symbols, months)
         print(name, rows[name], flush=True)
+        save(rows)  # each row as soon as it is measured: a long run keeps what it did
+    print(render(rows, machine()))
+
+
+def save(rows: dict[str, dict[str, Any]]) -> None:
     info = machine()
     checks = [c for s in sorted({r["symbols"] for r in rows.values()}) if (c := flat(rows, s))]
     write_section("scale", render(rows, info), {"machine": info, "rows": rows, "flat": checks})
     targets.write()
-    print(render(rows, info))
 
 
 if __name__ == "__main__":
