@@ -200,7 +200,11 @@ def _data_problems(data: FeedConfig, found: Preflight) -> list[str]:
     symbols: tuple[str, ...] | None = None
     first_ts = 0
     if data.asset.path is not None:
-        feed = ParquetFeed(msgspec.structs.replace(data, corporate_actions=None, universe=None))
+        # every row checked here and now: `ml4t validate` never trusts the validation cache
+        checked = msgspec.structs.replace(
+            data, corporate_actions=None, universe=None, validation_cache=False
+        )
+        feed = ParquetFeed(checked)
         try:
             feed.prepare()
         except DataValidationError as exc:

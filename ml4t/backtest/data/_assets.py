@@ -19,6 +19,7 @@ import polars as pl
 from ml4t.backtest.data._chunks import ChunkPlan, ChunkReader, bytes_per_row, plan_chunks
 from ml4t.backtest.data._repair import OHLCV, order_problems, repair_chunk
 from ml4t.backtest.data._source import TS, Layout, Source
+from ml4t.backtest.data._vcache import Entry
 from ml4t.backtest.data.calendar import SessionCalendar
 from ml4t.backtest.data.config import FeedConfig, OutsideSession, Repair, duration_ns, time_ns
 from ml4t.backtest.data.validation import (
@@ -133,6 +134,8 @@ class AssetData:
         self.last_ts: int | None = None
         self.rows = 0
         self.n_timestamps = 0
+        # what the planning pass counted: rows per symbol, rows per timestamp (for the cache)
+        self.counted: tuple[pl.DataFrame, pl.DataFrame] | None = None
 
     def _date_label_violations(self) -> list[Violation]:
         """A Date labels the start of a day: without a shift its bars would be early."""
@@ -176,20 +179,18 @@ class AssetData:
             preds.append(pl.col(TS) < self.hi)
         return lf.filter(*preds) if preds else lf
 
-    def plan_chunks(self) -> list[Violation]:
-        """Learn the universe and timestamps, plan chunks; return planning-level violations."""
-        sym = self.config.asset.symbol_column
-        keyed = self._exact(self._filtered().select(self.source.ts_expr().alias(TS), pl.col(sym)))
-        try:
-            by_symbol = (
-                keyed.group_by(pl.col(sym).cast(pl.String).alias("symbol"))
-                .agg(pl.len())
-                .collect(engine="streaming")
-            )
-            by_ts = self._count_by_ts(keyed)
-        except pl.exceptions.PolarsError as exc:
-            raise_violations(out_of_range_times(self.source, [self.source.ts_column]))
-            raise self.source.read_error(exc, "the timestamps and symbols of ") from exc
+    def plan_chunks(self, known: Entry | None = None) -> list[Violation]:
+        """Learn the universe and timestamps, plan chunks; return planning-level violations.
+
+        ``known`` is what an earlier pass over the same files learned (the validation
+        cache): its counts replace the two streaming aggregations.
+        """
+        if known is not None:
+            by_symbol, by_ts = known.by_symbol, known.by_ts
+            self.file_spans = dict(known.file_spans)
+        else:
+            by_symbol, by_ts = self._count_keys()
+        self.counted = (by_symbol, by_ts)
         violations = self._key_violations(by_symbol, by_ts)
         present = sorted(s for s in by_symbol["symbol"].to_list() if s is not None)
         wanted = self.config.asset.symbols
@@ -210,6 +211,21 @@ class AssetData:
             budget_mb=self.config.chunk_memory_mb,
         )
         return violations
+
+    def _count_keys(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Rows per symbol and rows per timestamp, each in one streaming pass."""
+        sym = self.config.asset.symbol_column
+        keyed = self._exact(self._filtered().select(self.source.ts_expr().alias(TS), pl.col(sym)))
+        try:
+            by_symbol = (
+                keyed.group_by(pl.col(sym).cast(pl.String).alias("symbol"))
+                .agg(pl.len())
+                .collect(engine="streaming")
+            )
+            return by_symbol, self._count_by_ts(keyed)
+        except pl.exceptions.PolarsError as exc:
+            raise_violations(out_of_range_times(self.source, [self.source.ts_column]))
+            raise self.source.read_error(exc, "the timestamps and symbols of ") from exc
 
     def _count_by_ts(self, keyed: pl.LazyFrame) -> pl.DataFrame:
         """Rows per timestamp; for a CSV of several files also each file's time span.
@@ -416,6 +432,14 @@ class AssetData:
             repairs=repairs,
             dropped_outside_session=dropped,
         )
-        if any(repairs.values()) or dropped:
-            self.log.warning("data_repaired", repairs=repairs, dropped_outside_session=dropped)
+        self.log_repairs(report)
         return report
+
+    def log_repairs(self, report: ValidationReport) -> None:
+        """Warn that repairs changed rows (or rows outside sessions were dropped)."""
+        if any(report.repairs.values()) or report.dropped_outside_session:
+            self.log.warning(
+                "data_repaired",
+                repairs=report.repairs,
+                dropped_outside_session=report.dropped_outside_session,
+            )

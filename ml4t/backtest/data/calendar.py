@@ -69,27 +69,35 @@ class SessionCalendar:
         """(session dates as days since epoch, opens, closes, early-close flags) of ``year``."""
         got = self._years.get(year)
         if got is None:
-            with warnings.catch_warnings():
-                # pandas_market_calendars still uses pandas APIs that pandas 3.1 deprecates
-                # (Series.dt.weekday); the warnings are attributed to its modules only.
-                warnings.filterwarnings("ignore", module=r"pandas_market_calendars(\..*)?")
-                sched = self._cal.schedule(f"{year}-01-01", f"{year}-12-31")
-                early = self._cal.early_closes(sched).index if len(sched) else sched.index
-            days = sched.index.to_numpy().astype("datetime64[D]").view(np.int64)
-            got = (
-                days,
-                _ns(sched["market_open"]),
-                _ns(sched["market_close"]),
-                sched.index.isin(early),
-            )
-            self._years[year] = got
+            self._fetch(year, year)
+            got = self._years[year]
         return got
+
+    def _fetch(self, first: int, last: int) -> None:
+        """Fetch the schedules of the years ``first..last`` in one call (most of a call's
+        cost is fixed: the holiday rules are evaluated once per call) and cache each year."""
+        with warnings.catch_warnings():
+            # pandas_market_calendars still uses pandas APIs that pandas 3.1 deprecates
+            # (Series.dt.weekday); the warnings are attributed to its modules only.
+            warnings.filterwarnings("ignore", module=r"pandas_market_calendars(\..*)?")
+            sched = self._cal.schedule(f"{first}-01-01", f"{last}-12-31")
+            early = self._cal.early_closes(sched).index if len(sched) else sched.index
+        days = sched.index.to_numpy().astype("datetime64[D]").view(np.int64)
+        opens, closes = _ns(sched["market_open"]), _ns(sched["market_close"])
+        flags = np.asarray(sched.index.isin(early))
+        years = days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+        for year in range(first, last + 1):
+            keep = years == year
+            self._years[year] = (days[keep], opens[keep], closes[keep], flags[keep])
 
     def arrays(
         self, start_ns: int, end_ns: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(dates, opens, closes, early) of the sessions that close in [start_ns, end_ns]."""
         years = range(from_ns(start_ns).year, from_ns(end_ns).year + 1)
+        missing = [y for y in years if y not in self._years]
+        if missing:
+            self._fetch(missing[0], missing[-1])
         parts = [self._year(y) for y in years]
         days, opens, closes, early = (np.concatenate(p) for p in zip(*parts, strict=True))
         keep = (closes >= start_ns) & (opens <= end_ns)

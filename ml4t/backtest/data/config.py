@@ -195,6 +195,7 @@ class FeedConfig(_Config, frozen=True, kw_only=True):
     end: str | None = None
     chunk_memory_mb: Annotated[float, Meta(gt=0)] = 256.0
     validate: bool = True
+    validation_cache: bool = True
     repair: list[Repair] = msgspec.field(default_factory=list)
     calendar: NonEmptyStr | None = None
     outside_session: OutsideSession = OutsideSession.KEEP

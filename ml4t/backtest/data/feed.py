@@ -30,6 +30,7 @@ from ml4t.backtest.data._context import ContextCursor, coverage_violations, open
 from ml4t.backtest.data._repair import OHLCV
 from ml4t.backtest.data._signals import SlowSignals
 from ml4t.backtest.data._source import TS, data_fingerprint
+from ml4t.backtest.data._vcache import Entry, cache_key, load_entry, save_entry
 from ml4t.backtest.data.actions import ActionSchedule, load_corporate_actions
 from ml4t.backtest.data.calendar import SessionCalendar
 from ml4t.backtest.data.config import FeedConfig
@@ -176,7 +177,9 @@ class ParquetFeed(Component):
         assets = AssetData(self.config, asset_where, self._calendar)
         violations = self._open_side_sources(signal_where, context_where)
         raise_violations(violations)
-        violations = assets.plan_chunks()
+        key = self._cache_key(assets)
+        known = load_entry(key) if key is not None else None
+        violations = assets.plan_chunks(known)
         if self._context is not None:
             violations += coverage_violations(self._context, assets.first_ts, assets.last_ts)
         if self._signals is not None and assets.symbols:
@@ -191,9 +194,21 @@ class ParquetFeed(Component):
                 last_ts=assets.last_ts,
                 chunks=len(assets.plan),
             )
+        elif known is not None and not violations:
+            # the same files passed every rule under the same config and code before
+            self.report = msgspec.structs.replace(known.report, repairs=dict(known.report.repairs))
+            assets.log_repairs(self.report)
+            self._validated_here = True
         else:
             self.report = assets.validate(violations)
             self._validated_here = True
+            if key is not None and assets.counted is not None:
+                by_symbol, by_ts = assets.counted
+                save_entry(
+                    key,
+                    Entry(by_symbol, by_ts, assets.file_spans, self.report),
+                    assets.source.opened.files,
+                )
         self._assets = assets
         self.symbols = assets.symbols
         self.symbol_dtype = assets.enum
@@ -202,6 +217,14 @@ class ParquetFeed(Component):
         self.signal_columns = (*self.config.asset.signals, *extra)
         self._load_session_files()
         return self.report
+
+    def _cache_key(self, assets: AssetData) -> str | None:
+        """The validation cache's key for these asset files (None: not cached; see
+        :mod:`ml4t.backtest.data._vcache`)."""
+        opened = assets.source.opened
+        if not self.config.validation_cache or not opened.files:
+            return None
+        return cache_key(self.config, opened.files)
 
     def _load_session_files(self) -> None:
         """The corporate-action and universe files, checked against the data's symbols."""
