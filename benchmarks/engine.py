@@ -95,12 +95,13 @@ def _strategies() -> dict[str, Any]:
             return None
 
     class SignalBatch(BatchStrategy):
-        """Vectorised the batch-API way: only the rows that act reach Python."""
+        """Vectorised the batch-API way (docs/user-guide.md): numpy views of the batch's
+        columns, and only the rows that act reach Python."""
 
         def on_timestamp(self, timestamp, batch, context) -> None:
             held = self.batch_positions(batch)
-            entry = batch.get_column("signal_entry").to_numpy()
-            exit_ = batch.get_column("signal_exit").to_numpy()
+            entry = batch.numpy("signal_entry")
+            exit_ = batch.numpy("signal_exit")
             buys = (held == 0) & (entry == 1)
             sells = (held > 0) & (exit_ == 1)
             rows = np.flatnonzero(buys | sells)

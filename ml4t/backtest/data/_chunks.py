@@ -27,6 +27,8 @@ T = TypeVar("T")
 _MB = 1024 * 1024
 RESIDENT_CHUNKS = 2
 """Chunks alive at once (current + read-ahead); each gets budget / RESIDENT_CHUNKS."""
+FIRST_CHUNK_SHARE = 1 / 8
+"""The first chunk's share of a chunk's budget (see :func:`plan_chunks`)."""
 
 
 class ChunkPlan:
@@ -78,7 +80,9 @@ def plan_chunks(
     """Cut sorted unique timestamps ``ts`` (with row ``counts``) into memory-sized ranges.
 
     Each chunk holds as many whole timestamps as fit ``budget_mb / RESIDENT_CHUNKS``; a
-    single timestamp larger than that gets a chunk of its own.
+    single timestamp larger than that gets a chunk of its own. The first chunk is
+    :data:`FIRST_CHUNK_SHARE` of that size: it is read before the first event, with
+    nothing to overlap it, while every later chunk is read ahead as the one before plays.
     """
     if len(ts) == 0:
         return ChunkPlan([], [])
@@ -87,7 +91,8 @@ def plan_chunks(
     starts = [0]
     while True:
         base = cum[starts[-1] - 1] if starts[-1] > 0 else 0
-        nxt = int(np.searchsorted(cum, base + cap, side="right"))
+        room = max(1, int(cap * FIRST_CHUNK_SHARE)) if len(starts) == 1 else cap
+        nxt = int(np.searchsorted(cum, base + room, side="right"))
         nxt = max(nxt, starts[-1] + 1)
         if nxt >= len(ts):
             break
