@@ -163,6 +163,13 @@ TARGETS = [
         _engine("headline", "wall_s", lambda r: f"{r['trades']:,} trades, costs, HTML report"),
     ),
     Target(
+        "... the same rule as polars expressions (`MLTop25Expr`)",
+        15.0,
+        True,
+        "s",
+        _engine("headline_expr", "wall_s", lambda r: f"{r['trades']:,} trades, as above"),
+    ),
+    Target(
         "peak RSS, 250 symbols, 12 months vs 3 (flat in days), growth %",
         20.0,
         True,
