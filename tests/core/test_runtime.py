@@ -298,23 +298,29 @@ def test_timers_fire_on_schedule_on_a_simulated_clock() -> None:
 
 
 def test_timers_behave_the_same_on_a_wall_clock() -> None:
+    """Times are relative to the clock's reading in ``on_start`` plus a margin: a wall
+    clock runs while the graph starts (a start that passed a timer's first time would
+    rightly skip it), and a loaded machine can take many milliseconds to start."""
     ms = 1_000_000
     runtime = Runtime(clock=WallClock(speed=1.0, origin_ns=0))
+    base: list[int] = []
 
     class WallTimers(TimerLog):
         def on_start(self) -> None:
-            self.set_timer("every", interval_ns=10 * ms, start_ns=5 * ms, stop_ns=45 * ms)
-            self.set_timer("once", start_ns=22 * ms)
+            t0 = self.now_ns() + 100 * ms
+            base.append(t0)
+            self.set_timer("every", interval_ns=40 * ms, start_ns=t0, stop_ns=t0 + 120 * ms)
+            self.set_timer("once", start_ns=t0 + 50 * ms)
 
     timers = runtime.add(WallTimers())
     runtime.run_sync()
-    assert [(n, t) for n, t, _ in timers.fired] == [
-        ("every", 5 * ms),
-        ("every", 15 * ms),
-        ("once", 22 * ms),
-        ("every", 25 * ms),
-        ("every", 35 * ms),
-        ("every", 45 * ms),
+    (t0,) = base
+    assert [(n, t - t0) for n, t, _ in timers.fired] == [
+        ("every", 0),
+        ("every", 40 * ms),
+        ("once", 50 * ms),
+        ("every", 80 * ms),
+        ("every", 120 * ms),
     ]
     for _, scheduled, seen_at in timers.fired:
         assert seen_at >= scheduled  # a wall clock never fires early
