@@ -112,6 +112,19 @@ def runs_dir(config: RunConfig) -> Path:
     return Path("ml4t-live")
 
 
+def _data_extra(config: RunConfig) -> dict[str, Any]:
+    """What a data plugin's factory is given besides its params: the universe
+    (``symbols=``, when ``live.symbols`` lists it) and the run's ``data`` section
+    (``data=``), whose signals and context it joins onto its bars as of their time."""
+    assert config.live is not None
+    if config.live.data is None or config.live.data.adapter in DATA_ADAPTERS:
+        return {}
+    extra: dict[str, Any] = {"data": config.data}
+    if config.live.symbols:
+        extra["symbols"] = list(config.live.symbols)
+    return extra
+
+
 def _build(
     kind: str,
     key: str,
@@ -187,7 +200,7 @@ class LiveSession(SessionRunner):
             live.credentials_env, live.credentials_file, environ=environ
         )
         data = data_client or _build(
-            "live_data", "data", live.data, DATA_ADAPTERS, self.credentials, {}
+            "live_data", "data", live.data, DATA_ADAPTERS, self.credentials, _data_extra(config)
         )
         if not isinstance(data, MarketDataClient):
             raise ConfigError(
