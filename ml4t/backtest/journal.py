@@ -228,11 +228,12 @@ class JournalDiff(msgspec.Struct, kw_only=True):
 
 
 class _Compared(NamedTuple):
-    """An entry as :func:`diff` compares it: ``bar_ns`` is the ``ts_event`` of the last
-    market batch before it in its journal (None before the first), used instead of the
-    clock when comparing ``by_bar``."""
+    """An entry as :func:`diff` compares it: ``bar`` counts the market batches before it
+    in its journal (0 before the first) and ``bar_ns`` is the last one's ``ts_event``;
+    ``bar`` stands in for the clock when comparing ``by_bar``."""
 
     entry: JournalEntry
+    bar: int
     bar_ns: int | None
 
 
@@ -245,7 +246,7 @@ def _same(x: _Compared | None, y: _Compared | None, by_bar: bool) -> bool:
     ex, ey = x.entry, y.entry
     if not by_bar:
         return ex.topic == ey.topic and ex.clock_ns == ey.clock_ns and ex.event == ey.event
-    return ex.topic == ey.topic and x.bar_ns == y.bar_ns and not _event_fields(ex, ey, _STAMPS)
+    return ex.topic == ey.topic and x.bar == y.bar and not _event_fields(ex, ey, _STAMPS)
 
 
 def _event_fields(x: JournalEntry, y: JournalEntry, skip: tuple[str, ...] = ()) -> list[str]:
@@ -269,7 +270,7 @@ def _differing_fields(x: _Compared | None, y: _Compared | None, by_bar: bool) ->
         return ["<end of journal>"]
     if by_bar:
         names = ["topic"] if x.entry.topic != y.entry.topic else []
-        names += ["bar"] if x.bar_ns != y.bar_ns else []
+        names += ["bar"] if x.bar != y.bar else []
         return names + _event_fields(x.entry, y.entry, _STAMPS)
     names = [n for n in ("topic", "clock_ns") if getattr(x.entry, n) != getattr(y.entry, n)]
     return names + _event_fields(x.entry, y.entry)
@@ -278,7 +279,8 @@ def _differing_fields(x: _Compared | None, y: _Compared | None, by_bar: bool) ->
 def _describe_compared(item: _Compared, codec: Codec, by_bar: bool) -> dict[str, Any]:
     described = _describe(item.entry, codec)
     if by_bar:
-        described["bar"] = from_ns(item.bar_ns).isoformat() if item.bar_ns is not None else None
+        described["bar"] = item.bar
+        described["bar_time"] = from_ns(item.bar_ns).isoformat() if item.bar_ns else None
     return described
 
 
@@ -297,12 +299,13 @@ def diff(
 
     Only ``topics`` are compared when given; ``ignore_topics`` are skipped; ``kinds``
     (event type names, ``SubmitOrder``) keeps only those events. ``by_bar`` compares
-    each event's *bar* (the ``ts_event`` of the last market batch before it in its
-    journal) instead of its clock time, and leaves the events' own stamps (``ts_event``,
-    ``ts_init``) out: a live session's clock is the wall time at which a bar arrived, a
-    backtest's the bar's time, so this is how their decisions line up (``--kind
-    SubmitOrder --by-bar``: the orders each bar made). Streams both files: memory is
-    bounded by ``context``, not by the journals' size.
+    each event's *bar* (how many market batches came before it in its journal) instead
+    of its clock time, and leaves the events' own stamps (``ts_event``, ``ts_init``) out:
+    a live session's clock is the wall time at which a bar arrived (a scripted feed
+    stamps its bars with it too), a backtest's the bar's time, so this is how their
+    decisions line up (``--kind SubmitOrder --by-bar``: the orders each bar made). The
+    report gives each event's ``bar`` and ``bar_time`` (that batch's ``ts_event``).
+    Streams both files: memory is bounded by ``context``, not by the journals' size.
     """
     ra, rb = JournalReader(a), JournalReader(b)
     wanted = set(topics) if topics is not None else None
@@ -310,16 +313,16 @@ def diff(
     types = set(kinds) if kinds is not None else None
 
     def stream(reader: JournalReader) -> Iterator[_Compared]:
-        bar_ns: int | None = None
+        bar, bar_ns = 0, None
         for entry in reader:
             event = entry.event
             if isinstance(event, MarketBatch):
-                bar_ns = event.ts_event
+                bar, bar_ns = bar + 1, event.ts_event
             if entry.topic in skip or (wanted is not None and entry.topic not in wanted):
                 continue
             if types is not None and type(event).__name__ not in types:
                 continue
-            yield _Compared(entry, bar_ns)
+            yield _Compared(entry, bar, bar_ns)
 
     sa, sb = stream(ra), stream(rb)
     before: deque[_Compared] = deque(maxlen=max(context, 0))
