@@ -220,26 +220,32 @@ def _wait(condition, what: str, timeout: float = 30.0) -> None:
 
 
 def _settled(journal: Path, standin: AlpacaStandIn, venue: bool) -> None:
-    """Until ``journal`` has not grown for :data:`SETTLE_S` and, against the venue, every
-    approved order has reached it: what a bar caused is done before the next is played."""
+    """Until ``journal`` has not grown for :data:`SETTLE_S`, the venue has answered every
+    approved order and, against the stand-in, every one has reached it: what a bar
+    caused is done before the next is played."""
     size, since = -1, time.monotonic()
     while True:
         now = journal.stat().st_size
         if now != size:
             size, since = now, time.monotonic()
         elif time.monotonic() - since >= SETTLE_S:
-            if not venue or len(standin.orders) == _approved(journal):
+            approved, answered = _orders(journal)
+            if approved <= answered and (not venue or len(standin.orders) == len(approved)):
                 return
             since = time.monotonic()
         time.sleep(0.02)
 
 
-def _approved(journal: Path) -> int:
-    return sum(
-        1
-        for e in JournalReader(journal)
-        if e.topic == "orders.approved" and type(e.event).__name__ == "SubmitOrder"
-    )
+def _orders(journal: Path) -> tuple[set[str], set[str]]:
+    """The ids of the orders approved, and of those the venue accepted or rejected."""
+    approved, answered = set(), set()
+    for entry in JournalReader(journal):
+        kind = type(entry.event).__name__
+        if entry.topic == "orders.approved" and kind == "SubmitOrder":
+            approved.add(entry.event.order_id)
+        elif kind in ("OrderAccepted", "OrderRejected"):
+            answered.add(entry.event.order_id)
+    return approved, answered
 
 
 def live(paths: dict[str, Path], bars: pl.DataFrame, work: Path, mode: str) -> LiveRun:
