@@ -23,7 +23,7 @@ from ml4t.backtest.clock import AlarmPriority, SimulatedClock
 from ml4t.backtest.codec import Codec
 from ml4t.backtest.component import Component
 from ml4t.backtest.errors import ComponentError, ConfigError
-from ml4t.backtest.events import Event, MarketBatch, SessionResumed
+from ml4t.backtest.events import Event, MarketBatch, SessionResumed, event_types
 from ml4t.backtest.record import Recorder, RecorderResults, ReportingConfig
 from ml4t.backtest.record.journal import (
     JOURNAL_FILE,
@@ -547,22 +547,13 @@ def _check_topics(flag: str, asked: Iterable[str] | None, *paths: Path) -> None:
 
 def _check_kinds(asked: Iterable[str] | None) -> None:
     """ConfigError (one line) for a ``--kind`` that names no event type."""
-    known = {cls.__name__ for cls in _event_types()}
+    known = {cls.__name__ for cls in event_types()}
     unknown = [k for k in asked or () if k not in known]
     if unknown:
         raise ConfigError(
             f"--kind {unknown[0]!r}: no such event type; e.g. SubmitOrder, OrderFilled, "
             "OrderCancelled, MarketBatch (ml4t.backtest.events)"
         )
-
-
-def _event_types() -> list[type]:
-    found, todo = [], [Event]
-    while todo:
-        cls = todo.pop()
-        found.append(cls)
-        todo += cls.__subclasses__()
-    return found
 
 
 def _cli_journal_show(args: Any) -> int:
