@@ -201,6 +201,7 @@ class LiveRun:
     journal: Path
     results: Path
     returncode: int
+    stdout: str
     stderr: str
 
 
@@ -268,12 +269,14 @@ def live(paths: dict[str, Path], bars: pl.DataFrame, work: Path, mode: str) -> L
         run = work / "runs" / mode
         journal = run / JOURNAL_FILE
         command = [sys.executable, "-m", "ml4t.backtest.cli", "live", str(path), f"--{mode}"]
-        with subprocess.Popen(
-            [*command, "--run-id", mode, "--no-view"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        ) as proc:
+        out, err = work / "stdout.txt", work / "stderr.txt"  # files: a pipe could fill up
+        with (
+            out.open("wb") as stdout,
+            err.open("wb") as stderr,
+            subprocess.Popen(
+                [*command, "--run-id", mode, "--no-view"], stdout=stdout, stderr=stderr, env=env
+            ) as proc,
+        ):
             try:
                 venue = mode == "paper"
                 _wait(
@@ -290,11 +293,11 @@ def live(paths: dict[str, Path], bars: pl.DataFrame, work: Path, mode: str) -> L
                     _wait(lambda i=i: _count(journal, "market") > i, f"bar {i} in the journal")
                     _settled(journal, standin, venue)
                 proc.send_signal(signal.SIGINT)
-                _, err = proc.communicate(timeout=60)
+                proc.wait(timeout=60)
             finally:
                 if proc.poll() is None:
                     proc.kill()
-        return LiveRun(journal, run / "results", proc.returncode, err.decode())
+        return LiveRun(journal, run / "results", proc.returncode, out.read_text(), err.read_text())
     finally:
         standin.stop()
 
@@ -366,6 +369,7 @@ def test_the_demo_strategy_makes_the_same_orders_in_a_backtest_a_forward_test_an
     for mode in ("dry-run", "paper"):
         run: LiveRun = three[mode]
         assert run.returncode == 130, run.stderr  # stopped by Ctrl-C after the last bar
+        assert f"live ({mode}) {mode}: " in run.stdout  # the summary of ml4t live
         assert _count(run.journal, "market") == MINUTES
         result = journal_diff(reference, run.journal)
         assert result.equal, result.report
