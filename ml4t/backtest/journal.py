@@ -11,7 +11,7 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import msgspec
 import polars as pl
@@ -23,7 +23,7 @@ from ml4t.backtest.clock import AlarmPriority, SimulatedClock
 from ml4t.backtest.codec import Codec
 from ml4t.backtest.component import Component
 from ml4t.backtest.errors import ComponentError, ConfigError
-from ml4t.backtest.events import Event, MarketBatch, SessionResumed
+from ml4t.backtest.events import Event, MarketBatch, SessionResumed, event_types
 from ml4t.backtest.record import Recorder, RecorderResults, ReportingConfig
 from ml4t.backtest.record.journal import (
     JOURNAL_FILE,
@@ -227,25 +227,61 @@ class JournalDiff(msgspec.Struct, kw_only=True):
         return self.index is None
 
 
-def _same(x: JournalEntry | None, y: JournalEntry | None) -> bool:
+class _Compared(NamedTuple):
+    """An entry as :func:`diff` compares it: ``bar`` counts the market batches before it
+    in its journal (0 before the first) and ``bar_ns`` is the last one's ``ts_event``;
+    ``bar`` stands in for the clock when comparing ``by_bar``."""
+
+    entry: JournalEntry
+    bar: int
+    bar_ns: int | None
+
+
+_STAMPS = ("ts_event", "ts_init")
+
+
+def _same(x: _Compared | None, y: _Compared | None, by_bar: bool) -> bool:
     if x is None or y is None:
         return x is y
-    return x.topic == y.topic and x.clock_ns == y.clock_ns and x.event == y.event
+    ex, ey = x.entry, y.entry
+    if not by_bar:
+        return ex.topic == ey.topic and ex.clock_ns == ey.clock_ns and ex.event == ey.event
+    return ex.topic == ey.topic and x.bar == y.bar and not _event_fields(ex, ey, _STAMPS)
 
 
-def _differing_fields(x: JournalEntry | None, y: JournalEntry | None) -> list[str]:
-    if x is None or y is None:
-        return ["<end of journal>"]
-    names = [n for n in ("topic", "clock_ns") if getattr(x, n) != getattr(y, n)]
+def _event_fields(x: JournalEntry, y: JournalEntry, skip: tuple[str, ...] = ()) -> list[str]:
+    """The event fields that differ (``type`` when the types do), but those in ``skip``."""
     ex, ey = x.event, y.event
     if type(ex) is not type(ey):
-        return [*names, "type"]
+        return ["type"]
+    names = []
     for field in ex.__struct_fields__:
+        if field in skip:
+            continue
         vx, vy = getattr(ex, field), getattr(ey, field)
         same = vx.equals(vy) if isinstance(vx, pl.DataFrame) else vx == vy
         if not same:
             names.append(f"event.{field}")
     return names
+
+
+def _differing_fields(x: _Compared | None, y: _Compared | None, by_bar: bool) -> list[str]:
+    if x is None or y is None:
+        return ["<end of journal>"]
+    if by_bar:
+        names = ["topic"] if x.entry.topic != y.entry.topic else []
+        names += ["bar"] if x.bar != y.bar else []
+        return names + _event_fields(x.entry, y.entry, _STAMPS)
+    names = [n for n in ("topic", "clock_ns") if getattr(x.entry, n) != getattr(y.entry, n)]
+    return names + _event_fields(x.entry, y.entry)
+
+
+def _describe_compared(item: _Compared, codec: Codec, by_bar: bool) -> dict[str, Any]:
+    described = _describe(item.entry, codec)
+    if by_bar:
+        described["bar"] = item.bar
+        described["bar_time"] = from_ns(item.bar_ns).isoformat() if item.bar_ns else None
+    return described
 
 
 def diff(
@@ -254,40 +290,60 @@ def diff(
     *,
     topics: Iterable[str] | None = None,
     ignore_topics: Iterable[str] = (),
+    kinds: Iterable[str] | None = None,
+    by_bar: bool = False,
     context: int = 3,
 ) -> JournalDiff:
     """Compare two journals event by event (topic, clock time and event) and return the
     first divergence with the ``context`` events around it (``ml4t journal diff``).
 
-    Only ``topics`` are compared when given; ``ignore_topics`` are skipped. Streams both
-    files: memory is bounded by ``context``, not by the journals' size.
+    Only ``topics`` are compared when given; ``ignore_topics`` are skipped; ``kinds``
+    (event type names, ``SubmitOrder``) keeps only those events. ``by_bar`` compares
+    each event's *bar* (how many market batches came before it in its journal) instead
+    of its clock time, and leaves the events' own stamps (``ts_event``, ``ts_init``) out:
+    a live session's clock is the wall time at which a bar arrived (a scripted feed
+    stamps its bars with it too), a backtest's the bar's time, so this is how their
+    decisions line up (``--kind SubmitOrder --by-bar``: the orders each bar made). The
+    report gives each event's ``bar`` and ``bar_time`` (that batch's ``ts_event``).
+    Streams both files: memory is bounded by ``context``, not by the journals' size.
     """
     ra, rb = JournalReader(a), JournalReader(b)
     wanted = set(topics) if topics is not None else None
     skip = set(ignore_topics)
+    types = set(kinds) if kinds is not None else None
 
-    def stream(reader: JournalReader) -> Iterator[JournalEntry]:
+    def stream(reader: JournalReader) -> Iterator[_Compared]:
+        bar, bar_ns = 0, None
         for entry in reader:
+            event = entry.event
+            if isinstance(event, MarketBatch):
+                bar, bar_ns = bar + 1, event.ts_event
             if entry.topic in skip or (wanted is not None and entry.topic not in wanted):
                 continue
-            yield entry
+            if types is not None and type(event).__name__ not in types:
+                continue
+            yield _Compared(entry, bar, bar_ns)
 
     sa, sb = stream(ra), stream(rb)
-    before: deque[JournalEntry] = deque(maxlen=max(context, 0))
+    before: deque[_Compared] = deque(maxlen=max(context, 0))
     result = JournalDiff(a=str(ra.path), b=str(rb.path), compared=0)
+
+    def described(items: Iterable[_Compared], codec: Codec) -> list[dict[str, Any]]:
+        return [_describe_compared(item, codec, by_bar) for item in items]
+
     for index, (x, y) in enumerate(itertools.zip_longest(sa, sb)):
-        if _same(x, y):
+        if _same(x, y, by_bar):
             before.append(x)
             result.compared = index + 1
             continue
         result.index = index
         result.compared = index
-        result.fields = _differing_fields(x, y)
-        result.event_a = _describe(x, ra.codec) if x is not None else None
-        result.event_b = _describe(y, rb.codec) if y is not None else None
-        result.before = [_describe(e, ra.codec) for e in before]
-        result.after_a = [_describe(e, ra.codec) for e in itertools.islice(sa, context)]
-        result.after_b = [_describe(e, rb.codec) for e in itertools.islice(sb, context)]
+        result.fields = _differing_fields(x, y, by_bar)
+        result.event_a = described([x], ra.codec)[0] if x is not None else None
+        result.event_b = described([y], rb.codec)[0] if y is not None else None
+        result.before = described(before, ra.codec)
+        result.after_a = described(itertools.islice(sa, context), ra.codec)
+        result.after_b = described(itertools.islice(sb, context), rb.codec)
         break
     return result
 
@@ -425,6 +481,15 @@ def add_cli(commands: Any) -> None:
     diff.add_argument("b", help="another journal (e.g. the paper replay's)")
     diff.add_argument("--topic", action="append", help="compare only this topic (repeatable)")
     diff.add_argument("--ignore-topic", action="append", default=[], help="skip this topic")
+    diff.add_argument(
+        "--kind", action="append", help="compare only this event type, e.g. SubmitOrder"
+    )
+    diff.add_argument(
+        "--by-bar",
+        action="store_true",
+        help="line events up by the bar they followed, not the clock (a live session's "
+        "clock is the wall time; the events' own stamps are then left out)",
+    )
     diff.add_argument("--context", type=int, default=3, help="events shown around it")
     diff.set_defaults(func=_cli_journal_diff)
     recover = actions.add_parser(
@@ -480,6 +545,17 @@ def _check_topics(flag: str, asked: Iterable[str] | None, *paths: Path) -> None:
         )
 
 
+def _check_kinds(asked: Iterable[str] | None) -> None:
+    """ConfigError (one line) for a ``--kind`` that names no event type."""
+    known = {cls.__name__ for cls in event_types()}
+    unknown = [k for k in asked or () if k not in known]
+    if unknown:
+        raise ConfigError(
+            f"--kind {unknown[0]!r}: no such event type; e.g. SubmitOrder, OrderFilled, "
+            "OrderCancelled, MarketBatch (ml4t.backtest.events)"
+        )
+
+
 def _cli_journal_show(args: Any) -> int:
     path = _journal_file(args.journal)
     _check_topics("--topic", args.topic, path)
@@ -504,7 +580,16 @@ def _cli_journal_diff(args: Any) -> int:
     a, b = _journal_file(args.a), _journal_file(args.b)
     _check_topics("--topic", args.topic, a, b)
     _check_topics("--ignore-topic", args.ignore_topic, a, b)
-    result = diff(a, b, topics=args.topic, ignore_topics=args.ignore_topic, context=args.context)
+    _check_kinds(args.kind)
+    result = diff(
+        a,
+        b,
+        topics=args.topic,
+        ignore_topics=args.ignore_topic,
+        kinds=args.kind,
+        by_bar=args.by_bar,
+        context=args.context,
+    )
     print(format_diff(result))
     return 0 if result.equal else 1
 

@@ -94,6 +94,33 @@ def test_forward_testing_on_scripted_bars_makes_the_backtests_orders(scripted_ba
     assert again.trades.equals(results.trades)
 
 
+def test_journal_diff_by_bar_lines_a_forward_tests_orders_up_with_the_backtests(
+    scripted_bars, tmp_path, capsys
+):
+    """The live clock is the wall time (the scripted bars are stamped with it), so the
+    two journals' clocks never agree; bar by bar, their order decisions do."""
+    config = live_config(scripted_bars, tmp_path / "runs")
+    reference = tmp_path / "backtest"
+    cfg = load_config(
+        {**config, "data": {"asset": {"path": str(scripted_bars)}}},
+        overrides=[f"reporting.output_dir={reference}", "reporting.journal=true"],
+    )
+    assert BacktestEngine(cfg).run().orders.height >= 20
+    session = LiveSession(load_config(config), run_dir=tmp_path / "runs" / "d", mode="dry-run")
+    session.run_sync()
+    a, b = str(reference / JOURNAL_FILE), str(session.journal_path)
+    orders = ["--kind", "SubmitOrder", "--kind", "CancelOrder", "--kind", "ModifyOrder"]
+    assert main(["journal", "diff", a, b, *orders, "--by-bar"]) == 0
+    assert "journals agree" in capsys.readouterr().out
+    assert main(["journal", "diff", a, b, *orders]) == 1  # by the clock they differ at once
+    assert "first divergence at event #0 (after 0 equal events): clock_ns" in (
+        capsys.readouterr().out
+    )
+    # a filter that names no event type is a one-line error, before anything is read
+    assert main(["journal", "diff", a, b, "--kind", "SubmitOrders"]) == 2
+    assert "--kind 'SubmitOrders': no such event type" in capsys.readouterr().err
+
+
 def test_ml4t_live_dry_run_from_the_command_line_writes_its_run_directory(
     scripted_bars, tmp_path, capsys
 ):

@@ -60,7 +60,15 @@ class _Positions:
 
 
 class SimulatedExecution:
-    """The simulated broker as an execution client (same matching, same events)."""
+    """The simulated broker as an execution client (same matching, same events).
+
+    Its clock is the market time of the bars it has been given: a request is handled at
+    the last bar's time, as a backtest handles an order placed on bar t at t, so it fills
+    from the next bar on. Taking the request's own stamp instead would mix two clocks
+    when the bars carry their vendor's time (a bar known at 14:31 delivered at 14:31:02,
+    or a stand-in replaying an earlier day) and the requests the live clock's: a bar
+    older than the request would never fill it.
+    """
 
     def __init__(
         self,
@@ -100,10 +108,11 @@ class SimulatedExecution:
         if self._listener is not None:
             self._listener(event)
 
-    async def _send(self, topic: Any, event: Event, ts_ns: int) -> None:
+    async def _send(self, topic: Any, event: Event, ts_ns: int | None = None) -> None:
+        """Publish ``event`` to the broker at ``ts_ns`` (None: the market time now)."""
         if not self.connected:
             raise ConnectionLost("the simulated venue is not connected")
-        if ts_ns > self._clock.now_ns():
+        if ts_ns is not None and ts_ns > self._clock.now_ns():
             self._clock.advance_to(ts_ns)
         self._bus.publish(topic, event)
         await self._bus.drain()
@@ -114,13 +123,13 @@ class SimulatedExecution:
     async def submit(self, order: SubmitOrder) -> None:
         if order.order_id in self.broker.book.orders:
             return  # idempotent: a retried submit of a known id is a no-op
-        await self._send(ORDERS_APPROVED, order, order.ts_event)
+        await self._send(ORDERS_APPROVED, order)
 
     async def cancel(self, request: CancelOrder) -> None:
-        await self._send(ORDERS_APPROVED, request, request.ts_event)
+        await self._send(ORDERS_APPROVED, request)
 
     async def modify(self, request: ModifyOrder) -> None:
-        await self._send(ORDERS_APPROVED, request, request.ts_event)
+        await self._send(ORDERS_APPROVED, request)
 
 
 class _PaperOrder:

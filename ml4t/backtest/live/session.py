@@ -30,6 +30,7 @@ trading the same way (``halt`` or ``flatten``) and end the session (exit 3).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
@@ -112,6 +113,30 @@ def runs_dir(config: RunConfig) -> Path:
     return Path("ml4t-live")
 
 
+def _data_extra(config: RunConfig) -> dict[str, Any]:
+    """What a data plugin's factory may be given besides its params: the universe
+    (``symbols=``, when ``live.symbols`` lists it) and the run's ``data`` section
+    (``data=``), whose signals and context it joins onto its bars as of their time.
+    Only a factory that names them among its parameters gets them (:func:`_declared`)."""
+    assert config.live is not None
+    if config.live.data is None or config.live.data.adapter in DATA_ADAPTERS:
+        return {}
+    extra: dict[str, Any] = {"data": config.data}
+    if config.live.symbols:
+        extra["symbols"] = list(config.live.symbols)
+    return extra
+
+
+def _declared(factory: Callable[..., Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``extra`` keywords that ``factory`` names as parameters: a factory written
+    before one was offered (or passing ``**params`` on) is not handed it."""
+    try:
+        names = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read: offer nothing
+        return {}
+    return {key: value for key, value in extra.items() if key in names}
+
+
 def _build(
     kind: str,
     key: str,
@@ -119,10 +144,12 @@ def _build(
     builtin: Mapping[str, Callable[..., Any]],
     credentials: Credentials | None,
     extra: Mapping[str, Any],
+    offered: Mapping[str, Any] = MappingProxyType({}),
 ) -> Any:
-    """The client ``section`` names: its factory called with its params as keywords."""
+    """The client ``section`` names: its factory called with its params as keywords,
+    ``extra`` (always) and those of ``offered`` that it declares."""
     factory = builtin.get(section.adapter) or plugins.load(kind, section.adapter)
-    kwargs = {**section.params, **extra}
+    kwargs = {**section.params, **_declared(factory, offered), **extra}
     if credentials is not None and section.adapter not in builtin:
         kwargs["credentials"] = credentials
     try:
@@ -187,7 +214,7 @@ class LiveSession(SessionRunner):
             live.credentials_env, live.credentials_file, environ=environ
         )
         data = data_client or _build(
-            "live_data", "data", live.data, DATA_ADAPTERS, self.credentials, {}
+            "live_data", "data", live.data, DATA_ADAPTERS, self.credentials, {}, _data_extra(config)
         )
         if not isinstance(data, MarketDataClient):
             raise ConfigError(

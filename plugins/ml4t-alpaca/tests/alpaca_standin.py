@@ -24,6 +24,15 @@ when the bar reaches them, like the simulated broker's next-bar fills), their tr
 updates are sent, then, ``fill_lead`` seconds later, the minute's bars. The venue's
 clock (``/v2/clock``, fill times) is the end of the last minute played.
 
+**The fill rule**, for an order working before a minute (:func:`_fill_price`): a market
+order fills in full at that minute's open (at its close for ``cls``); a limit at the
+better of the open and the limit once the bar reaches it; a stop, or a trailing stop, at
+the worse of the open and the stop once the bar crosses it; a stop-limit at its limit.
+No commission, no slippage, no volume limit: with ``fill_timing: next_open`` and no costs
+the simulated broker fills the same orders at the same prices (``tests/test_three_way.py``
+checks it). A buy needs buying power (cash times ``Scenario.buying_power_multiplier``,
+at the last close or the limit).
+
 **Faults** are a :class:`Scenario`: partial fills, duplicated and reordered trade
 updates, a submit processed but its answer cut off (the connection drops between submit
 and acknowledgement), 429s with ``Retry-After``, rejections (by HTTP answer or by a

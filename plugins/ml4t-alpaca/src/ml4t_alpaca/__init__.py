@@ -9,6 +9,9 @@
 - :class:`AlpacaFeed` and :class:`AlpacaBroker`: the two as the run's feed and broker
   roles (entry points ``alpaca`` in ``ml4t.backtest.feeds`` and
   ``ml4t.backtest.brokers``);
+- :mod:`ml4t_alpaca.live`: the factories ``ml4t live`` calls for ``live.data`` and
+  ``live.broker`` ``{adapter: alpaca}`` (entry points ``alpaca`` in
+  ``ml4t.backtest.live_data`` and ``ml4t.backtest.live_brokers``);
 - :class:`AlpacaConfig`: endpoints, session, timings; credentials only from the
   environment or a file it names (:mod:`ml4t_alpaca.credentials`).
 

@@ -38,8 +38,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from ml4t.backtest import VenueConnection, VenueLink
 from ml4t.backtest.live import ConnectionLost, VenueError
 from ml4t_alpaca.config import AlpacaConfig
+from ml4t_alpaca.credentials import Credentials
 
-__all__ = ["StreamLink", "decode"]
+__all__ = ["StreamLink", "authenticate", "decode", "receive"]
 
 _WS_LOG = logging.getLogger("ml4t.alpaca.websocket")
 _WS_LOG.setLevel(logging.INFO)  # frames (the auth message among them) are logged at DEBUG
@@ -65,6 +66,16 @@ async def receive(ws: ClientConnection, timeout: float) -> Any:
     except TimeoutError:
         raise ConnectionLost(f"no answer from the venue within {timeout:g} s") from None
     return decode(raw)
+
+
+async def authenticate(ws: ClientConnection, credentials: Credentials, timeout: float) -> Any:
+    """Send the authentication frame both streams take (``{"action": "auth", "key": ...,
+    "secret": ...}``; the frame log is pinned above DEBUG, see the module) and return the
+    venue's answer, which each stream words its own way."""
+    await ws.send(
+        json.dumps({"action": "auth", "key": credentials.key_id, "secret": credentials.secret_key})
+    )
+    return await receive(ws, timeout)
 
 
 class StreamLink:

@@ -52,7 +52,7 @@ from ml4t.backtest import (
 )
 from ml4t.backtest.live import AccountState, ConnectionLost, VenueError
 from ml4t_alpaca._bars import iso_ns
-from ml4t_alpaca._link import StreamLink, receive
+from ml4t_alpaca._link import StreamLink, authenticate, receive
 from ml4t_alpaca._orders import (
     ClientIds,
     OrderRefused,
@@ -140,14 +140,8 @@ class AlpacaExecution:
 
     async def _handshake(self, ws: ClientConnection) -> None:
         timeout = self.config.request_timeout
-        credentials = self._credentials
-        assert credentials is not None
-        await ws.send(
-            json.dumps(
-                {"action": "auth", "key": credentials.key_id, "secret": credentials.secret_key}
-            )
-        )
-        answer = await receive(ws, timeout)
+        assert self._credentials is not None
+        answer = await authenticate(ws, self._credentials, timeout)
         status = (answer.get("data") or {}).get("status") if isinstance(answer, dict) else None
         if status != "authorized":
             raise VenueError(f"the trade-update stream refused the credentials ({status})")

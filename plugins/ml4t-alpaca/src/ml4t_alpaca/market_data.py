@@ -42,7 +42,7 @@ from ml4t.backtest import (
 )
 from ml4t.backtest.live import MARKET_DATA_LINK, AsofJoiner, ConnectionLost, VenueError
 from ml4t_alpaca._bars import MINUTE_NS, OHLCV, MinuteBars, bar_row, iso_ns
-from ml4t_alpaca._link import StreamLink, receive
+from ml4t_alpaca._link import StreamLink, authenticate, receive
 from ml4t_alpaca._rest import Rest
 from ml4t_alpaca.config import AlpacaConfig
 from ml4t_alpaca.credentials import Credentials, load_credentials
@@ -208,14 +208,8 @@ class AlpacaMarketData:
         first = await receive(ws, timeout)
         if not _is(first, "success", "connected"):
             raise ConnectionLost(f"the market-data stream did not greet: {_brief(first)}")
-        credentials = self._credentials
-        assert credentials is not None
-        await ws.send(
-            json.dumps(
-                {"action": "auth", "key": credentials.key_id, "secret": credentials.secret_key}
-            )
-        )
-        answer = await receive(ws, timeout)
+        assert self._credentials is not None
+        answer = await authenticate(ws, self._credentials, timeout)
         _raise_for_error(answer)
         if not _is(answer, "success", "authenticated"):
             raise ConnectionLost(f"the market-data stream did not authenticate: {_brief(answer)}")
