@@ -54,6 +54,7 @@ _OBJECT_STORE_BYTES = 100_000_000  # Ray's minimum is 75 MiB
 @dataclass(frozen=True)
 class Cluster:
     address: str  # HOST:PORT of the head's GCS, as ``ray start --address`` takes it
+    client_address: str  # ray://HOST:PORT of the head's Ray Client server
     node_ids: frozenset[str]
     temp_dir: Path
     env: dict[str, str] = field(repr=False)  # the nodes' (PYTHONPATH, auth, the marker)
@@ -99,7 +100,8 @@ def _cluster() -> Iterator[Cluster]:
     try:
         nodes.append(_start_node(head_flags, "head", temp_dir, env))
         nodes.append(_start_node([f"--address={address}"], "worker", temp_dir, env))
-        yield Cluster(address, _wait_for_nodes(address, 2, nodes, temp_dir), temp_dir, env)
+        node_ids = _wait_for_nodes(address, 2, nodes, temp_dir)
+        yield Cluster(address, f"ray://127.0.0.1:{ports[1]}", node_ids, temp_dir, env)
     finally:
         leftover = _stop(nodes, temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)

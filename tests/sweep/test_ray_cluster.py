@@ -126,3 +126,22 @@ def test_cli_with_address_runs_on_the_cluster(cluster: Cluster, dataset, tmp_pat
     assert {p["node"] for p in plan["placement"].values()} <= cluster.node_ids
     for run_id in table["run_id"]:
         _check_run_dir(out / "runs" / run_id)
+
+
+def test_through_ray_client_every_run_is_sent_back(
+    cluster: Cluster, dataset, tmp_path: Path
+) -> None:
+    """A driver outside the cluster (Ray Client) shares no node's disk."""
+    sweep = {"params": {"strategy.params.threshold": [0.4, 0.6]}}
+    table = run_sweep(
+        base_config(dataset),
+        sweep,
+        out_dir=tmp_path,
+        executor="ray",
+        address=cluster.client_address,
+    )
+    assert table["status"].to_list() == ["ok", "ok"]
+    placement = json.loads((tmp_path / "sweep.json").read_text())["placement"]
+    assert [placement[r]["shipped"] for r in table["run_id"]] == [True, True]
+    for run_id in table["run_id"]:
+        _check_run_dir(tmp_path / "runs" / run_id)
