@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ml4t.backtest.errors import ML4TError
-from ml4t.backtest.sweep.remote import pack_run_dir, unpack_run_dir
+from ml4t.backtest.sweep.remote import _writable_run_dir, pack_run_dir, unpack_run_dir
 
 
 def _write(root: Path, files: dict[str, bytes]) -> None:
@@ -48,3 +48,15 @@ def test_a_path_outside_the_run_directory_is_refused(tmp_path: Path, name: str) 
         unpack_run_dir({"ok.txt": b"", name: b"x"}, run_dir)
     assert pack_run_dir(run_dir) == {"manifest.json": b"{}"}, "the old directory is kept"
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["abc", "manifest.json", "runs"]
+
+
+def test_a_node_that_cannot_create_the_drivers_path_runs_in_its_temp_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    local = _writable_run_dir(blocker / "runs" / "abc", "abc")
+    try:
+        assert local.is_dir() and local.name.startswith("ml4t-run-abc-")
+        assert not str(local).startswith(str(tmp_path))
+    finally:
+        local.rmdir()
+    assert _writable_run_dir(tmp_path / "runs" / "abc", "abc") == tmp_path / "runs" / "abc"
