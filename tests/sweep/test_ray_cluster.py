@@ -28,7 +28,7 @@ from ml4t.backtest.sweep.plan import base_text
 from ml4t.backtest.sweep.remote import run_ray_task
 
 from .conftest import GRID_2X3, base_config
-from .raycluster import Cluster, marked_processes, two_node_cluster
+from .raycluster import Cluster, two_node_cluster
 from .test_local import CHILD, _write_inputs
 
 pytestmark = pytest.mark.slow
@@ -37,9 +37,10 @@ VOLATILE = ["duration_s", "path"]
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
+    """Started once for the module (about 15 s); stopping it fails if a process of it
+    outlives its node."""
     with two_node_cluster() as started:
         yield started
-    assert not marked_processes(str(started.temp_dir)), "the cluster's processes are gone"
 
 
 def _check_run_dir(run_dir: Path) -> None:
