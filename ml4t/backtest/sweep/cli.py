@@ -51,7 +51,7 @@ def add_cli(commands: Any) -> argparse.ArgumentParser:
         help="local process pool (default) or ray (default with --address)",
     )
     sweep.add_argument("--workers", type=int, help="parallel runs (default: the CPU count)")
-    sweep.add_argument("--address", help="Ray cluster address (auto, ray://host:10001)")
+    sweep.add_argument("--address", help="Ray cluster address (HEAD:6379, auto, ray://HEAD:10001)")
     sweep.add_argument(
         "--output", metavar="DIR", help="sweep directory (default: sweeps/<config>-<grid>)"
     )

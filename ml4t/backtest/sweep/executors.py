@@ -9,11 +9,13 @@ still arrives within ``grace`` seconds, and re-raises.
 - :class:`LocalExecutor`: a ``ProcessPoolExecutor`` with the *spawn* start method
   (no forked copies of the driver's threads or locks), ``workers`` processes (default:
   the CPU count).
-- :class:`RayExecutor`: one Ray task per backtest (``num_cpus=1``, no retries). It
-  joins the cluster at ``address`` (``"auto"``, ``"ray://head:10001"``), or starts Ray
-  locally with ``workers`` CPUs; a Ray instance the caller already started is used
-  as it is and left running. Ray is imported only here, only when asked for
-  (``pip install 'ml4t-backtest[ray]'``).
+- :class:`RayExecutor`: one Ray task per backtest (``num_cpus=1``, no retries, spread
+  over the nodes). It joins the cluster at ``address`` (``"auto"``, ``"HEAD:6379"``,
+  ``"ray://head:10001"``), or starts Ray locally with ``workers`` CPUs; a Ray instance
+  the caller already started is used as it is and left running. A task on another node
+  than the driver's sends its run directory back (:mod:`~ml4t.backtest.sweep.remote`),
+  which the driver writes under ``out_dir``. Ray is imported only here, only when asked
+  for (``pip install 'ml4t-backtest[ray]'``).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
 from queue import Empty
 from typing import Any, Protocol
 
-from ml4t.backtest.errors import ConfigError
-from ml4t.backtest.sweep.task import CANCELLED, FAILED, init_pool_worker, run_pool_task, run_task
+from ml4t.backtest.errors import ConfigError, ML4TError
+from ml4t.backtest.sweep.remote import run_ray_task, unpack_run_dir
+from ml4t.backtest.sweep.task import CANCELLED, FAILED, init_pool_worker, run_pool_task
 
 __all__ = ["Executor", "LocalExecutor", "RayExecutor", "make_executor"]
 
@@ -188,8 +192,11 @@ class RayExecutor:
         if owned:
             self._init(ray)
         try:
-            remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
-            refs = {remote.remote(p): p for p in payloads}
+            # SPREAD: backtests are CPU- and memory-bound and read their own data, so
+            # they go to every node rather than filling the driver's first
+            remote = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy="SPREAD")
+            driver_node = _driver_node(ray)
+            refs = {remote(run_ray_task).remote(p, driver_node): p for p in payloads}
             pending = list(refs)
             try:
                 while pending:
@@ -221,11 +228,29 @@ class RayExecutor:
     @staticmethod
     def _result(ray: Any, ref: Any, payload: Payload) -> dict[str, Any]:
         try:
-            return ray.get(ref)
+            result: dict[str, Any] = ray.get(ref)
         except ray.exceptions.TaskCancelledError:
             return {**_failure(payload, "cancelled"), "status": CANCELLED}
         except ray.exceptions.RayError as exc:  # the worker died, or could not import
             return _failure(payload, f"{type(exc).__name__}: {exc}")
+        files = result.pop("files", None)
+        result["shipped"] = files is not None
+        if files is not None:
+            try:
+                unpack_run_dir(files, Path(payload["run_dir"]))
+            except (OSError, ML4TError) as exc:
+                error = f"the run's files from node {result.get('node')} were not written: {exc}"
+                return _failure(payload, error)
+        return result
+
+
+def _driver_node(ray: Any) -> str | None:
+    """The Ray node id of the driver's machine; ``None`` through Ray Client (the driver
+    is outside the cluster, so no node shares its disk)."""
+    if ray.util.client.ray.is_connected():
+        return None
+    node: str = ray.get_runtime_context().get_node_id()
+    return node
 
 
 def _import_ray() -> Any:

@@ -110,6 +110,9 @@ def run_sweep(
         write_summary(out / SUMMARY_FILE, table, metric=spec.metric, maximize=spec.maximize)
         finished = datetime.now(UTC).isoformat()
         plan.update(finished_at=finished, interrupted=interrupted, counts=_counts(results))
+        placement = _placement(results)
+        if placement:
+            plan["placement"] = placement
         atomic_write_json(out / PLAN_FILE, plan)
     return table
 
@@ -129,6 +132,16 @@ def _settled(
         else:
             todo.append(task)
     return results, todo
+
+
+def _placement(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Which cluster node ran each run of this invocation, and whether its files were
+    sent back to the driver (Ray only: the local pool runs everything here)."""
+    return {
+        run_id: {"node": r["node"], "shipped": bool(r.get("shipped"))}
+        for run_id, r in results.items()
+        if r.get("node") is not None
+    }
 
 
 def _counts(results: dict[str, dict[str, Any]]) -> dict[str, int]:
