@@ -88,7 +88,11 @@ def test_a_second_feed_skips_both_passes_and_streams_the_same_batches(
     warm = ParquetFeed(config(path))
     assert warm.prepare() == cold_report
     assert passes.count == {"plan": 1, "validate": 1}, "the warm feed read no rows to plan"
-    assert (warm.symbols, warm.first_ts, warm.last_ts) == (cold.symbols, cold.first_ts, cold.last_ts)
+    assert (warm.symbols, warm.first_ts, warm.last_ts) == (
+        cold.symbols,
+        cold.first_ts,
+        cold.last_ts,
+    )
 
     cold_batches = run_feed(ParquetFeed(config(path, validation_cache=False))).batches
     warm_batches = run_feed(ParquetFeed(config(path))).batches
@@ -183,9 +187,7 @@ def test_ml4t_validate_checks_every_row_even_with_a_planted_entry(
     assert key is not None
     entry.rename(cache_dir() / key)
     meta = cache_dir() / key / "entry.json"
-    meta.write_bytes(
-        msgspec.json.encode({**msgspec.json.decode(meta.read_bytes()), "key": key})
-    )
+    meta.write_bytes(msgspec.json.encode({**msgspec.json.decode(meta.read_bytes()), "key": key}))
     ParquetFeed(config(bad)).prepare()  # the planted entry is trusted by a run
     found = check_data(config(bad))
     assert not found.valid
