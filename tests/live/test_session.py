@@ -178,7 +178,9 @@ def test_a_session_killed_with_sigkill_resumes_from_its_journal(scripted_bars, t
 
 
 def test_ctrl_c_cancels_open_orders_and_the_session_resumes_after_it(scripted_bars, tmp_path):
-    config = live_config(scripted_bars, tmp_path / "runs", strategy="RestingLimit", interval=0.05)
+    # bars slow enough that the signal lands mid-session on a loaded machine (it ends the
+    # session at once; the resume below replays the rest fast)
+    config = live_config(scripted_bars, tmp_path / "runs", strategy="RestingLimit", interval=0.5)
     path = _write(config, tmp_path / "live.yaml")
     run = tmp_path / "runs" / "c"
     with _ml4t("live", str(path), "--dry-run", "--run-id", "c", "--no-view") as proc:
@@ -200,7 +202,8 @@ def test_ctrl_c_cancels_open_orders_and_the_session_resumes_after_it(scripted_ba
     # resumed, the strategy knows it placed its resting order (the replay re-made its
     # state) and places no other; the cancel stays a cancel; trading goes on
     start = f"live.data.params.start={seen}"
-    assert main(["live", "--resume", str(run), "--no-view", "--set", start]) == 0
+    fast = "live.data.params.interval=0.01"
+    assert main(["live", "--resume", str(run), "--no-view", "--set", start, "--set", fast]) == 0
     orders = _results(run, "orders")
     assert orders.filter(pl.col("reason") == "resting")["status"].to_list() == ["cancelled"]
     assert orders["order_id"].is_unique().all()
@@ -244,7 +247,9 @@ def test_the_kill_switch_in_a_dry_run_flattens_within_one_bar_and_exits_3(
 def test_ml4t_live_halt_from_another_process_flattens_and_stops_the_session(
     scripted_bars, tmp_path
 ):
-    config = live_config(scripted_bars, tmp_path / "runs", interval=0.1)
+    # 40 bars of 0.5 s: the --halt process (a fresh interpreter) reaches the session
+    # before its last bar even on a loaded machine; the halt ends it at once
+    config = live_config(scripted_bars, tmp_path / "runs", interval=0.5)
     path = _write(config, tmp_path / "live.yaml")
     run = tmp_path / "runs" / "h"
     with _ml4t("live", str(path), "--dry-run", "--run-id", "h", "--no-view") as session:
