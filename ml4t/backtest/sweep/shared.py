@@ -106,10 +106,11 @@ def run_group(members: Sequence[Payload]) -> list[dict[str, Any]]:
     cancel = _Cancel(shared)
     results: list[dict[str, Any] | None] = [None] * len(members)
     tokens = [shared.join() for _ in members]  # all join before any reads a chunk
+    finished = [threading.Event() for _ in members]
     threads = [
         threading.Thread(
             target=_member,
-            args=(payload, shared, token, cancel, results, i),
+            args=(payload, shared, token, cancel, results, finished[i], i),
             name=f"ml4t-sweep-{payload['run_id']}",
             daemon=True,
         )
@@ -118,19 +119,33 @@ def run_group(members: Sequence[Payload]) -> list[dict[str, Any]]:
     for thread in threads:
         thread.start()
     try:
-        _join(threads)
+        _join(finished)
     except KeyboardInterrupt:
         cancel.cancel()
-        _join(threads)
+        _join_flushing(finished)
     return [
         r if r is not None else cancelled_result(p) for r, p in zip(results, members, strict=True)
     ]
 
 
-def _join(threads: list[threading.Thread]) -> None:
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(_JOIN_SECONDS)  # a timeout, so that Ctrl-C reaches this thread
+def _join(finished: list[threading.Event]) -> None:
+    """Wait until every run has set its event. Not ``Thread.join``: a Ctrl-C that
+    interrupts it can leave a running thread marked stopped (CPython before 3.13)."""
+    for event in finished:
+        while not event.wait(_JOIN_SECONDS):  # a timeout, so that Ctrl-C reaches us
+            pass
+
+
+def _join_flushing(finished: list[threading.Event]) -> None:
+    """Wait for the cancelled runs to flush their results. A further interrupt (the driver
+    passes Ctrl-C on to its workers) changes nothing: they are already stopping, and the
+    driver kills a worker that takes longer than its grace period."""
+    while True:
+        try:
+            _join(finished)
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def _member(
@@ -139,6 +154,7 @@ def _member(
     token: int,
     cancel: _Cancel,
     results: list[dict[str, Any] | None],
+    finished: threading.Event,
     index: int,
 ) -> None:
     """One task of the group, in its own thread (the result goes to ``results[index]``)."""
@@ -153,6 +169,7 @@ def _member(
         results[index] = execute_task(payload, run)
     finally:
         shared.leave(token)  # also when the run never got as far as starting its feed
+        finished.set()
 
 
 def _run_cancellable(engine: Any, cancel: _Cancel) -> BacktestResults:
