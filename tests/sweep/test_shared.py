@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,9 @@ from .conftest import GRID_2X3, base_config
 from .test_local import CHILD, _state, _wait_for, _write_inputs
 
 TABLES = ("trades", "fills", "orders", "order_history", "portfolio", "daily_returns")
+CHUNKED = ["data.chunk_memory_mb=0.05"]
+"""Chunks of about 250 rows: the 9,360 rows of the data set in some 40 chunks, so the
+runs of a pass go in lock-step over many of them."""
 
 
 class Recording:
@@ -62,6 +66,7 @@ def both(dataset, tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFram
         out_dir=tmp_path_factory.mktemp("shared"),
         executor=shared_exec,
         share_data=True,
+        overrides=CHUNKED,
     )
     assert sorted(len(s) for s in shared_exec.shapes()) == [3, 3], shared_exec.shapes()
     separate = run_sweep(
@@ -69,6 +74,7 @@ def both(dataset, tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFram
         GRID_2X3,
         out_dir=tmp_path_factory.mktemp("separate"),
         executor=LocalExecutor(2),
+        overrides=CHUNKED,
     )
     return shared, separate
 
@@ -106,7 +112,12 @@ def test_a_point_that_fails_in_a_shared_pass_fails_alone(dataset, both, tmp_path
     }
     executor = Recording(1)
     table = run_sweep(
-        base_config(dataset), sweep, out_dir=tmp_path, executor=executor, share_data=True
+        base_config(dataset),
+        sweep,
+        out_dir=tmp_path,
+        executor=executor,
+        share_data=True,
+        overrides=CHUNKED,
     )
     assert [len(s) for s in executor.shapes()] == [4]
     rows = {
@@ -123,7 +134,11 @@ def test_a_point_that_fails_in_a_shared_pass_fails_alone(dataset, both, tmp_path
         ok = rows[(threshold, None)]
         assert ok["status"] == "ok" and ok["num_trades"] > 0
         alone_dir = tmp_path / f"alone-{threshold}"
-        overrides = [f"strategy.params.threshold={threshold}", f"reporting.output_dir={alone_dir}"]
+        overrides = [
+            *CHUNKED,
+            f"strategy.params.threshold={threshold}",
+            f"reporting.output_dir={alone_dir}",
+        ]
         alone = BacktestEngine(load_config(base_config(dataset), overrides=overrides)).run()
         assert alone.complete
         _assert_same_run(Path(ok["path"]), alone_dir)
@@ -235,3 +250,29 @@ def test_ctrl_c_cancels_every_run_of_a_shared_pass_and_keeps_the_finished(
     assert table["status"].to_list() == ["ok", "ok"]
     states = sorted(_state(d) for d in (out / "runs").iterdir())
     assert states == ["cancelled", "cancelled", "complete", "complete"]
+
+
+def test_a_run_of_a_pass_waits_for_the_slowest_one_chunk_behind(dataset) -> None:
+    """Lock-step: run A may hold chunk 1 while B holds chunk 0, not chunk 2; once B
+    leaves (it stopped or failed), A goes on alone."""
+    from ml4t.backtest.data._shared import SharedPass
+    from ml4t.backtest.engine import feed_config
+
+    config = load_config(base_config(dataset), overrides=CHUNKED)
+    shared = SharedPass(feed_config(config))
+    shared.prepare()
+    a, b = shared.join(), shared.join()
+    first = shared.chunk(a, 0)
+    assert first is not None and shared.chunk(b, 0) is first  # the same objects for both
+    assert shared.chunk(a, 1) is not None
+    got: list[Any] = []
+    ahead = threading.Thread(target=lambda: got.append(shared.chunk(a, 2)), daemon=True)
+    ahead.start()
+    ahead.join(0.3)
+    assert ahead.is_alive() and got == [], "A took chunk 2 while B was still on chunk 0"
+    shared.leave(b)
+    ahead.join(10)
+    assert not ahead.is_alive() and got[0] is not None
+    chunk, batches = got[0]
+    assert [batch.ts_event for batch in batches] == chunk.ts
+    shared.leave(a)
