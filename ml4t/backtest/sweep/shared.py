@@ -33,6 +33,7 @@ from ml4t.backtest.sweep.task import (
     cancelled_result,
     execute_task,
     interruptible,
+    run_task,
     sweep_cancelled,
 )
 
@@ -100,7 +101,10 @@ def run_group(members: Sequence[Payload]) -> list[dict[str, Any]]:
     from ml4t.backtest.logging import configure_logging
 
     configure_logging(members[0].get("log_level", "warning"))
-    config = resolve_task(members[0]["config"], members[0]["overrides"])
+    try:
+        config = resolve_task(members[0]["config"], members[0]["overrides"])
+    except Exception:  # each task alone then reports why its config does not resolve
+        return [run_task(p) for p in members]
     calendar = SessionCalendar(config.backtest.calendar) if config.backtest.calendar else None
     shared = SharedPass(feed_config(config), calendar=calendar)
     cancel = _Cancel(shared)
