@@ -8,9 +8,7 @@ still arrives within ``grace`` seconds, and re-raises.
 
 - :class:`LocalExecutor`: a ``ProcessPoolExecutor`` with the *spawn* start method
   (no forked copies of the driver's threads or locks), ``workers`` processes (default:
-  the CPU count). A payload may be a group of tasks sharing one data pass
-  (``{"group": [...]}``, see :mod:`ml4t.backtest.sweep.shared`): it gives one result per
-  task.
+  the CPU count).
 - :class:`RayExecutor`: one Ray task per backtest (``num_cpus=1``, no retries). It
   joins the cluster at ``address`` (``"auto"``, ``"ray://head:10001"``), or starts Ray
   locally with ``workers`` CPUs; a Ray instance the caller already started is used
