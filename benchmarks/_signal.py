@@ -11,15 +11,16 @@ from ml4t.backtest import BatchStrategy
 
 class SignalBatch(BatchStrategy):
     """Enter ``size`` shares on ``signal_entry``, close on ``signal_exit``, vectorised the
-    batch-API way: only the rows that act reach Python."""
+    batch-API way (docs/user-guide.md): numpy views of the batch's columns, and only the
+    rows that act reach Python."""
 
     class Params(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         size: float = 100.0
 
     def on_timestamp(self, timestamp, batch, context) -> None:
         held = self.batch_positions(batch)
-        entry = batch.get_column("signal_entry").to_numpy()
-        exit_ = batch.get_column("signal_exit").to_numpy()
+        entry = batch.numpy("signal_entry")
+        exit_ = batch.numpy("signal_exit")
         buys = (held == 0) & (entry == 1)
         sells = (held > 0) & (exit_ == 1)
         rows = np.flatnonzero(buys | sells)
