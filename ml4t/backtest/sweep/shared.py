@@ -163,7 +163,7 @@ def _member(
 ) -> None:
     """One task of the group, in its own thread (the result goes to ``results[index]``)."""
 
-    def run(config: RunConfig) -> BacktestResults:
+    def run(config: RunConfig) -> BacktestResults | None:
         from ml4t.backtest.engine import BacktestEngine, run_session
 
         feed = shared.feed(token, run_session(config))
@@ -176,7 +176,7 @@ def _member(
         finished.set()
 
 
-def _run_cancellable(engine: Any, cancel: _Cancel) -> BacktestResults:
+def _run_cancellable(engine: Any, cancel: _Cancel) -> BacktestResults | None:
     """Run ``engine`` on a fresh event loop of this thread; :meth:`_Cancel.cancel` (from
     the group's thread) cancels it as Ctrl-C cancels a run alone."""
     import anyio
@@ -187,10 +187,7 @@ def _run_cancellable(engine: Any, cancel: _Cancel) -> BacktestResults:
             return await engine.run_async()  # type: ignore[no-any-return]
         return None
 
-    results = anyio.run(main)
-    if results is None:
-        raise KeyboardInterrupt  # the run was cancelled: its results are flushed
-    return results
+    return anyio.run(main)  # None: cancelled, its results flushed marked incomplete
 
 
 class _Cancel:

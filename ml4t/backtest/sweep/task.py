@@ -61,10 +61,11 @@ def _run_alone(config: RunConfig) -> BacktestResults:
 
 
 def execute_task(
-    payload: dict[str, Any], run: Callable[[RunConfig], BacktestResults]
+    payload: dict[str, Any], run: Callable[[RunConfig], BacktestResults | None]
 ) -> dict[str, Any]:
     """Resolve the task's config, ``run`` it, and return its result (never raising for a
-    run that fails; a ``KeyboardInterrupt`` from ``run`` is a cancelled task)."""
+    run that fails). ``run`` returning None, or raising ``KeyboardInterrupt``, is a
+    cancelled task."""
     from ml4t.backtest.record.outputs import json_safe
     from ml4t.backtest.sweep.plan import resolve_task, sweep_hash
 
@@ -91,7 +92,9 @@ def execute_task(
         reporting = msgspec.structs.replace(config.reporting, output_dir=str(run_dir))
         config = msgspec.structs.replace(config, reporting=reporting)
         results = run(config)
-        if results.complete:
+        if results is None:  # cancelled by its caller (a shared pass's Ctrl-C)
+            result.update(status=CANCELLED, error="cancelled")
+        elif results.complete:
             result.update(status=OK, metrics=json_safe(results.metrics))
         else:
             reason = results.manifest.get("incomplete_reason") or results.outcome.value
