@@ -144,6 +144,27 @@ def test_a_point_that_fails_in_a_shared_pass_fails_alone(dataset, both, tmp_path
         _assert_same_run(Path(ok["path"]), alone_dir)
 
 
+def test_a_point_whose_engine_does_not_build_leaves_the_pass_to_the_others(
+    dataset, tmp_path: Path
+) -> None:
+    """Its strategy refuses its parameters before the feed starts: the other run of the
+    pass must not wait for it at the next chunk."""
+    sweep = {"params": {"strategy.params.size": [10.0, "many"]}}
+    executor = Recording(1)
+    table = run_sweep(
+        base_config(dataset),
+        sweep,
+        out_dir=tmp_path,
+        executor=executor,
+        share_data=True,
+        overrides=CHUNKED,
+    )
+    assert [len(s) for s in executor.shapes()] == [2]
+    rows = {r["strategy.params.size"]: r for r in table.iter_rows(named=True)}
+    assert rows["10.0"]["status"] == "ok" and rows["10.0"]["num_trades"] > 0
+    assert rows["many"]["status"] == "failed" and "size" in rows["many"]["error"]
+
+
 def test_points_that_read_different_data_run_separately(dataset, tmp_path: Path) -> None:
     sweep = {"params": {"backtest.end_date": ["2023-01-06", "2023-01-10"]}}
     executor = Recording(2)
