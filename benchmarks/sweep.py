@@ -9,7 +9,18 @@ grid of its parameters: 8 backtests. Variants, each in a fresh child process:
   start-up, planning and the results table included);
 - ``ray-2``: ``run_sweep`` on a local Ray with 2 CPUs; Ray's start-up is timed apart.
 
+The issue-19 row (``--shared``, its own section): a 16-point grid of the signal strategy
+(``signal_batch`` of :mod:`benchmarks.engine`, here :mod:`benchmarks._signal`) over the
+headline year (250 symbols x 252 sessions of one-minute bars), 4 sizes x 4 slippages:
+
+- ``one``: one point of the grid alone (``run_task`` in a fresh process, no pool);
+- ``shared-16``: ``run_sweep(share_data=True)`` on 2 workers: two processes, each one
+  data pass shared by 8 points;
+- ``separate-16``: ``run_sweep`` on 2 workers, each point reading the data itself.
+
     python -m benchmarks.sweep            # every variant, figures into docs/performance.md
+    python -m benchmarks.sweep --shared   # the issue-19 row (--symbols/--days/--months:
+                                          # a smaller data set, not written to the docs)
 """
 
 from __future__ import annotations
@@ -22,7 +33,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._harness import RESULTS, ROOT, machine, machine_line, run_child, write_section
+from ._harness import (
+    RESULTS,
+    ROOT,
+    machine,
+    machine_line,
+    peak_rss_mb,
+    run_child,
+    write_section,
+)
 
 CACHE = ROOT / "benchmarks" / ".cache" / "sweep"
 SIZE = {"n_symbols": 50, "n_days": 21}
@@ -171,16 +190,159 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ issue 19: shared pass
+
+SIGNAL = ROOT / "benchmarks" / "_signal.py"
+SHARED_GRID = {
+    "params": {
+        "strategy.params.size": [50, 100, 150, 200],
+        "execution.slippage.params.bps": [0.5, 1.0, 2.0, 4.0],
+    },
+    "metric": "sharpe_ratio",
+}
+SHARED_VARIANTS = ("one", "shared-16", "separate-16")
+HEADLINE = (250, 252, 12)
+
+
+def _signal_config(n_symbols: int, n_days: int, months: int) -> dict[str, Any]:
+    """The signal_batch row's config (benchmarks.engine) with the strategy by path and a
+    fixed-bps slippage for the grid to vary."""
+    import msgspec
+
+    from .engine import _config, dataset
+
+    config = msgspec.to_builtins(_config(dataset(n_symbols, n_days), CACHE, months, False))
+    config["reporting"]["output_dir"] = None
+    config["execution"]["slippage"] = {"model": "fixed_bps", "params": {"bps": 1.0}}
+    config["strategy"] = {"path": str(SIGNAL), "class": "SignalBatch", "params": {}}
+    return dict(config)
+
+
+def measure_shared(variant: str, n_symbols: int, n_days: int, months: int) -> dict[str, Any]:
+    from ml4t.backtest.config import load_config
+    from ml4t.backtest.sweep import LocalExecutor, load_spec, plan_tasks, run_sweep, run_task
+    from ml4t.backtest.sweep.plan import base_text
+
+    config = _signal_config(n_symbols, n_days, months)
+    out = CACHE / f"out-{variant}"
+    shutil.rmtree(out, ignore_errors=True)
+    result: dict[str, Any] = {"variant": variant, "symbols": n_symbols, "months": months}
+    start = time.perf_counter()
+    if variant == "one":
+        base = load_config(config)
+        task = plan_tasks(base, load_spec(SHARED_GRID))[0]
+        row = run_task(task.payload(base_text(base), out / "runs", "warning"))
+        assert row["status"] == "ok", row["error"]
+        result.update(runs=1, trades=row["metrics"]["num_trades"])
+    else:
+        table = run_sweep(
+            config,
+            SHARED_GRID,
+            out_dir=out,
+            executor=LocalExecutor(2),
+            share_data=variant.startswith("shared"),
+        )
+        assert table["status"].to_list() == ["ok"] * 16, table["error"].to_list()
+        result.update(runs=16, run_s=round(float(table["duration_s"].mean()), 2))
+    result["wall_s"] = round(time.perf_counter() - start, 2)
+    result["peak_rss_mb"] = round(_peak_rss_own_or_workers_mb(), 1)
+    result["load_1m"] = round(os.getloadavg()[0], 1)
+    return result
+
+
+def _peak_rss_own_or_workers_mb() -> float:
+    """The largest of this process (its own high-water mark: ``ru_maxrss`` would carry
+    the parent's over the fork) and the pool's workers."""
+    import resource
+
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return max(peak_rss_mb(), workers)
+
+
+def render_shared(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
+    """The markdown section of the issue-19 row (``rows``: one per variant, ``one`` first)."""
+    one = rows[0]["wall_s"]
+    lines = [
+        "## Sweeps sharing the data pass: 16 points of the signal strategy (issue 19)",
+        "",
+        "`python -m benchmarks.sweep --shared` (each variant once, in a fresh child",
+        "process). The signal strategy (`signal_batch` of the engine benchmark) over the",
+        "headline year (250 symbols x 252 sessions of one-minute bars, 24.5 M bar-events),",
+        "a 4x4 grid of entry size x fixed-bps slippage. *one* is one point of the grid",
+        "alone (no pool); *shared-16* is `run_sweep(share_data=True)` on 2 workers (two",
+        "processes, each reading and validating the data once for its 8 points);",
+        "*separate-16* is `run_sweep` on 2 workers, each point reading the data itself.",
+        "The target is *shared-16* in at most 4x *one*.",
+        "",
+        "| variant | runs | wall s | x one run | mean run s | peak RSS MiB | load |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['runs']} | {r['wall_s']} | {r['wall_s'] / one:.2f}x | "
+            f"{r.get('run_s', r['wall_s'])} | {r['peak_rss_mb']:.0f} | {r['load_1m']} |"
+        )
+    lines += [
+        "",
+        "*mean run s* of a shared sweep is each point's own wall time, from its thread's",
+        "start to its results written: the points of a pass run side by side in one",
+        "process, so each takes about as long as the whole pass. Peak RSS is the largest",
+        "single process (a worker holding 8 runs' state beside one data pass). *load* is",
+        "the 1-minute load average when the variant finished (2 cores: the figures carry",
+        "that noise).",
+        "",
+        machine_line(info),
+    ]
+    return "\n".join(lines)
+
+
+def main_shared(args: argparse.Namespace) -> None:
+    size = (args.symbols, args.days, args.months)
+    if args.rewrite:
+        stored = json.loads(RESULTS.read_text())["sweep-shared"]
+        rows, info = stored["rows"], stored["machine"]
+    else:
+        from .engine import dataset
+
+        dataset(args.symbols, args.days)  # the data once, before any timing
+        rows = []
+        for variant in SHARED_VARIANTS:
+            rows.append(run_child("benchmarks.sweep", variant, "--shared", *_size_args(size)))
+            print(rows[-1], flush=True)
+        info = machine()
+    text = render_shared(rows, info)
+    if size == HEADLINE:
+        write_section("sweep-shared", text, {"machine": info, "rows": rows})
+        from . import targets
+
+        targets.write()
+    print(text)
+
+
+def _size_args(size: tuple[int, int, int]) -> list[str]:
+    return ["--symbols", str(size[0]), "--days", str(size[1]), "--months", str(size[2])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--child", metavar="VARIANT", choices=VARIANTS)
+    parser.add_argument("--child", metavar="VARIANT", choices=VARIANTS + SHARED_VARIANTS)
+    parser.add_argument("--shared", action="store_true", help="the issue-19 row")
+    parser.add_argument("--symbols", type=int, default=HEADLINE[0], help="with --shared")
+    parser.add_argument("--days", type=int, default=HEADLINE[1], help="with --shared")
+    parser.add_argument("--months", type=int, default=HEADLINE[2], help="with --shared")
     parser.add_argument("--repeat", type=int, default=3, help="runs per variant (median)")
     parser.add_argument(
         "--rewrite", action="store_true", help="re-render the section from results.json"
     )
     args = parser.parse_args()
+    if args.child and args.shared:
+        print(json.dumps(measure_shared(args.child, args.symbols, args.days, args.months)))
+        return
     if args.child:
         print(json.dumps(measure(args.child)))
+        return
+    if args.shared:
+        main_shared(args)
         return
     if args.rewrite:
         stored = json.loads(RESULTS.read_text())["sweep"]

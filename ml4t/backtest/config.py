@@ -29,6 +29,7 @@ import importlib.util
 import math
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -60,6 +61,8 @@ __all__ = [
     "load_config",
     "load_strategy_class",
 ]
+
+_IMPORT_LOCK = threading.Lock()
 
 STRATEGY_GROUP = "ml4t.strategies"
 
@@ -448,8 +451,14 @@ def _import_file(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"$.strategy.path: file {str(path)!r} does not exist")
     name = f"ml4t_strategy_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
-    if name in sys.modules:
-        return sys.modules[name]
+    # runs in threads (a sweep's shared data pass) must not see a module half executed
+    with _IMPORT_LOCK:
+        if name in sys.modules:
+            return sys.modules[name]
+        return _exec_file(name, path)
+
+
+def _exec_file(name: str, path: Path) -> Any:
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ConfigError(f"$.strategy.path: {str(path)!r} is not a Python file")

@@ -46,7 +46,7 @@ from ml4t.backtest.risk.manager import RiskManager
 from ml4t.backtest.runtime import RunOutcome, Runtime, run_terminable, unwrap_group
 from ml4t.backtest.strategy import StrategyBase
 
-__all__ = ["BacktestEngine", "BacktestResults"]
+__all__ = ["BacktestEngine", "BacktestResults", "feed_config", "run_session"]
 
 
 class BacktestResults:
@@ -225,12 +225,7 @@ class BacktestEngine:
             asset=asset,
             signal_data=signal_data,
             context=context,
-            session=SessionStarted(
-                ts_event=0,
-                config_hash=config_hash(config),
-                calendar=config.backtest.calendar or "",
-                initial_cash=capital,
-            ),
+            session=run_session(config),
             calendar=self.calendar,
         )
         if broker is None and named.broker:
@@ -378,20 +373,7 @@ class BacktestEngine:
     # ------------------------------------------------------------ assembly helpers
 
     def _feed_config(self) -> FeedConfig:
-        cfg = self.config
-        data = cfg.data
-        changes: dict[str, Any] = {}
-        for key, value in (("start", cfg.backtest.start_date), ("end", cfg.backtest.end_date)):
-            if value is not None:
-                if getattr(data, key) not in (None, value):
-                    raise ConfigError(
-                        f"$.backtest.{key}_date ({value}) and $.data.{key} "
-                        f"({getattr(data, key)}) disagree; set one of them"
-                    )
-                changes[key] = value
-        if cfg.backtest.calendar and data.calendar is None:
-            changes["calendar"] = cfg.backtest.calendar
-        return msgspec.structs.replace(data, **changes) if changes else data
+        return feed_config(self.config)
 
     def _portfolio_config(self, capital: float) -> PortfolioConfig:
         base = self.config.portfolio or PortfolioConfig()
@@ -399,6 +381,35 @@ class BacktestEngine:
 
     def _start_ns(self) -> int | None:
         return time_ns(self.config.backtest.start_date or self.config.data.start, "start")
+
+
+def feed_config(config: RunConfig) -> FeedConfig:
+    """What the standard feed of a run reads: ``data`` with the backtest's dates and
+    calendar applied (two runs with equal feed configs read exactly the same batches)."""
+    data = config.data
+    changes: dict[str, Any] = {}
+    for key, value in (("start", config.backtest.start_date), ("end", config.backtest.end_date)):
+        if value is not None:
+            if getattr(data, key) not in (None, value):
+                raise ConfigError(
+                    f"$.backtest.{key}_date ({value}) and $.data.{key} "
+                    f"({getattr(data, key)}) disagree; set one of them"
+                )
+            changes[key] = value
+    if config.backtest.calendar and data.calendar is None:
+        changes["calendar"] = config.backtest.calendar
+    return msgspec.structs.replace(data, **changes) if changes else data
+
+
+def run_session(config: RunConfig) -> SessionStarted:
+    """The run's own facts the feed puts in its session handshake (config hash, calendar,
+    starting cash); the feed adds the data's."""
+    return SessionStarted(
+        ts_event=0,
+        config_hash=config_hash(config),
+        calendar=config.backtest.calendar or "",
+        initial_cash=config.backtest.initial_capital,
+    )
 
 
 async def _run_with_progress(runtime: Runtime, bar: ProgressBar) -> None:

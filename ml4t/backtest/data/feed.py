@@ -74,6 +74,24 @@ class _Chunk:
         self.ts: list[int] = row_ts[starts].tolist()
 
 
+def market_batch(chunk: _Chunk, i: int) -> MarketBatch:
+    """The batch of ``chunk``'s ``i``-th timestamp: zero-copy slices, bound to the chunk."""
+    ts = chunk.ts[i]
+    columns = chunk.columns
+    n = columns.lengths[i]
+    offset = columns.offsets[i]
+    contexts = columns.contexts
+    batch = MarketBatch(
+        ts_event=ts,
+        ts_init=ts,
+        frame=columns.frame.slice(offset, n),
+        context=contexts[i] if contexts is not None else {},
+        codes=bytes(chunk.codes[4 * offset : 4 * (offset + n)]),
+    )
+    batch.bind_chunk(columns, i)
+    return batch
+
+
 class ParquetFeed(Component):
     """Asset bars (+ slower signals, + context) from parquet, one batch per timestamp.
 
@@ -380,18 +398,8 @@ class ParquetFeed(Component):
         assert chunk is not None
         i = self._i
         ts = chunk.ts[i]
-        columns = chunk.columns
-        n = columns.lengths[i]
-        offset = columns.offsets[i]
-        contexts = columns.contexts
-        batch = MarketBatch(
-            ts_event=ts,
-            ts_init=ts,
-            frame=columns.frame.slice(offset, n),
-            context=contexts[i] if contexts is not None else {},
-            codes=bytes(chunk.codes[4 * offset : 4 * (offset + n)]),
-        )
-        batch.bind_chunk(columns, i)
+        batch = self._batch_at(chunk, i)
+        n = chunk.columns.lengths[i]
         between = self._between
         if between is not None:
             self._publish_between(between, ts)
@@ -412,6 +420,11 @@ class ParquetFeed(Component):
         self._alarm = self._schedule(
             chunk.ts[i], self._emit, priority=AlarmPriority.DATA, owner=self.name
         )
+
+    def _batch_at(self, chunk: _Chunk, i: int) -> MarketBatch:
+        """The batch of the chunk's ``i``-th timestamp (a feed sharing its data pass
+        returns the one batch object every run of the pass receives)."""
+        return market_batch(chunk, i)
 
     def _publish_between(self, between: Between, ts: int) -> None:
         for event in between.due(ts):

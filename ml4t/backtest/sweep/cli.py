@@ -53,6 +53,12 @@ def add_cli(commands: Any) -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, help="parallel runs (default: the CPU count)")
     sweep.add_argument("--address", help="Ray cluster address (HEAD:6379, auto, ray://HEAD:10001)")
     sweep.add_argument(
+        "--share-data",
+        action="store_true",
+        help="local executor: points that read the same data share one data pass per "
+        "worker (read and validated once, each run's results as if run alone)",
+    )
+    sweep.add_argument(
         "--output", metavar="DIR", help="sweep directory (default: sweeps/<config>-<grid>)"
     )
     sweep.add_argument(  # the old spelling, before one flag named every output directory
@@ -111,6 +117,7 @@ def _sweep(args: argparse.Namespace) -> int:
             overrides=args.set or [],
             progress=progress,
             log_level=log_level(args),
+            share_data=args.share_data,
         )
     except KeyboardInterrupt:
         out.say(

@@ -71,6 +71,16 @@ def make_executor(
     raise ConfigError(f"unknown executor {name!r}; use 'local' or 'ray'")
 
 
+def _pool_function(payload: Payload) -> Callable[[Payload], Any]:
+    """What a pool worker runs for ``payload``: one task, or a group sharing a data pass
+    (:mod:`ml4t.backtest.sweep.shared`), whose result is one per task."""
+    if "group" in payload:
+        from ml4t.backtest.sweep.shared import run_pool_group
+
+        return run_pool_group
+    return run_pool_task
+
+
 def _failure(payload: Payload, error: str) -> dict[str, Any]:
     return {
         "run_id": payload["run_id"],
@@ -102,7 +112,7 @@ class LocalExecutor:
             initializer=init_pool_worker,
             initargs=(pids, stop),
         )
-        futures = {pool.submit(run_pool_task, p): p for p in payloads}
+        futures = {pool.submit(_pool_function(p), p): p for p in payloads}
         pending = set(futures)
         try:
             while pending:
@@ -110,14 +120,16 @@ class LocalExecutor:
                 done, _ = wait(pending, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
                 for future in done:
                     pending.discard(future)
-                    on_result(self._result(future, futures[future]))
+                    for result in self._results(future, futures[future]):
+                        on_result(result)
         except KeyboardInterrupt:
             stop.set()  # tasks already queued in the pool return without running
             pool.shutdown(wait=False, cancel_futures=True)
             self._stop_running(pending, pids)
             for future in pending:
                 if future.done() and not future.cancelled():
-                    on_result(self._result(future, futures[future]))
+                    for result in self._results(future, futures[future]):
+                        on_result(result)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -147,6 +159,18 @@ class LocalExecutor:
             return {**_failure(payload, "cancelled"), "status": CANCELLED}
         except Exception as exc:  # a worker died (BrokenProcessPool) or could not start
             return _failure(payload, f"{type(exc).__name__}: {exc}")
+
+    @classmethod
+    def _results(cls, future: Future[Any], payload: Payload) -> list[dict[str, Any]]:
+        """The results of a task, or of each task of a group sharing a data pass."""
+        if "group" not in payload:
+            return [cls._result(future, payload)]
+        try:
+            return list(future.result())
+        except KeyboardInterrupt:
+            return [{**_failure(p, "cancelled"), "status": CANCELLED} for p in payload["group"]]
+        except Exception as exc:  # the worker died: every run of the group with it
+            return [_failure(p, f"{type(exc).__name__}: {exc}") for p in payload["group"]]
 
     @staticmethod
     def _signal_workers(pids: Any, signum: int) -> list[int]:

@@ -41,6 +41,7 @@ from ml4t.backtest.record.outputs import atomic_open, atomic_write_json
 from ml4t.backtest.sweep.executors import Executor, make_executor
 from ml4t.backtest.sweep.grid import SweepSpec, load_spec
 from ml4t.backtest.sweep.plan import Task, base_text, is_complete, plan_tasks
+from ml4t.backtest.sweep.shared import share_groups
 from ml4t.backtest.sweep.summary import write_summary
 from ml4t.backtest.sweep.task import CANCELLED, FAILED, OK
 
@@ -65,6 +66,7 @@ def run_sweep(
     progress: bool | None = None,
     runtime_env: dict[str, Any] | None = None,
     log_level: str = "warning",
+    share_data: bool = False,
 ) -> pl.DataFrame:
     """Run every backtest of a sweep and return the results table (also on disk).
 
@@ -75,6 +77,11 @@ def run_sweep(
     cluster, else a local Ray); ``progress`` shows a bar (default: on a terminal).
     Ctrl-C cancels the outstanding runs, writes the table of those that finished and
     re-raises ``KeyboardInterrupt``.
+
+    ``share_data`` (local executor only) runs the points that read the same data on one
+    shared data pass per worker: the data is read and validated once per worker, not
+    once per point, and each run writes what it would alone (see
+    :mod:`ml4t.backtest.sweep.shared`).
     """
     spec = load_spec(spec)
     base = _base_config(config, list(overrides))
@@ -82,6 +89,11 @@ def run_sweep(
     if isinstance(executor, str):
         executor = make_executor(
             executor, workers=workers, address=address, runtime_env=runtime_env
+        )
+    if share_data and executor.name != "local":
+        raise ConfigError(
+            f"share_data runs on the local executor, not {executor.name!r}; drop "
+            "--share-data or use --executor local"
         )
     out = Path(out_dir).resolve()
     runs_dir = out / "runs"
@@ -99,7 +111,9 @@ def run_sweep(
                     results[result["run_id"]] = {**result, "resumed": False}
                 advance(result["status"])
 
-            executor.run([t.payload(text, runs_dir, log_level) for t in todo], on_result)
+            executor.run(
+                _payloads(todo, text, runs_dir, log_level, executor, share_data), on_result
+            )
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -115,6 +129,17 @@ def run_sweep(
             plan["placement"] = placement
         atomic_write_json(out / PLAN_FILE, plan)
     return table
+
+
+def _payloads(
+    todo: list[Task], text: str, runs_dir: Path, log_level: str, executor: Executor, share: bool
+) -> list[dict[str, Any]]:
+    """One payload per task, or with ``share`` a group payload per part of the points
+    that can share a data pass (split over the executor's workers)."""
+    if not share:
+        return [t.payload(text, runs_dir, log_level) for t in todo]
+    workers = getattr(executor, "workers", None) or 1
+    return share_groups(todo, text, runs_dir, log_level, workers=workers)
 
 
 def _settled(

@@ -16,22 +16,30 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ml4t.backtest.errors import ML4TError
+
+if TYPE_CHECKING:
+    from ml4t.backtest.config import RunConfig
+    from ml4t.backtest.engine import BacktestResults
 
 __all__ = [
     "CANCELLED",
     "ERROR_FILE",
     "FAILED",
     "OK",
+    "cancelled_result",
+    "execute_task",
     "init_pool_worker",
+    "interruptible",
     "run_pool_task",
     "run_task",
+    "sweep_cancelled",
 ]
 
 OK, FAILED, CANCELLED = "ok", "failed", "cancelled"
@@ -40,12 +48,27 @@ ERROR_FILE = "error.txt"
 
 def run_task(payload: dict[str, Any]) -> dict[str, Any]:
     """Run one task (see :meth:`~ml4t.backtest.sweep.plan.Task.payload`)."""
-    from ml4t.backtest.engine import BacktestEngine
     from ml4t.backtest.logging import configure_logging
+
+    configure_logging(payload.get("log_level", "warning"))
+    return execute_task(payload, _run_alone)
+
+
+def _run_alone(config: RunConfig) -> BacktestResults:
+    from ml4t.backtest.engine import BacktestEngine
+
+    return BacktestEngine(config).run()
+
+
+def execute_task(
+    payload: dict[str, Any], run: Callable[[RunConfig], BacktestResults | None]
+) -> dict[str, Any]:
+    """Resolve the task's config, ``run`` it, and return its result (never raising for a
+    run that fails). ``run`` returning None, or raising ``KeyboardInterrupt``, is a
+    cancelled task."""
     from ml4t.backtest.record.outputs import json_safe
     from ml4t.backtest.sweep.plan import resolve_task, sweep_hash
 
-    configure_logging(payload.get("log_level", "warning"))
     run_dir = Path(payload["run_dir"])
     started = time.perf_counter()
     result: dict[str, Any] = {
@@ -68,8 +91,10 @@ def run_task(payload: dict[str, Any]) -> dict[str, Any]:
             )
         reporting = msgspec.structs.replace(config.reporting, output_dir=str(run_dir))
         config = msgspec.structs.replace(config, reporting=reporting)
-        results = BacktestEngine(config).run()
-        if results.complete:
+        results = run(config)
+        if results is None:  # cancelled by its caller (a shared pass's Ctrl-C)
+            result.update(status=CANCELLED, error="cancelled")
+        elif results.complete:
             result.update(status=OK, metrics=json_safe(results.metrics))
         else:
             reason = results.manifest.get("incomplete_reason") or results.outcome.value
@@ -122,23 +147,35 @@ def init_pool_worker(pids: Any, stop: Any) -> None:
     pids.put(os.getpid())
 
 
+def sweep_cancelled() -> bool:
+    """True in a pool worker once the driver has cancelled the sweep."""
+    return _stop is not None and _stop.is_set()
+
+
+def cancelled_result(payload: dict[str, Any]) -> dict[str, Any]:
+    """The result of a task that never ran because the sweep was cancelled."""
+    return {
+        "run_id": payload["run_id"],
+        "status": CANCELLED,
+        "error": "cancelled",
+        "metrics": None,
+        "duration_s": 0.0,
+        "path": payload["run_dir"],
+    }
+
+
 def run_pool_task(payload: dict[str, Any]) -> dict[str, Any]:
     """:func:`run_task` with Ctrl-C enabled while it runs (in a pool worker)."""
-    if _stop is not None and _stop.is_set():
-        return {
-            "run_id": payload["run_id"],
-            "status": CANCELLED,
-            "error": "cancelled",
-            "metrics": None,
-            "duration_s": 0.0,
-            "path": payload["run_dir"],
-        }
-    with _interruptible():
+    if sweep_cancelled():
+        return cancelled_result(payload)
+    with interruptible():
         return run_task(payload)
 
 
 @contextlib.contextmanager
-def _interruptible() -> Iterator[None]:
+def interruptible() -> Iterator[None]:
+    """Ctrl-C raises ``KeyboardInterrupt`` inside the block (a pool worker ignores it
+    between tasks)."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
