@@ -184,7 +184,7 @@ def _run_cancellable(engine: Any, cancel: _Cancel) -> BacktestResults | None:
     async def main() -> BacktestResults | None:
         with anyio.CancelScope() as scope:
             cancel.watch(asyncio.get_running_loop(), scope)
-            return await engine.run_async()  # type: ignore[no-any-return]
+            return await engine.run_async()
         return None
 
     return anyio.run(main)  # None: cancelled, its results flushed marked incomplete
