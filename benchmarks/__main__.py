@@ -23,6 +23,7 @@ STEPS = [
     ["benchmarks.scale"],
     ["benchmarks.hotspots"],
     ["benchmarks.sweep"],
+    ["benchmarks.sweep", "--shared"],
     ["benchmarks.targets"],
 ]
 
