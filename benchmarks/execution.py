@@ -124,7 +124,7 @@ class Holder(Component):
             SubmitOrder(
                 ts_event=now,
                 order_id=oid,
-                strategy_id="bench",
+                strategy_id=self.name,
                 symbol=symbol,
                 side=side,
                 quantity=qty,
