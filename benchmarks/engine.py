@@ -41,8 +41,17 @@ MONTH_END: dict[int, str | None] = {1: "2023-01-31", 3: "2023-03-31", 6: "2023-0
 SIZE = 100
 """Shares per entry of the signal strategies (and of vectorbt's side of the comparison)."""
 CAPITAL = 10_000_000
-"""Initial capital of every run: large enough that no entry of the signal rule is refused
-for cash, so vectorbt, which never refuses one, trades the same list."""
+"""Initial capital of a run of up to 250 symbols: large enough that no entry of the signal
+rule is refused for cash, so vectorbt, which never refuses one, trades the same list.
+Wider universes get it per 250 symbols (:func:`capital`)."""
+
+
+def capital(n_symbols: int) -> int:
+    """:data:`CAPITAL` per 250 symbols: 3,000 symbols of 100 shares each outgrow 10 M, and
+    every refused entry would be sent again on every bar of its day."""
+    return CAPITAL * max(1, -(-n_symbols // 250))
+
+
 TRADE_COLUMNS = (
     "symbol",
     "quantity",
@@ -133,7 +142,9 @@ def _strategies() -> dict[str, Any]:
     }
 
 
-def _config(root: Path, out: Path, months: int, headline: bool, actions: bool = False) -> Any:
+def _config(
+    root: Path, out: Path, months: int, headline: bool, actions: bool = False, n_symbols: int = 250
+) -> Any:
     from ml4t.backtest import load_config
 
     execution: dict[str, Any] = {}
@@ -151,7 +162,7 @@ def _config(root: Path, out: Path, months: int, headline: bool, actions: bool = 
     return load_config(
         {
             "backtest": {
-                "initial_capital": CAPITAL,
+                "initial_capital": capital(n_symbols),
                 "calendar": "NYSE",
                 "end_date": MONTH_END[months],
             },
@@ -218,6 +229,7 @@ def measure(
             months,
             headline=strategy.startswith("top25"),
             actions=actions,
+            n_symbols=n_symbols,
         )
         engine = BacktestEngine(config, strategy=_strategies()[strategy]("strategy"))
         engine.add(FirstEvent("first_event"))
