@@ -28,8 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import targets
 from ._harness import ROOT, machine, machine_line, peak_rss_mb, run_child, write_section
 
@@ -103,25 +101,10 @@ def _strategies() -> dict[str, Any]:
         def on_bar(self, bar) -> None:
             return None
 
-    class SignalBatch(BatchStrategy):
-        """Vectorised the batch-API way (docs/user-guide.md): numpy views of the batch's
-        columns, and only the rows that act reach Python."""
+    # the sweep imports it by path, so it lives in a module of its own
+    from ._signal import SignalBatch
 
-        def on_timestamp(self, timestamp, batch, context) -> None:
-            held = self.batch_positions(batch)
-            entry = batch.numpy("signal_entry")
-            exit_ = batch.numpy("signal_exit")
-            buys = (held == 0) & (entry == 1)
-            sells = (held > 0) & (exit_ == 1)
-            rows = np.flatnonzero(buys | sells)
-            if rows.size == 0:
-                return
-            symbols = batch.get_column("symbol").gather(rows).to_list()
-            for row, symbol in zip(rows.tolist(), symbols, strict=True):
-                if buys[row]:
-                    self.buy(symbol, SIZE, reason="signal")
-                else:
-                    self.close_position(symbol, reason="signal")
+    assert SignalBatch.Params().size == SIZE
 
     class SignalPerBar(Strategy):
         def on_bar(self, bar) -> None:
