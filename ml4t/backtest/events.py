@@ -275,9 +275,22 @@ class ChunkColumns:
     batch's timestamp: only the framework reads it, to evaluate what depends on one
     timestamp's rows alone (see ``ExprStrategy``); a batch's own accessors never reach
     past its rows.
+
+    ``wakes`` are the sorted indices of the timestamps where some symbol's signal values
+    change (see :mod:`ml4t.backtest.data._wakes`); None when the producer did not say,
+    and then every timestamp counts as one.
     """
 
-    __slots__ = ("_arrays", "_codes", "contexts", "frame", "lengths", "offsets")
+    __slots__ = (
+        "_arrays",
+        "_codes",
+        "_wake_set",
+        "contexts",
+        "frame",
+        "lengths",
+        "offsets",
+        "wakes",
+    )
 
     def __init__(
         self,
@@ -292,6 +305,18 @@ class ChunkColumns:
         self.contexts = contexts
         self._arrays: dict[str, np.ndarray] = {}
         self._codes: np.ndarray | None = None
+        self.wakes: np.ndarray | None = None
+        self._wake_set: frozenset[int] | None = None
+
+    def is_wake(self, index: int) -> bool:
+        """Whether timestamp ``index`` is a wake (always, when the wakes are unknown)."""
+        wakes = self.wakes
+        if wakes is None:
+            return True
+        found = self._wake_set
+        if found is None:
+            found = self._wake_set = frozenset(wakes.tolist())
+        return index in found
 
     def array(self, name: str) -> np.ndarray:
         """Column ``name`` of the whole chunk as a read-only numpy array."""

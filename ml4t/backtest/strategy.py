@@ -145,9 +145,26 @@ class StrategyBase(Component):
     Params: ClassVar[type[msgspec.Struct] | None] = None
     fractional: ClassVar[bool] = False
     """Order whole shares (False, the default) or fractions from the target helpers."""
+    wake: ClassVar[str] = "bar"
+    """When the bar callback (``on_bar``/``on_timestamp``) runs: ``"bar"`` (the default),
+    at every timestamp; ``"signal"``, only at the run's first timestamp, where some
+    symbol's signal values change (a new prediction, one expiring under
+    ``max_staleness``, a symbol's first row with a signal), and at the first timestamp
+    after the strategy received a fill, an order event (a rejection, cancel, expiry,
+    update), a corporate action or a universe change. Prices, indicators and context
+    are not reasons to wake: a rule that reads them on every bar needs ``"bar"`` (or a
+    timer, :meth:`schedule`). Positions, cash, equity and last prices stay current
+    either way."""
 
     def __init__(self, name: str | None = None, *, params: Any = None) -> None:
         super().__init__(name)
+        if self.wake not in ("bar", "signal"):
+            raise ConfigError(
+                f"{type(self).__name__}.wake is {self.wake!r}; it must be 'bar' (every "
+                "timestamp) or 'signal' (where signals change, and after fills and events)"
+            )
+        self._by_signal = self.wake == "signal"
+        self._woken = True  # the run's first timestamp is a wake
         self.params: Any = _decode_params(type(self), params)
         self._order_seq = 0
         self._qty: dict[str, float] = {}
@@ -566,6 +583,7 @@ class StrategyBase(Component):
     def _handle_fill(self, fill: OrderFilled) -> Any:
         if fill.strategy_id != self.name:
             return None
+        self._woken = True
         symbol = fill.symbol
         signed = fill.quantity * fill.side.sign
         new, avg, _ = apply_fill(
@@ -597,6 +615,7 @@ class StrategyBase(Component):
     def _handle_order_event(self, event: Any) -> Any:
         if event.strategy_id != self.name:
             return None
+        self._woken = True
         if isinstance(event, OrderRejected):
             order = self._open.get(event.order_id)
             if event.request is RequestKind.SUBMIT:
@@ -626,6 +645,7 @@ class StrategyBase(Component):
         ``OrderUpdated``; cash in lieu and delistings arrive as fills.) Then
         :meth:`on_corporate_action`."""
         symbol = action.symbol
+        self._woken = True
         if action.action is ActionKind.SPLIT:
             code = self._table.code_of(symbol)
             if code is not None:
@@ -662,6 +682,10 @@ class StrategyBase(Component):
         if not table.known:
             self._learn(_enum_symbols(self.name, frame))  # no session event told us
         table["last_close"][codes] = batch.numpy("close")
+        if self._by_signal:
+            if not (self._woken or _is_wake(batch)):
+                return None
+            self._woken = False
         members = self._members
         if members is not None:
             mask = members[codes]
@@ -688,6 +712,7 @@ class StrategyBase(Component):
                 self._members[[table.code[s] for s in event.members if s in table]] = True
                 self._close_on_exit = event.universe_exit == "close"
             return
+        self._woken = True
         self._learn([*table.symbols, *(s for s in event.added if s not in table)])
         members = self._members
         if members is None:
@@ -777,6 +802,13 @@ class BatchStrategy(StrategyBase):
 
 class StrategyError(ML4TError):
     """A strategy callback raised; the message names the symbol (the cause is the error)."""
+
+
+def _is_wake(batch: MarketBatch) -> bool:
+    """Whether ``batch`` is at a timestamp where some symbol's signals change (always,
+    for a batch not cut from a feed's chunk)."""
+    bound = batch.chunk()
+    return bound is None or bound[0].is_wake(bound[1])
 
 
 def _bar_error(bar: Bar, exc: Exception) -> StrategyError:

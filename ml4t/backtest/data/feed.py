@@ -31,6 +31,7 @@ from ml4t.backtest.data._repair import OHLCV
 from ml4t.backtest.data._signals import SlowSignals
 from ml4t.backtest.data._source import TS, data_fingerprint
 from ml4t.backtest.data._vcache import Entry, cache_key, load_entry, save_entry
+from ml4t.backtest.data._wakes import SignalWakes
 from ml4t.backtest.data.actions import ActionSchedule, load_corporate_actions
 from ml4t.backtest.data.calendar import SessionCalendar
 from ml4t.backtest.data.config import FeedConfig
@@ -155,6 +156,7 @@ class ParquetFeed(Component):
         self.actions: ActionSchedule | None = None
         self.membership: Membership | None = None
         self._between: Between | None = None  # actions and universe changes, when any
+        self._wakes: SignalWakes | None = None  # where signals change, chunk by chunk
 
     @property
     def repairs(self) -> dict[str, int]:
@@ -233,6 +235,8 @@ class ParquetFeed(Component):
         self.first_ts, self.last_ts = assets.first_ts, assets.last_ts
         extra = tuple(self.config.signal_data.columns) if self.config.signal_data else ()
         self.signal_columns = (*self.config.asset.signals, *extra)
+        if self.signal_columns:
+            self._wakes = SignalWakes(self.signal_columns, len(self.symbols))
         self._load_session_files()
         return self.report
 
@@ -378,7 +382,23 @@ class ParquetFeed(Component):
         if self._context is not None:
             times = np.asarray(chunk.ts, dtype=np.int64)
             chunk.columns.contexts = self._context.values(times, lo, hi)
+        self._find_wakes(chunk)
         return chunk
+
+    def _find_wakes(self, chunk: _Chunk) -> None:
+        """The chunk's wakes (where signal values change), for ``wake = "signal"``
+        strategies; every timestamp counts when a signal column is not numeric."""
+        wakes = self._wakes
+        if wakes is None:
+            return
+        columns = chunk.columns
+        try:
+            values = {name: columns.array(name) for name in wakes.columns}
+            found = wakes.of_chunk(columns.codes(), values, columns.lengths)
+        except (TypeError, ValueError):
+            self._wakes = None
+            return
+        columns.wakes = found
 
     def _next_chunk(self) -> _Chunk | None:
         """Move to the next non-empty chunk and return it; None when the data is exhausted."""
