@@ -33,3 +33,10 @@ class SignalBatch(BatchStrategy):
                 self.buy(symbol, size, reason="signal")
             else:
                 self.close_position(symbol, reason="signal")
+
+
+class SignalBatchOnSignal(SignalBatch):
+    """The same rule called only where the signals change and after its own fills and
+    order events (``wake = "signal"``): the same trades, far fewer calls."""
+
+    wake = "signal"

@@ -101,8 +101,11 @@ def _strategies() -> dict[str, Any]:
         def on_bar(self, bar) -> None:
             return None
 
+    class NothingOnSignal(Nothing):
+        wake = "signal"
+
     # the sweep imports it by path, so it lives in a module of its own
-    from ._signal import SignalBatch
+    from ._signal import SignalBatch, SignalBatchOnSignal
 
     assert SignalBatch.Params().size == SIZE
 
@@ -115,11 +118,17 @@ def _strategies() -> dict[str, Any]:
             elif held > 0 and bar.signal_exit == 1:
                 self.close_position(symbol, reason="signal")
 
+    class SignalPerBarOnSignal(SignalPerBar):
+        wake = "signal"
+
     return {
         "nothing": Nothing,
         "nothing_per_bar": NothingPerBar,
         "signal_batch": SignalBatch,
         "signal_per_bar": SignalPerBar,
+        "nothing_wake": NothingOnSignal,
+        "signal_batch_wake": SignalBatchOnSignal,
+        "signal_per_bar_wake": SignalPerBarOnSignal,
         "top25": MLTop25Strategy,
         "top25_expr": MLTop25Expr,
     }
@@ -267,6 +276,9 @@ RUNS: dict[str, tuple[str, int, int, int]] = {
     "trivial_on_bar": ("nothing_per_bar", 250, 252, 12),
     "signal_batch": ("signal_batch", 250, 252, 12),
     "signal_per_bar": ("signal_per_bar", 250, 252, 12),
+    "overhead_wake": ("nothing_wake", 250, 252, 12),
+    "signal_batch_wake": ("signal_batch_wake", 250, 252, 12),
+    "signal_per_bar_wake": ("signal_per_bar_wake", 250, 252, 12),
     "headline": ("top25", 250, 252, 12),
     "headline_actions": ("top25+actions", 250, 252, 12),
     "headline_expr": ("top25_expr", 250, 252, 12),

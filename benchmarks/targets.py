@@ -124,6 +124,28 @@ TARGETS = [
         ),
     ),
     Target(
+        'batch signal strategy with `wake = "signal"`, vs vectorbt load + simulate',
+        0.7,
+        True,
+        "x",
+        _vectorbt(
+            "wake_time_ratio",
+            lambda s: f"{s['signal_batch_wake']['wall_s']} s vs {s['vectorbt']['wall_s']} s",
+        ),
+    ),
+    Target(
+        '`Strategy.on_bar` vs the batch API, both `wake = "signal"`',
+        2.0,
+        True,
+        "x",
+        _vectorbt(
+            "wake_per_bar_ratio",
+            lambda s: (
+                f"{s['signal_per_bar_wake']['wall_s']} s vs {s['signal_batch_wake']['wall_s']} s"
+            ),
+        ),
+    ),
+    Target(
         "framework overhead: run loop, bar-events/s (M)",
         10.0,
         False,

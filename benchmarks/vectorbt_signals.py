@@ -250,7 +250,8 @@ def run(
     root: Path, repeat: int, per_bar: bool, shape: tuple[int, int] = (250, 252)
 ) -> dict[str, Any]:
     """Interleave the sides ``repeat`` times in fresh children; check every trade list."""
-    sides = ["vectorbt", "signal_batch"] + (["signal_per_bar"] if per_bar else [])
+    sides = ["vectorbt", "signal_batch", "signal_batch_wake"]
+    sides += ["signal_per_bar", "signal_per_bar_wake"] if per_bar else []
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     with tempfile.TemporaryDirectory(prefix="ml4t-vbt-") as tmp:
         reference: pl.DataFrame | None = None
@@ -310,8 +311,12 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     vbt, batch = out["vectorbt"], out["signal_batch"]
     out["time_ratio"] = round(batch["wall_s"] / vbt["wall_s"], 2)
     out["memory_ratio"] = round(batch["peak_rss_mb"] / vbt["peak_rss_mb"], 2)
+    woken = out["signal_batch_wake"]
+    out["wake_time_ratio"] = round(woken["wall_s"] / vbt["wall_s"], 2)
+    out["wake_memory_ratio"] = round(woken["peak_rss_mb"] / vbt["peak_rss_mb"], 2)
     if "signal_per_bar" in out:
         out["per_bar_ratio"] = round(out["signal_per_bar"]["wall_s"] / batch["wall_s"], 2)
+        out["wake_per_bar_ratio"] = round(out["signal_per_bar_wake"]["wall_s"] / woken["wall_s"], 2)
     return out
 
 
@@ -349,6 +354,13 @@ def render(result: dict[str, Any], stats: dict[str, Any], info: dict[str, Any]) 
         f"memory {stats['memory_ratio']:.2f}x vectorbt's; first event "
         f"{batch['first_event_s']} s |",
     ]
+    woken = stats["signal_batch_wake"]
+    lines.append(
+        f'| ml4t, batch API, `wake = "signal"` | {woken["wall_s"]} | {_runs(woken)} | '
+        f"{woken['peak_rss_mb']:.0f} | {result['trades']:,} | "
+        f"{stats['wake_time_ratio']:.2f}x | called only where the signals change and "
+        "after its fills and order events |"
+    )
     if "signal_per_bar" in stats:
         per_bar = stats["signal_per_bar"]
         lines.append(
@@ -356,6 +368,13 @@ def render(result: dict[str, Any], stats: dict[str, Any], info: dict[str, Any]) 
             f"{per_bar['peak_rss_mb']:.0f} | {result['trades']:,} | "
             f"{per_bar['wall_s'] / vbt['wall_s']:.2f}x | {stats['per_bar_ratio']:.2f}x the "
             "batch API |"
+        )
+        per_bar = stats["signal_per_bar_wake"]
+        lines.append(
+            f'| ml4t, `Strategy.on_bar`, `wake = "signal"` | {per_bar["wall_s"]} | '
+            f"{_runs(per_bar)} | {per_bar['peak_rss_mb']:.0f} | {result['trades']:,} | "
+            f"{per_bar['wall_s'] / vbt['wall_s']:.2f}x | {stats['wake_per_bar_ratio']:.2f}x "
+            "the batch API with the same wake |"
         )
     lines += [
         "",

@@ -93,12 +93,14 @@ def test_compare_trades_with_a_missing_trade_counts_both_sides() -> None:
 
 @pytest.mark.slow
 def test_vectorbt_and_the_batch_api_trade_the_same_list(data: Path) -> None:
-    # three fresh interpreters (vectorbt's imports and numba warm-up are most of it); the
-    # per-symbol API is compared in the benchmark itself
+    # four fresh interpreters (vectorbt's imports and numba warm-up are most of it): the
+    # batch API called at every bar and with wake = "signal"; the per-symbol API is
+    # compared in the benchmark itself
     pytest.importorskip("vectorbt", reason="vectorbt is the validate extra")
     result = run(data, repeat=1, per_bar=False, shape=SHAPE)
     assert result["trades"] > 0
     sides = result["runs"]
     assert [r["trades"] for r in sides["vectorbt"]] == [result["trades"]]
     assert [r["trades"] for r in sides["signal_batch"]] == [result["trades"]]
+    assert [r["trades"] for r in sides["signal_batch_wake"]] == [result["trades"]]
     assert result["gap"] < 0.005
