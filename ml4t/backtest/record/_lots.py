@@ -9,6 +9,10 @@
   high, lowest low, bars held, last close), so applying a bar is a few vectorised
   operations over the open lots, whatever their number, and nothing at all when none is
   open.
+- :class:`DeferredBars` holds a run of consecutive bars of one chunk that reach the open
+  lots later, together: while the lots do not change (no fill, action or universe
+  change comes), a bar's excursion update can wait, and a run of them is a few
+  reductions over the chunk's columns instead of one update per timestamp.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ import pyarrow as pa
 from ml4t.backtest._symbols import SymbolTable
 from ml4t.backtest._universe import Universe
 from ml4t.backtest.errors import ConfigError, DataValidationError
-from ml4t.backtest.events import MarketBatch, SessionStarted, UniverseChanged
+from ml4t.backtest.events import ChunkColumns, MarketBatch, SessionStarted, UniverseChanged
 
-__all__ = ["OHLCV", "CapturedValues", "MarketView", "OpenLots"]
+__all__ = ["OHLCV", "CapturedValues", "DeferredBars", "MarketView", "OpenLots"]
 
 OHLCV = ("symbol", "open", "high", "low", "close", "volume")
 _F64 = pa.float64()
@@ -303,3 +307,139 @@ class OpenLots:
         self.bars[:n] += ranged
         np.copyto(self.close[:n], column("close")[rows], where=held)
         np.copyto(self.close_ts[:n], ts, where=held)
+
+
+class DeferredBars:
+    """Consecutive bars of one chunk, applied to the open lots later and together.
+
+    The result is the one :meth:`OpenLots.apply` gives bar by bar, to the bit: the
+    highest high and lowest low of a run are ``fmax``/``fmin`` reductions (which, like
+    the bar-by-bar update, pass over NaN), each lot's bars held grows by the number of
+    its symbol's rows in the run, and its last close and its time are those of its
+    symbol's last row. That holds only while the set of open lots does not change and
+    every lot opened before the run's bars: the owner applies the run (:meth:`apply_to`)
+    before any fill, action or universe change touches the lots, and :meth:`take`
+    refuses a bar at or before the newest entry, a batch not cut from a chunk, and a bar
+    that does not follow the run in the same chunk.
+    """
+
+    __slots__ = ("_chunk", "_first", "_last", "_ts")
+
+    def __init__(self) -> None:
+        self._chunk: ChunkColumns | None = None
+        self._first = 0
+        self._last = -1
+        self._ts: list[int] = []  # the run's timestamps
+
+    @property
+    def pending(self) -> int:
+        """Bars waiting to be applied."""
+        return len(self._ts) if self._chunk is not None else 0
+
+    def take(self, batch: MarketBatch, lots: OpenLots) -> bool:
+        """Add ``batch``'s bar to the run; False when it cannot wait (apply the run,
+        then the bar on its own)."""
+        if lots.newest_entry >= batch.ts_event:
+            return False
+        bound = batch.chunk()
+        if bound is None:
+            return False
+        chunk, index = bound
+        if self._chunk is None:
+            self._chunk, self._first, self._ts = chunk, index, []
+        elif chunk is not self._chunk or index != self._last + 1:
+            return False
+        self._last = index
+        self._ts.append(batch.ts_event)
+        return True
+
+    def apply_to(self, lots: OpenLots) -> None:
+        """Apply the run to ``lots`` (the lots open while it was taken) and empty it."""
+        chunk = self._chunk
+        if chunk is None:
+            return
+        self._chunk = None
+        first, last, n = self._first, self._last, lots.n
+        r0 = chunk.offsets[first]
+        r1 = chunk.offsets[last] + chunk.lengths[last]
+        if not n or r1 == r0:
+            return
+        codes = chunk.codes()[r0:r1]
+        high = chunk.array("high")[r0:r1]
+        low = chunk.array("low")[r0:r1]
+        close = chunk.array("close")[r0:r1]
+        steps = last - first + 1
+        width = chunk.lengths[first]
+        lengths = chunk.lengths[first : last + 1]
+        if min(lengths) == max(lengths) and _same_rows(codes, steps, width):
+            self._apply_grid(lots, n, codes[:width], steps, high, low, close)
+        else:
+            self._apply_rows(lots, n, chunk, r0, codes, high, low, close)
+
+    def _apply_grid(
+        self,
+        lots: OpenLots,
+        n: int,
+        row_codes: np.ndarray,
+        steps: int,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+    ) -> None:
+        """Every bar of the run has the same symbols in the same rows: reduce by column."""
+        width = row_codes.size
+        column = np.full(max(int(row_codes.max()), int(lots.code[:n].max())) + 1, -1)
+        column[row_codes] = np.arange(width)
+        at = column[lots.code[:n]]
+        slots = np.flatnonzero(at >= 0)
+        if not slots.size:
+            return
+        at = at[slots]
+        hi = np.fmax.reduce(high.reshape(steps, width), axis=0)
+        lo = np.fmin.reduce(low.reshape(steps, width), axis=0)
+        lots.hi[slots] = np.fmax(lots.hi[slots], hi[at])
+        lots.lo[slots] = np.fmin(lots.lo[slots], lo[at])
+        lots.bars[slots] += steps
+        lots.close[slots] = close.reshape(steps, width)[-1, at]
+        lots.close_ts[slots] = self._ts[-1]
+
+    def _apply_rows(
+        self,
+        lots: OpenLots,
+        n: int,
+        chunk: ChunkColumns,
+        r0: int,
+        codes: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        close: np.ndarray,
+    ) -> None:
+        """Bars with symbols missing or in other rows: reduce by symbol code."""
+        lot_codes = lots.code[:n]
+        size = max(int(codes.max()), int(lot_codes.max())) + 1
+        count = np.bincount(codes, minlength=size)
+        slots = np.flatnonzero(count[lot_codes] > 0)
+        if not slots.size:
+            return
+        hi = np.full(size, np.nan)
+        lo = np.full(size, np.nan)
+        np.fmax.at(hi, codes, high)
+        np.fmin.at(lo, codes, low)
+        last_row = np.full(size, -1, dtype=np.intp)
+        np.maximum.at(last_row, codes, np.arange(codes.size))
+        c = lot_codes[slots]
+        rows = last_row[c]
+        lots.hi[slots] = np.fmax(lots.hi[slots], hi[c])
+        lots.lo[slots] = np.fmin(lots.lo[slots], lo[c])
+        lots.bars[slots] += count[c]
+        lots.close[slots] = close[rows]
+        # the timestamp of each last row: the bar whose rows hold it
+        starts = np.asarray(chunk.offsets[self._first : self._last + 1]) - r0
+        step = np.searchsorted(starts, rows, side="right") - 1
+        lots.close_ts[slots] = np.asarray(self._ts, dtype=np.int64)[step]
+
+
+def _same_rows(codes: np.ndarray, steps: int, width: int) -> bool:
+    """Whether each of ``steps`` bars of ``width`` rows has the first bar's codes."""
+    grid = codes.reshape(steps, width)
+    return bool((grid == grid[0]).all())

@@ -59,7 +59,13 @@ from ml4t.backtest.events import (
     UniverseChanged,
 )
 from ml4t.backtest.record import _actions
-from ml4t.backtest.record._lots import OHLCV, CapturedValues, MarketView, OpenLots
+from ml4t.backtest.record._lots import (
+    OHLCV,
+    CapturedValues,
+    DeferredBars,
+    MarketView,
+    OpenLots,
+)
 from ml4t.backtest.record._rows import ExitPart, ExitRecord, Lot, TradeRows
 from ml4t.backtest.record.tables import TableBuffer, trades_schema
 
@@ -188,6 +194,7 @@ class TradeBuilder:
         self._last_fill_price: dict[str, float] = {}
         self._instant = _actions.Instant()
         self._bar_due = False  # the current batch is not yet applied to the lots
+        self._deferred = DeferredBars()  # earlier batches not yet applied to them
         self._lot_seq = 0
 
     # ------------------------------------------------------------ inputs
@@ -206,11 +213,12 @@ class TradeBuilder:
 
     def on_session(self, event: SessionStarted | UniverseChanged) -> None:
         """The run's universe (the codes the batches carry)."""
+        self._apply_deferred()  # in the codes they were taken in
         self._market.on_session(event)
 
     def on_market(self, batch: MarketBatch) -> None:
-        """A new bar: the previous one is applied to the lots open now."""
-        self._catch_up()
+        """A new bar: the previous one is applied to the lots open now (or deferred)."""
+        self._catch_up(defer=True)
         self._market.set(batch)
         self._bar_due = True
         self._instant.on_batch()
@@ -228,6 +236,7 @@ class TradeBuilder:
             self._orders.pop(event.order_id, None)
 
     def on_fill(self, fill: OrderFilled) -> None:
+        self._apply_deferred()
         if self._at_action(fill):
             # made by an action of this instant: after a rename in it, the symbol's new name
             symbol = self._instant.resolve(fill.symbol)
@@ -295,12 +304,27 @@ class TradeBuilder:
 
     # ------------------------------------------------------------ lots
 
-    def _catch_up(self) -> None:
-        """Apply the current batch to the open lots, once."""
+    def _catch_up(self, *, defer: bool = False) -> None:
+        """Apply the current batch to the open lots, once; with ``defer``, let it wait
+        in the run of deferred bars where it can (see :class:`DeferredBars`)."""
         if self._bar_due:
             self._bar_due = False
             if self._open.n:
+                batch = self._market.batch
+                if (
+                    defer
+                    and batch is not None
+                    and not self._market.recoded
+                    and self._deferred.take(batch, self._open)
+                ):
+                    return
+                self._deferred.apply_to(self._open)
                 self._apply()
+
+    def _apply_deferred(self) -> None:
+        """The deferred bars reach the open lots (before anything changes the lots)."""
+        if self._deferred.pending:
+            self._deferred.apply_to(self._open)
 
     def _apply(self) -> None:
         market = self._market
