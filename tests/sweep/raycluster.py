@@ -221,8 +221,14 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _logs(temp_dir: Path) -> str:
+def _logs(temp_dir: Path, pattern: str = "*.log") -> str:
     return "\n".join(
         f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
-        for log in sorted(temp_dir.glob("*.log"))
+        for log in sorted(temp_dir.glob(pattern))
     )
+
+
+def client_server_logs(cluster: Cluster) -> str:
+    """The head's Ray Client server logs (the proxy's and each client's own server's),
+    for a failure message: Ray says only "see ray_client_server_PORT.err"."""
+    return _logs(cluster.temp_dir, "session_*/logs/ray_client_server*") or "(no client logs)"

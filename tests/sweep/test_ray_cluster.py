@@ -28,7 +28,7 @@ from ml4t.backtest.sweep.plan import base_text
 from ml4t.backtest.sweep.remote import run_ray_task
 
 from .conftest import GRID_2X3, base_config
-from .raycluster import Cluster, two_node_cluster
+from .raycluster import Cluster, client_server_logs, two_node_cluster
 from .test_local import CHILD, _write_inputs
 
 pytestmark = pytest.mark.slow
@@ -134,14 +134,17 @@ def test_through_ray_client_every_run_is_sent_back(
 ) -> None:
     """A driver outside the cluster (Ray Client) shares no node's disk."""
     sweep = {"params": {"strategy.params.threshold": [0.4, 0.6]}}
-    table = run_sweep(
-        base_config(dataset),
-        sweep,
-        out_dir=tmp_path,
-        executor="ray",
-        address=cluster.client_address,
-    )
-    assert table["status"].to_list() == ["ok", "ok"]
+    try:
+        table = run_sweep(
+            base_config(dataset),
+            sweep,
+            out_dir=tmp_path,
+            executor="ray",
+            address=cluster.client_address,
+        )
+    except Exception as exc:  # the client server's own logs say why it did not start
+        raise AssertionError(f"{exc}\n{client_server_logs(cluster)}") from exc
+    assert table["status"].to_list() == ["ok", "ok"], client_server_logs(cluster)
     placement = json.loads((tmp_path / "sweep.json").read_text())["placement"]
     assert [placement[r]["shipped"] for r in table["run_id"]] == [True, True]
     for run_id in table["run_id"]:
