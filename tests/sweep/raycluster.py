@@ -224,11 +224,12 @@ def _free_ports(count: int) -> list[int]:
 def _logs(temp_dir: Path, pattern: str = "*.log") -> str:
     return "\n".join(
         f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
-        for log in sorted(temp_dir.glob(pattern))
+        for log in sorted({path.resolve() for path in temp_dir.glob(pattern)})
     )
 
 
 def client_server_logs(cluster: Cluster) -> str:
     """The head's Ray Client server logs (the proxy's and each client's own server's),
     for a failure message: Ray says only "see ray_client_server_PORT.err"."""
-    return _logs(cluster.temp_dir, "session_*/logs/ray_client_server*") or "(no client logs)"
+    found = _logs(cluster.temp_dir, "session_2*/logs/ray_client_server*")  # not session_latest
+    return found or "(no client logs)"
