@@ -22,7 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from ml4t.backtest import OrderSide
 from ml4t.backtest.data.feed import _Chunk, market_batch
+from ml4t.backtest.errors import DataValidationError
 from ml4t.backtest.events import MarketBatch, SessionStarted
 from ml4t.backtest.record import TradeBuilder
 from ml4t.backtest.topics import FILLS, MARKET, ORDER_EVENTS, ORDER_REQUESTS, ORDERS_APPROVED
@@ -75,8 +77,8 @@ def _replay(tape: Tape, frames: list[pl.DataFrame], cuts: list[int], *, bound: b
     return steps
 
 
-def _trades(tape: Tape, steps: Steps) -> tuple[pl.DataFrame, int]:
-    builder = TradeBuilder()
+def _trades(tape: Tape, steps: Steps, fill_timing: str = "next_open") -> tuple[pl.DataFrame, int]:
+    builder = TradeBuilder(fill_timing=fill_timing)
     builder.on_session(SessionStarted(ts_event=0, symbols=list(tape.symbols)))
     deferred = 0
     for _, topic, event in steps:
@@ -99,14 +101,17 @@ def _trades(tape: Tape, steps: Steps) -> tuple[pl.DataFrame, int]:
     nans=st.sampled_from([0.0, 0.05]),
     bars_per_day=st.sampled_from([1, 4]),
     cuts=st.lists(st.integers(0, 160), max_size=4),
+    fill_timing=st.sampled_from(["next_open", "same_close", "next_close"]),
 )
 def test_bound_and_free_batches_give_the_same_trades(
-    seed: int, missing: float, nans: float, bars_per_day: int, cuts: list[int]
+    seed: int, missing: float, nans: float, bars_per_day: int, cuts: list[int], fill_timing: str
 ) -> None:
+    """Every fill timing: with ``same_close`` a lot's entry bar is left out of its
+    window (a lot entered at its bar's close), so bars at the newest entry never wait."""
     tape = random_world(days=40, symbols=5, seed=seed, bars_per_day=bars_per_day)
     frames = _roughen(tape, seed, missing, nans)
-    free, none_deferred = _trades(tape, _replay(tape, frames, cuts, bound=False))
-    deferred, most = _trades(tape, _replay(tape, frames, cuts, bound=True))
+    free, none_deferred = _trades(tape, _replay(tape, frames, cuts, bound=False), fill_timing)
+    deferred, most = _trades(tape, _replay(tape, frames, cuts, bound=True), fill_timing)
     assert none_deferred == 0
     assert free.height > 0
     assert_frame_equal(deferred, free, check_exact=True)
@@ -140,3 +145,53 @@ def test_grid_and_ragged_runs_give_the_bar_by_bar_trades(variant: str) -> None:
     if gone is not None:
         exits = free.filter(pl.col("exit_reason") == "end_of_backtest")["exit_timestamp"]
         assert exits.dt.epoch("ns").to_list().count(times[gone - 1]) == 1
+
+
+def _hand_chunk(codes: list[int], offsets: list[int], lengths: list[int]) -> _Chunk:
+    """A chunk over rows of symbols ``A``/``B`` (codes 0/1, or past them) with the batch
+    layout given, rather than the feed's back-to-back one."""
+    n = len(codes)
+    frame = pl.DataFrame(
+        {
+            "symbol": pl.Series(["A", "B", "C"], dtype=pl.Enum(["A", "B", "C"]))[codes],
+            "open": [10.0] * n,
+            "high": [11.0 + i for i in range(n)],
+            "low": [9.0] * n,
+            "close": [10.0 + i for i in range(n)],
+            "volume": [1.0] * n,
+        }
+    )
+    chunk = _Chunk(frame, np.arange(n, dtype=np.int64))
+    chunk.columns.offsets, chunk.columns.lengths = offsets, lengths
+    chunk.ts = [1_000 * (i + 1) for i in range(len(offsets))]
+    return chunk
+
+
+def _lot_state(chunk: _Chunk, symbols: list[str]) -> tuple[int, float, float]:
+    """Bars held, MFE and last close of one lot in ``A`` entered before the chunk."""
+    tape = Tape(symbols, signals=())
+    builder = TradeBuilder()
+    builder.on_session(SessionStarted(ts_event=0, symbols=symbols))
+    builder.on_market(tape.bar(500, {"A": (10.0, 10.0, 10.0, 10.0)}))
+    builder.on_fill(tape.fill(500, "o1", "A", OrderSide.BUY, 1, 10.0))
+    for i in range(len(chunk.ts)):
+        builder.on_market(market_batch(chunk, i))
+    row = builder.finish(close_open=True).frame().row(0, named=True)
+    return row["holding_period_bars"], row["max_favorable_excursion"], row["exit_price"]
+
+
+def test_batches_whose_rows_are_not_one_block_are_applied_one_by_one() -> None:
+    """A producer may bind batches to rows that are not back to back (row 3 here is in
+    no batch): such a bar ends the run, and the row no batch carried counts nowhere."""
+    gapped = _hand_chunk([0, 1, 0, 0, 0, 0], offsets=[0, 2, 4, 5], lengths=[2, 1, 1, 1])
+    block = _hand_chunk([0, 1, 0, 0, 0], offsets=[0, 2, 3, 4], lengths=[2, 1, 1, 1])
+    bars, mfe, last = _lot_state(gapped, ["A", "B"])
+    assert (bars, last) == (5, 15.0)  # the entry bar, then rows 0, 2, 4 and 5
+    assert mfe == 16.0 - 10.0  # row 5's high; row 3 (high 14.0) is in no batch
+    assert _lot_state(block, ["A", "B"]) == (5, 15.0 - 10.0, 14.0)
+
+
+def test_a_code_past_the_session_is_refused_when_deferred_as_bar_by_bar() -> None:
+    chunk = _hand_chunk([0, 1, 0, 2, 0], offsets=[0, 2, 3, 4], lengths=[2, 1, 1, 1])
+    with pytest.raises(DataValidationError, match="symbol code 2, past the 2 symbols"):
+        _lot_state(chunk, ["A", "B"])

@@ -347,14 +347,20 @@ class DeferredBars:
         chunk, index = bound
         if self._chunk is None:
             self._chunk, self._first, self._ts = chunk, index, []
-        elif chunk is not self._chunk or index != self._last + 1:
-            return False
+        elif (
+            chunk is not self._chunk
+            or index != self._last + 1
+            or chunk.offsets[index] != chunk.offsets[self._last] + chunk.lengths[self._last]
+        ):
+            return False  # the run's rows must be one block of the chunk
         self._last = index
         self._ts.append(batch.ts_event)
         return True
 
-    def apply_to(self, lots: OpenLots) -> None:
-        """Apply the run to ``lots`` (the lots open while it was taken) and empty it."""
+    def apply_to(self, lots: OpenLots, symbols: int) -> None:
+        """Apply the run to ``lots`` (the lots open while it was taken) and empty it;
+        ``symbols`` is the session's number of symbols (a code past it is an error, as
+        bar by bar)."""
         chunk = self._chunk
         if chunk is None:
             return
@@ -365,6 +371,12 @@ class DeferredBars:
         if not n or r1 == r0:
             return
         codes = chunk.codes()[r0:r1]
+        if int(codes.max()) >= symbols:
+            raise DataValidationError(
+                f"a market batch between {self._ts[0]} and {self._ts[-1]} has symbol code "
+                f"{int(codes.max())}, past the {symbols} symbols of the session; the feed "
+                "must announce new symbols with UniverseChanged before their rows"
+            )
         high = chunk.array("high")[r0:r1]
         low = chunk.array("low")[r0:r1]
         close = chunk.array("close")[r0:r1]

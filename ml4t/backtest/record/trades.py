@@ -318,13 +318,13 @@ class TradeBuilder:
                     and self._deferred.take(batch, self._open)
                 ):
                     return
-                self._deferred.apply_to(self._open)
+                self._deferred.apply_to(self._open, self._market.table.size)
                 self._apply()
 
     def _apply_deferred(self) -> None:
         """The deferred bars reach the open lots (before anything changes the lots)."""
         if self._deferred.pending:
-            self._deferred.apply_to(self._open)
+            self._deferred.apply_to(self._open, self._market.table.size)
 
     def _apply(self) -> None:
         market = self._market
