@@ -318,7 +318,7 @@ class TradeBuilder:
                     and self._deferred.take(batch, self._open)
                 ):
                     return
-                self._deferred.apply_to(self._open, self._market.table.size)
+                self._apply_deferred()
                 self._apply()
 
     def _apply_deferred(self) -> None:
