@@ -137,6 +137,7 @@ class Bus:
         "_routes",
         "_subs",
         "_topics",
+        "generation",
         "strict",
     )
 
@@ -149,6 +150,7 @@ class Bus:
         self._responders: dict[str, tuple[str, Callable[[Any], Any]]] = {}
         self._retained: dict[str, list[Any]] = {}
         self._dispatcher: Dispatcher = SequencedDispatcher()
+        self.generation = 0  # grows with every subscription added or removed
 
     # ------------------------------------------------------------ set-up
 
@@ -211,6 +213,7 @@ class Bus:
         self._set_subs(subscription.topic.name, tuple(s for s in subs if s is not subscription))
 
     def _set_subs(self, name: str, subs: tuple[Subscription, ...]) -> None:
+        self.generation += 1
         self._subs[name] = subs
         self._routes[name] = tuple((s.phase, s.handler, s.subscriber) for s in subs)
 

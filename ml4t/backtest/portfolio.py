@@ -34,6 +34,7 @@ from msgspec import Meta
 from ml4t.backtest._accounting import AccountingError, apply_fill, identity_gap
 from ml4t.backtest._corporate import BorrowConfig, borrow_fee
 from ml4t.backtest._days import CalendarDays, DateDays, TradingDays
+from ml4t.backtest._span import MARKET_SPAN, PORTFOLIO_SPAN, MarketSpan, PortfolioSpan
 from ml4t.backtest._symbols import SymbolTable
 from ml4t.backtest._time import NS_PER_DAY
 from ml4t.backtest._universe import Universe
@@ -46,6 +47,7 @@ from ml4t.backtest.events import (
     ActionKind,
     CashFlow,
     CashFlowKind,
+    ChunkColumns,
     CorporateAction,
     MarketBatch,
     OrderFilled,
@@ -328,6 +330,42 @@ class Portfolio(Component):
         self._snapshot_ts = batch.ts_event
         self.publish(PORTFOLIO, self.snapshot(batch.ts_event))
 
+    # quiet spans (see ml4t.backtest._span): the snapshot of every timestamp, at once
+    span_handlers = frozenset({"_on_market", "_on_span"})
+
+    def quiet_until(self, chunk: ChunkColumns, first: int, last: int) -> int:
+        quiet = self._table.known and not self._resnapshot_pending and not self._check
+        return last if quiet else first - 1
+
+    @on(MARKET_SPAN, phase=Phase.VALUATION)
+    def _on_span(self, span: MarketSpan) -> None:
+        """Mark every timestamp of the span and publish its snapshots: the same
+        products over the same prices as :meth:`totals` at each of them."""
+        last_price = self._table["last_price"]
+        times = span.times
+        if self._held:
+            idx = self._held_codes()
+            prices = span.filled("close", idx, last_price[idx])
+            # what _totals computes, with the parts that do not move in a span taken once
+            qty = self.quantity[idx]
+            size = np.abs(qty)
+            cost = float(qty @ self.avg_price[idx])
+            snapshots = []
+            for t, ts in enumerate(times):
+                last = prices[t].copy()
+                net = float(qty @ last)
+                gross = float(size @ last)
+                snapshots.append(self._snapshot(ts, (net, gross, net, net - cost)))
+        else:
+            flat = (0.0, 0.0, 0.0, 0.0)
+            snapshots = [self._snapshot(ts, flat) for ts in times]
+        span.scatter_last(last_price, "close")
+        self._snapshot_ts = times[-1]
+        self.publish(
+            PORTFOLIO_SPAN,
+            PortfolioSpan(ts_event=times[-1], ts_init=times[-1], snapshots=snapshots),
+        )
+
     def _resnapshot_after(self, ts: int) -> None:
         """Publish one more snapshot at ``ts`` once routing is done."""
         if self._resnapshot_pending:
@@ -394,17 +432,24 @@ class Portfolio(Component):
         if not self._held:
             return 0.0, 0.0, 0.0, 0.0
         idx = self._held_codes()
+        return self._totals(idx, self.last_price[idx])
+
+    def _totals(self, idx: np.ndarray, last: np.ndarray) -> tuple[float, float, float, float]:
+        """:meth:`totals` with the held symbols ``idx`` marked at ``last``."""
         qty = self.quantity[idx]
-        last = self.last_price[idx]
         net = float(qty @ last)
         gross = float(np.abs(qty) @ last)
         return net, gross, net, net - float(qty @ self.avg_price[idx])
 
     def snapshot(self, ts_ns: int) -> PortfolioSnapshot:
         """The account marked at the last prices, stamped ``ts_ns``."""
-        value, gross, net, unrealized = self.totals()
+        totals = self.totals()
         if self._check:
-            self._check_identity(value, gross, unrealized)
+            self._check_identity(totals[0], totals[1], totals[3])
+        return self._snapshot(ts_ns, totals)
+
+    def _snapshot(self, ts_ns: int, totals: tuple[float, float, float, float]) -> PortfolioSnapshot:
+        value, gross, net, unrealized = totals
         return PortfolioSnapshot(
             ts_event=ts_ns,
             ts_init=ts_ns,

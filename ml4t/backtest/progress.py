@@ -24,10 +24,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ml4t.backtest._span import MARKET_SPAN, MarketSpan
 from ml4t.backtest._time import from_ns
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
-from ml4t.backtest.events import MarketBatch
+from ml4t.backtest.events import ChunkColumns, MarketBatch
 from ml4t.backtest.topics import MARKET
 
 __all__ = ["ProgressBar", "RunProgress"]
@@ -50,6 +51,20 @@ class RunProgress(Component):
         if self.first_ts_ns is None:
             self.first_ts_ns = batch.ts_event
         self.last_ts_ns = batch.ts_event
+
+    # quiet spans (see ml4t.backtest._span) are counted as their batches
+    span_handlers = frozenset({"_count", "_count_span"})
+
+    def quiet_until(self, chunk: ChunkColumns, first: int, last: int) -> int:
+        return last
+
+    @on(MARKET_SPAN, phase=Phase.RECORD)
+    def _count_span(self, span: MarketSpan) -> None:
+        self.rows += span.height
+        self.batches += span.steps
+        if self.first_ts_ns is None:
+            self.first_ts_ns = span.times[0]
+        self.last_ts_ns = span.times[-1]
 
 
 class ProgressBar:

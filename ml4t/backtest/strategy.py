@@ -57,6 +57,7 @@ from ml4t.backtest._order_args import (
     order_request,
     positive,
 )
+from ml4t.backtest._span import MARKET_SPAN, PORTFOLIO_SPAN, MarketSpan, PortfolioSpan
 from ml4t.backtest._symbols import SymbolTable
 from ml4t.backtest._time import from_ns, parse_duration, to_ns
 from ml4t.backtest._universe import frame_codes
@@ -68,6 +69,7 @@ from ml4t.backtest.events import (
     CODE_DTYPE,
     ActionKind,
     CancelOrder,
+    ChunkColumns,
     CorporateAction,
     MarketBatch,
     ModifyOrder,
@@ -700,6 +702,30 @@ class StrategyBase(Component):
                     codes=codes.astype(CODE_DTYPE).tobytes(),
                 )
         return self._dispatch(batch)
+
+    # quiet spans (see ml4t.backtest._span): asleep until the next wake
+    span_handlers = frozenset(
+        {"_handle_market", "_handle_snapshot", "_handle_span", "_handle_snapshots"}
+    )
+
+    def quiet_until(self, chunk: ChunkColumns, first: int, last: int) -> int:
+        """Asleep (``wake = "signal"``, nothing since woke it) until the chunk's next
+        wake: every timestamp before it is quiet."""
+        wakes = chunk.wakes
+        if not self._by_signal or self._woken or wakes is None or not self._table.known:
+            return first - 1
+        at = int(np.searchsorted(wakes, first))
+        return min(last, int(wakes[at]) - 1) if at < wakes.size else last
+
+    @on(MARKET_SPAN, phase=Phase.STRATEGY)
+    def _handle_span(self, span: MarketSpan) -> None:
+        batch = span.batch
+        self._frame_codes = (batch.frame, batch.symbol_codes())
+        span.scatter_last(self._table["last_close"], "close")
+
+    @on(PORTFOLIO_SPAN, phase=Phase.VALUATION)
+    def _handle_snapshots(self, span: PortfolioSpan) -> None:
+        self._handle_snapshot(span.snapshots[-1])
 
     @on(SESSION, phase=Phase.SESSION)
     def _handle_session(self, event: SessionStarted | UniverseChanged) -> None:

@@ -35,6 +35,7 @@ The equivalent hand-written rule in either API gives the same orders; see
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from typing import Any
 
 import numpy as np
@@ -118,10 +119,7 @@ class ExprStrategy(StrategyBase):
         if bound is None:
             return self._columns(_with_context(batch.frame, batch.context), over=False)
         chunk, index = bound
-        seen, arrays = self._chunk
-        if seen is not chunk:
-            arrays = self._columns(_chunk_frame(chunk).lazy(), over=True)
-            self._chunk = (chunk, arrays)
+        arrays = self._chunk_values(chunk)
         lo = chunk.offsets[index]
         hi = lo + chunk.lengths[index]
         return {name: values[lo:hi] for name, values in arrays.items()}
@@ -145,6 +143,68 @@ class ExprStrategy(StrategyBase):
                 f"(columns {frame.collect_schema().names()}): {exc}"
             ) from exc
         return {name: out.get_column(f"__{name}").to_numpy() for name, _ in self._exprs}
+
+    # ------------------------------------------------------------ quiet spans
+
+    def quiet_until(self, chunk: ChunkColumns, first: int, last: int) -> int:
+        """Quiet while asleep (``wake = "signal"``), and also until the first timestamp
+        where some row could act: an ``exit`` of a held symbol, or an ``entry`` of one
+        not held while entries are possible (no buying-power refusal since the last
+        fill, a free slot under ``top``). The expressions are the chunk's, evaluated once
+        per chunk as :meth:`_dispatch` evaluates them; nothing held or working changes
+        inside a span, so what the rows say here is what the batches would do."""
+        asleep = super().quiet_until(chunk, first, last)
+        if asleep >= last or self._members is not None or not self._table.known:
+            return asleep
+        if self._by_signal and self._woken:  # the next batch is dispatched and wakes it
+            return first - 1
+        if self._dirty:
+            self._refresh_arrays()
+        arrays = self._chunk_values(chunk)
+        top = self._rules.top
+        working = {order.symbol for order in self._open.values()}
+        entries = not self._cash_short and (top is None or len(self._held | working) < top)
+        # look ahead in growing windows, so a strategy about to act costs little to ask
+        begin, width = first, 1
+        while True:
+            stop = min(last, begin + width - 1)
+            acting = self._first_acting(chunk, arrays, begin, stop, entries)
+            if acting is not None:
+                return max(asleep, acting - 1)
+            if stop >= last:
+                return last
+            begin, width = stop + 1, width * 16
+
+    def _first_acting(
+        self,
+        chunk: ChunkColumns,
+        arrays: dict[str, np.ndarray],
+        first: int,
+        last: int,
+        entries: bool,
+    ) -> int | None:
+        """The first timestamp of ``first..last`` with a row that could act, if any."""
+        r0 = chunk.offsets[first]
+        r1 = chunk.offsets[last] + chunk.lengths[last]
+        held = self._table["position"][chunk.codes()[r0:r1]] != 0.0
+        active = np.zeros(r1 - r0, dtype=bool)
+        exits = arrays.get("exit")
+        if exits is not None and self._held:
+            active |= exits[r0:r1] & held
+        if entries:
+            active |= arrays["entry"][r0:r1] & ~held
+        rows = np.flatnonzero(active)
+        if not rows.size:
+            return None
+        return bisect_right(chunk.offsets, r0 + int(rows[0])) - 1  # the row's timestamp
+
+    def _chunk_values(self, chunk: ChunkColumns) -> dict[str, np.ndarray]:
+        """The expressions over every row of ``chunk`` (once per chunk)."""
+        seen, arrays = self._chunk
+        if seen is not chunk:
+            arrays = self._columns(_chunk_frame(chunk).lazy(), over=True)
+            self._chunk = (chunk, arrays)
+        return arrays
 
     # ------------------------------------------------------------ per timestamp
 

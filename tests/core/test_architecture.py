@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "topics": 4,
     "runtime": 5,
     "protocols": 5,
+    "_span": 5,
     "testing": 5,
     # roles
     "data": 6,

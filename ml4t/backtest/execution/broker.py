@@ -34,6 +34,7 @@ from typing import Any
 
 from ml4t.backtest._accounting import QTY_EPSILON, is_dust
 from ml4t.backtest._days import CalendarDays, DateDays, TradingDays
+from ml4t.backtest._span import MARKET_SPAN, PORTFOLIO_SPAN, MarketSpan, PortfolioSpan
 from ml4t.backtest._universe import Universe
 from ml4t.backtest._validation import (
     INVALID_ORDER,
@@ -47,6 +48,7 @@ from ml4t.backtest.errors import ConfigError
 from ml4t.backtest.events import (
     ActionKind,
     CancelOrder,
+    ChunkColumns,
     CorporateAction,
     MarketBatch,
     ModifyOrder,
@@ -202,6 +204,24 @@ class SimulatedBroker(Component):
             self._match_batch(ts)
         if book.expiries and book.expiries[0][0] <= ts:
             self._expire(book.pop_expired(ts, inclusive=True), ts)
+
+    # quiet spans (see ml4t.backtest._span): with no working order, only the latest bar
+    span_handlers = frozenset({"_on_market", "_on_snapshot", "_on_span", "_on_snapshots"})
+
+    def quiet_until(self, chunk: ChunkColumns, first: int, last: int) -> int:
+        book = self.book
+        quiet = self._aligned and not (book.open_by_code or book.expiries or self._undated)
+        return last if quiet else first - 1
+
+    @on(MARKET_SPAN, phase=Phase.EXECUTION)
+    def _on_span(self, span: MarketSpan) -> None:
+        self._batch.show(span.batch, len(self._universe or ()))
+        if self._used:
+            self._used.clear()
+
+    @on(PORTFOLIO_SPAN, phase=Phase.VALUATION)
+    def _on_snapshots(self, span: PortfolioSpan) -> None:
+        self._cash = span.snapshots[-1].cash
 
     @on(SESSION, phase=Phase.SESSION)
     def _on_session(self, event: SessionStarted | UniverseChanged) -> None:

@@ -344,17 +344,29 @@ class DeferredBars:
         bound = batch.chunk()
         if bound is None:
             return False
-        chunk, index = bound
+        return self.take_steps(bound[0], bound[1], [batch.ts_event], lots)
+
+    def take_steps(self, chunk: ChunkColumns, first: int, times: list[int], lots: OpenLots) -> bool:
+        """Add timestamps ``first`` on of ``chunk`` (``times``, one per timestamp) to the
+        run; False when they cannot wait (after a bar of another chunk or not right
+        before them, with rows not back to back, or at or before the newest entry)."""
+        if not times or lots.newest_entry >= times[0]:
+            return False
+        last = first + len(times) - 1
+        offsets, lengths = chunk.offsets, chunk.lengths
+        for index in range(first, last):
+            if offsets[index + 1] != offsets[index] + lengths[index]:
+                return False
         if self._chunk is None:
-            self._chunk, self._first, self._ts = chunk, index, []
+            self._chunk, self._first, self._ts = chunk, first, []
         elif (
             chunk is not self._chunk
-            or index != self._last + 1
-            or chunk.offsets[index] != chunk.offsets[self._last] + chunk.lengths[self._last]
+            or first != self._last + 1
+            or offsets[first] != offsets[self._last] + lengths[self._last]
         ):
             return False  # the run's rows must be one block of the chunk
-        self._last = index
-        self._ts.append(batch.ts_event)
+        self._last = last
+        self._ts.extend(times)
         return True
 
     def apply_to(self, lots: OpenLots, symbols: int) -> None:

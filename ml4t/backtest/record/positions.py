@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from ml4t.backtest._span import MarketSpan
 from ml4t.backtest._symbols import SymbolTable
 from ml4t.backtest._universe import Universe
 from ml4t.backtest.events import (
@@ -32,13 +33,15 @@ __all__ = ["PositionBook"]
 class PositionBook:
     """Signed quantity and last price per symbol code; :meth:`holdings` at any moment."""
 
-    __slots__ = ("_batch", "_held", "_names", "table")
+    __slots__ = ("_batch", "_held", "_names", "_span_prices", "table")
 
     def __init__(self) -> None:
         self.table = SymbolTable({"quantity": 0.0, "price": math.nan})
         self._held = np.zeros(0, dtype=np.intp)  # codes with a non-zero quantity
         self._names: tuple[str, ...] = ()  # their symbols
         self._batch: MarketBatch | None = None
+        # the held symbols' prices at each timestamp of the latest quiet span
+        self._span_prices: np.ndarray | None = None
 
     def on_session(self, event: SessionStarted | UniverseChanged) -> None:
         if self.table.apply(event) is not None:
@@ -52,6 +55,24 @@ class PositionBook:
         self._batch = batch
         if self._held.size and batch.frame.height:
             self.table["price"][batch.symbol_codes()] = batch.numpy("close")
+
+    def on_span(self, span: MarketSpan) -> None:
+        """A quiet span's bars: the held symbols' prices at each of its timestamps are
+        kept for :meth:`holdings_at`, and the table ends as bar by bar."""
+        self._batch = span.batch
+        self._span_prices = None
+        held = self._held
+        if held.size and span.height:
+            price = self.table["price"]
+            self._span_prices = span.filled("close", held, price[held])
+            span.scatter_last(price, "close")
+
+    def holdings_at(self, step: int) -> Holdings:
+        """:meth:`holdings` as of timestamp ``step`` of the latest quiet span."""
+        prices = self._span_prices
+        if prices is None or not self._held.size:
+            return self.holdings()
+        return (self._names, self.table["quantity"][self._held], prices[step].copy())
 
     def on_position(self, event: PositionChanged) -> None:
         code = self.table.ensure(event.symbol)

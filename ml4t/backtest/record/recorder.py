@@ -31,6 +31,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml4t.backtest._span import MARKET_SPAN, PORTFOLIO_SPAN, MarketSpan, PortfolioSpan
 from ml4t.backtest._time import from_ns
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.component import Component, on
@@ -39,6 +40,7 @@ from ml4t.backtest.events import (
     ActionKind,
     CancelOrder,
     CashFlow,
+    ChunkColumns,
     ComponentFailed,
     ComponentState,
     CorporateAction,
@@ -401,6 +403,36 @@ class Recorder(Component):
         parts.book.on_market(batch)
         if parts.benchmark is not None:
             parts.benchmark.on_market(batch)
+
+    # quiet spans (see ml4t.backtest._span): their bars, then their snapshots
+    span_handlers = frozenset({"_on_market", "_on_snapshot", "_on_span", "_on_snapshots"})
+
+    def quiet_until(self, chunk: ChunkColumns, first: int, last: int) -> int:
+        parts = self._parts
+        quiet = parts is not None and parts.benchmark is None and parts.builder.span_ready()
+        return last if quiet else first - 1
+
+    @on(MARKET_SPAN, phase=Phase.RECORD)
+    def _on_span(self, span: MarketSpan) -> None:
+        times = span.times
+        self._seen(times[0])
+        self.events += len(times) - 1
+        self._last_ns = times[-1]
+        self.batches += len(times)
+        self.bar_events += span.height
+        parts = self._parts
+        assert parts is not None
+        parts.builder.on_span(span)
+        parts.book.on_span(span)
+
+    @on(PORTFOLIO_SPAN, phase=Phase.RECORD)
+    def _on_snapshots(self, span: PortfolioSpan) -> None:
+        parts = self._parts
+        assert parts is not None
+        states, book = parts.states, parts.book
+        for step, snapshot in enumerate(span.snapshots):
+            self._seen(snapshot.ts_event)
+            states.on_snapshot(snapshot, math.nan, book.holdings_at(step))
 
     @on(CORPORATE_ACTIONS, phase=Phase.RECORD)
     def _on_action(self, action: CorporateAction) -> None:

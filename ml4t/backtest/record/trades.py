@@ -42,7 +42,8 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from ml4t.backtest.errors import ConfigError
+from ml4t.backtest._span import MarketSpan
+from ml4t.backtest.errors import ConfigError, ProtocolError
 from ml4t.backtest.events import (
     ActionKind,
     CorporateAction,
@@ -222,6 +223,30 @@ class TradeBuilder:
         self._market.set(batch)
         self._bar_due = True
         self._instant.on_batch()
+
+    def span_ready(self) -> bool:
+        """Whether a quiet span's bars can wait for the open lots (not while the lots
+        are to be re-coded after a universe change)."""
+        return not (self._open.n and self._market.recoded)
+
+    def on_span(self, span: MarketSpan) -> None:
+        """The bars of a quiet span, as :meth:`on_market` one by one leaves them: all
+        but the last wait in the run of deferred bars, the last is current."""
+        self._catch_up(defer=True)
+        if self._open.n and span.steps > 1:
+            chunk, earlier = span.chunk, span.times[:-1]
+            if not self._deferred.take_steps(chunk, span.first, earlier, self._open):
+                self._apply_deferred()
+                if not self._deferred.take_steps(chunk, span.first, earlier, self._open):
+                    raise ProtocolError(
+                        f"a quiet span from {span.times[0]} to {span.times[-1]} cannot be "
+                        "applied to the open lots (its rows are not one block of its chunk, "
+                        "or it does not follow every entry)"
+                    )
+        self._market.set(span.batch)
+        self._bar_due = True
+        for _ in range(min(span.steps, 2)):  # an instant is forgotten after two batches
+            self._instant.on_batch()
 
     def on_order(self, order: SubmitOrder) -> None:
         """An order request: remember its reason, bracket levels and the decision bar."""

@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 
 from ml4t.backtest._days import CalendarDays, DateDays
+from ml4t.backtest._span import MARKET_SPAN, PORTFOLIO_SPAN, MarketSpan, PortfolioSpan
 from ml4t.backtest._time import from_ns
 from ml4t.backtest._universe import Universe
 from ml4t.backtest._validation import (
@@ -49,6 +50,7 @@ from ml4t.backtest.component import Component, on
 from ml4t.backtest.events import (
     ActionKind,
     CancelOrder,
+    ChunkColumns,
     ComponentFailed,
     CorporateAction,
     MarketBatch,
@@ -275,6 +277,25 @@ class RiskManager(Component):
         table["price"][codes] = batch.numpy("close")
         if view.costs is not None:
             table["volume"][codes] = batch.numpy("volume")
+
+    # quiet spans (see ml4t.backtest._span): prices, volumes and equity, at once
+    span_handlers = frozenset({"_on_market", "_on_snapshot", "_on_span", "_on_snapshots"})
+
+    def quiet_until(self, chunk: ChunkColumns, first: int, last: int) -> int:
+        quiet = self.kill_switch is None and self.view.table.known
+        return last if quiet else first - 1
+
+    @on(MARKET_SPAN, phase=Phase.VALUATION)
+    def _on_span(self, span: MarketSpan) -> None:
+        view = self.view
+        span.scatter_last(view.table["price"], "close")
+        if view.costs is not None:
+            span.scatter_last(view.table["volume"], "volume")
+
+    @on(PORTFOLIO_SPAN, phase=Phase.VALUATION)
+    def _on_snapshots(self, span: PortfolioSpan) -> None:
+        for snapshot in span.snapshots:
+            self._on_snapshot(snapshot)
 
     @on(SESSION, phase=Phase.SESSION)
     def _on_session(self, event: SessionStarted | UniverseChanged) -> None:
