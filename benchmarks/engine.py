@@ -199,6 +199,7 @@ def measure(
     otherwise the cache holds the data set's answer (:func:`warm`), as for a user who
     runs the same files again."""
     from ml4t.backtest import BacktestEngine, Component, on
+    from ml4t.backtest._span import MARKET_SPAN
     from ml4t.backtest.bus import Phase
     from ml4t.backtest.topics import MARKET
 
@@ -208,8 +209,16 @@ def measure(
     first_event: list[float] = []
 
     class FirstEvent(Component):
+        """The wall time of the first market data (a batch, or a quiet span of them)."""
+
+        span_handlers = frozenset({"seen"})
+
+        def quiet_until(self, chunk, first: int, last: int) -> int:
+            return last
+
         @on(MARKET, phase=Phase.RECORD)
-        def seen(self, batch) -> None:
+        @on(MARKET_SPAN, phase=Phase.RECORD)
+        def seen(self, event) -> None:
             if not first_event:
                 first_event.append(time.perf_counter())
 
