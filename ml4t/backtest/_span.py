@@ -10,7 +10,8 @@ the default on a simulated clock) publishes one :class:`MarketSpan` for the run 
 of one :class:`~ml4t.backtest.events.MarketBatch` per timestamp, and the portfolio
 answers with one :class:`PortfolioSpan` holding the snapshot of every timestamp in it,
 computed with the same arithmetic. Every state and table comes out equal to the bit to
-what the batches one by one give; ``tests/test_spans.py`` plays random worlds both ways.
+what the batches one by one give; ``tests/engine/test_spans.py`` plays random worlds
+both ways.
 
 **Who decides.** A span is only published when every subscriber of ``MARKET`` and
 ``PORTFOLIO`` is a component that knows spans (:class:`SpanAware`): it names, in
@@ -214,12 +215,28 @@ class SpanAware(Protocol):
 
 
 def span_owner(handler: Any) -> SpanAware | None:
-    """The span-aware component whose declared handler ``handler`` is, else None."""
+    """The span-aware component whose declared handler ``handler`` is, else None.
+
+    A subclass that overrides one of the declared handlers below the class that last
+    vouched for spans (the most derived one defining ``span_handlers`` or
+    ``quiet_until`` itself) is not span-aware: its override would not hear the
+    batches of a span, so its subscriptions turn spans off until it vouches again."""
     owner = getattr(handler, "__self__", None)
     func = getattr(handler, "__func__", None)
     if owner is None or func is None or not isinstance(owner, SpanAware):
         return None
-    return owner if func.__name__ in owner.span_handlers else None
+    names = owner.span_handlers
+    if func.__name__ not in names:
+        return None
+    mro = type(owner).__mro__
+    vouched = next(
+        i for i, c in enumerate(mro) if {"span_handlers", "quiet_until"} & c.__dict__.keys()
+    )
+    for name in names:
+        defined = next((i for i, c in enumerate(mro) if name in c.__dict__), len(mro))
+        if defined < vouched:
+            return None
+    return owner
 
 
 class SpanGate:

@@ -6,7 +6,8 @@ Every world is run twice through the whole engine, once with the feed's
 bit. The random worlds have ragged rows, signals changing at random times, market,
 limit, stop, bracket and DAY orders, shorts, costs, every fill timing and every
 portfolio frequency; fixed worlds add corporate actions, a point-in-time universe and
-the subscribers that must turn spans off.
+the subscribers that must turn spans off (a journal, a kill switch, a market handler of
+the strategy's own, a role subclass overriding a handler).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from ml4t.backtest import BacktestEngine, BatchStrategy, ExprStrategy, on
 from ml4t.backtest._span import MarketSpan
 from ml4t.backtest.bus import Phase
 from ml4t.backtest.config import load_config
+from ml4t.backtest.errors import ComponentError
 from ml4t.backtest.events import ChunkColumns
+from ml4t.backtest.portfolio import Portfolio, PortfolioConfig
 from ml4t.backtest.record.config import TABLES as RECORDED
 from ml4t.backtest.topics import MARKET
 
@@ -428,3 +431,52 @@ def _bound_batch(chunk: ChunkColumns, index: int):
     batch = MarketBatch(ts_event=index, ts_init=index, frame=chunk.frame.slice(lo, n))
     batch.bind_chunk(chunk, index)
     return batch
+
+
+class FeePortfolio(Portfolio):
+    """Overrides a span-handled method without vouching for spans: they must stay off."""
+
+    bars = 0
+
+    def _on_market(self, batch) -> None:
+        self.bars += 1
+        self.cash -= 0.01  # a fee per bar, which a span would skip
+        super()._on_market(batch)
+
+
+def test_a_role_subclass_overriding_a_market_handler_turns_spans_off() -> None:
+    world = quiet_world()
+    runs = []
+    for fast_forward in (False, True):
+        config = load_config(world_config(world))
+        portfolio = FeePortfolio(
+            PortfolioConfig(initial_cash=config.backtest.initial_capital),
+            borrow=config.execution.borrow,
+        )
+        engine = BacktestEngine(
+            config,
+            strategy=OnSignal("market", False),
+            asset=asset_frame(world["rows"]),
+            portfolio=portfolio,
+        )
+        engine.feed.fast_forward = fast_forward
+        runs.append((engine.run(), engine))
+        assert engine.feed.spans_published == 0
+        assert portfolio.bars == 120
+    assert_same_run(*runs)
+
+
+class BadExpr(ExprStrategy):
+    def __init__(self) -> None:
+        super().__init__("strategy", entry=pl.col("no_such_column") > 0)
+
+
+def test_a_failing_expression_is_the_strategy_s_failure_with_spans_too() -> None:
+    messages = []
+    for fast_forward in (False, True):
+        with pytest.raises(ComponentError) as failure:
+            run(quiet_world(), fast_forward=fast_forward, strategy=BadExpr())
+        messages.append(str(failure.value))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith("component 'strategy' failed handling MarketBatch")
+    assert "no_such_column" in messages[0]

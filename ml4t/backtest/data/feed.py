@@ -466,12 +466,6 @@ class ParquetFeed(Component):
             return first
         times = chunk.ts
         last = len(times) - 1
-        columns = chunk.columns
-        for index, owner in enumerate(owners):  # the one that said no last time first
-            last = owner.quiet_until(columns, first, last)
-            if last <= first:
-                gate.ask_first(index)
-                return first
         due = self.context.clock.next_alarm_ns()
         if due is not None:
             last = min(last, bisect_left(times, due) - 1)
@@ -480,7 +474,18 @@ class ParquetFeed(Component):
             due = between.next_due()
             if due is not None:
                 last = min(last, bisect_left(times, due) - 1)
-        return max(last, first)
+        columns = chunk.columns
+        for index, owner in enumerate(owners):  # the one that said no last time first
+            if last <= first:
+                return first
+            try:
+                last = owner.quiet_until(columns, first, last)
+            except Exception:  # no span: the batch raises it again, in its owner's name
+                last = first
+            if last <= first:
+                gate.ask_first(index)
+                return first
+        return last
 
     def _emit_span(self, chunk: _Chunk, first: int, last: int) -> None:
         """Publish timestamps ``first`` to ``last`` as one span (at the last of them)."""
