@@ -346,7 +346,7 @@ class Portfolio(Component):
         if self._held:
             idx = self._held_codes()
             prices = span.filled("close", idx, last_price[idx])
-            # what _totals computes, with the parts that do not move in a span taken once
+            # what totals() computes, with the parts that do not move in a span taken once
             qty = self.quantity[idx]
             size = np.abs(qty)
             cost = float(qty @ self.avg_price[idx])
@@ -432,11 +432,8 @@ class Portfolio(Component):
         if not self._held:
             return 0.0, 0.0, 0.0, 0.0
         idx = self._held_codes()
-        return self._totals(idx, self.last_price[idx])
-
-    def _totals(self, idx: np.ndarray, last: np.ndarray) -> tuple[float, float, float, float]:
-        """:meth:`totals` with the held symbols ``idx`` marked at ``last``."""
         qty = self.quantity[idx]
+        last = self.last_price[idx]
         net = float(qty @ last)
         gross = float(np.abs(qty) @ last)
         return net, gross, net, net - float(qty @ self.avg_price[idx])
