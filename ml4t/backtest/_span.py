@@ -210,7 +210,11 @@ class SpanAware(Protocol):
     def quiet_until(self, chunk: ChunkColumns, first: int, last: int) -> int:
         """The last timestamp index ``<= last`` of ``chunk`` through which, from
         ``first`` on, nothing but bars would reach or leave this component; ``first - 1``
-        when even ``first`` needs its batch."""
+        when even ``first`` needs its batch.
+
+        A component that will say ``first - 1`` to every question may say so once: a
+        true ``never_quiet`` attribute turns spans off for its graph without the feed
+        asking it at each timestamp."""
         ...
 
 
@@ -288,7 +292,7 @@ def _owners(key: tuple[tuple[Subscription, ...], ...]) -> list[SpanAware] | None
         hearing = {id(getattr(s.handler, "__self__", None)) for s in span_subs}
         for sub in subs:
             owner = span_owner(sub.handler)
-            if owner is None or id(owner) not in hearing:
+            if owner is None or id(owner) not in hearing or getattr(owner, "never_quiet", False):
                 return None
             found[id(owner)] = owner
     return list(found.values()) if found else None

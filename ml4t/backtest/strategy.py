@@ -708,6 +708,12 @@ class StrategyBase(Component):
         {"_handle_market", "_handle_snapshot", "_handle_span", "_handle_snapshots"}
     )
 
+    @property
+    def never_quiet(self) -> bool:
+        """``wake = "bar"`` and this class's :meth:`quiet_until`: every timestamp needs
+        its batch, so the feed need not ask (see :class:`~ml4t.backtest._span.SpanAware`)."""
+        return not self._by_signal and type(self).quiet_until is StrategyBase.quiet_until
+
     def quiet_until(self, chunk: ChunkColumns, first: int, last: int) -> int:
         """Asleep (``wake = "signal"``, nothing since woke it) until the chunk's next
         wake: every timestamp before it is quiet."""

@@ -32,6 +32,7 @@ from ml4t.backtest.errors import ComponentError
 from ml4t.backtest.events import ChunkColumns
 from ml4t.backtest.portfolio import Portfolio, PortfolioConfig
 from ml4t.backtest.record.config import TABLES as RECORDED
+from ml4t.backtest.strategy import StrategyBase
 from ml4t.backtest.topics import MARKET
 
 START = datetime(2024, 1, 2, 14, 31, tzinfo=UTC)
@@ -343,6 +344,56 @@ def test_every_fill_timing_on_a_quiet_world(kind: str) -> None:
     for timing in ("next_open", "same_close", "next_close"):
         world = quiet_world(kind=kind, fill_timing=timing, shorts=True, frequency="5m")
         assert_same_run(run(world, fast_forward=False), run(world, fast_forward=True))
+
+
+class EveryBar(OnSignal):
+    """The same rule called at every timestamp."""
+
+    wake = "bar"
+
+
+class EveryBarAsking(EveryBar):
+    """... with a ``quiet_until`` of its own, which says no and counts the questions."""
+
+    def __init__(self, kind: str, shorts: bool) -> None:
+        super().__init__(kind, shorts)
+        self.asked = 0
+
+    def quiet_until(self, chunk, first: int, last: int) -> int:
+        self.asked += 1
+        return first - 1
+
+
+def test_a_strategy_woken_at_every_bar_is_never_asked_about_spans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = quiet_world()
+    asked: list[int] = []
+    base_quiet_until = StrategyBase.quiet_until
+
+    def counting(self, chunk, first: int, last: int) -> int:
+        asked.append(first)
+        return base_quiet_until(self, chunk, first, last)
+
+    monkeypatch.setattr(StrategyBase, "quiet_until", counting)
+    woken = OnSignal("market", False)
+    assert woken.never_quiet is False
+    assert run(world, fast_forward=True, strategy=woken)[1].feed.spans_published > 0
+    assert asked  # a wake = "signal" strategy is asked
+    asked.clear()
+    every = EveryBar("market", False)
+    assert every.never_quiet is True
+    results, engine = run(world, fast_forward=True, strategy=every)
+    assert asked == [] and engine.feed.spans_published == 0  # spans off, no question
+    assert engine.feed.batches_published == 120
+    assert_same_run(
+        run(world, fast_forward=False, strategy=EveryBar("market", False)), (results, engine)
+    )
+    # a class with a quiet_until of its own vouches for itself: it is asked
+    asking = EveryBarAsking("market", False)
+    assert asking.never_quiet is False
+    run(world, fast_forward=True, strategy=asking)
+    assert asking.asked > 0
 
 
 def test_a_market_handler_that_knows_no_spans_turns_them_off() -> None:

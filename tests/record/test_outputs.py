@@ -69,6 +69,16 @@ def test_table_buffers_flush_a_row_group_every_n_rows(tmp_path: Path) -> None:
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [3, 3, 1]
 
 
+def test_a_row_of_the_wrong_width_fails_its_flush_and_writes_nothing(tmp_path: Path) -> None:
+    schema = pa.schema([("x", pa.int64()), ("s", pa.string())])
+    buffer = TableBuffer("t", schema, output_dir=tmp_path, row_group_size=10)
+    buffer.append((1, "a"))
+    buffer.append((2,))
+    with pytest.raises(ValueError):
+        buffer.flush()
+    assert buffer.rows == 0
+
+
 def test_config_hash_ignores_key_order_and_sees_values() -> None:
     a = outputs.config_hash({"x": 1, "y": {"z": [1, 2]}})
     assert a == outputs.config_hash({"y": {"z": [1, 2]}, "x": 1})

@@ -208,7 +208,7 @@ class TradeRows:
             exit_cols = [None] * 7 + self._captured(None)
             pnl = [None, None, None, entry_commission + entry_slippage, bars, None]
         table.append(
-            [
+            (
                 f"T{self.count}",
                 lot.lot_id,
                 lot.strategy_id,
@@ -233,5 +233,5 @@ class TradeRows:
                 mae,
                 mfe * pct,
                 mae * pct,
-            ]
+            )
         )

@@ -110,7 +110,7 @@ class PositionBook:
     def _rehold(self) -> None:
         self._held = np.flatnonzero(self.table["quantity"] != 0.0)
         symbols = self.table.symbols
-        self._names = tuple(symbols[c] for c in self._held.tolist())
+        self._names = tuple(map(symbols.__getitem__, self._held.tolist()))
 
     def _price_from_batch(self, code: int) -> None:
         batch = self._batch

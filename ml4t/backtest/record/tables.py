@@ -9,7 +9,7 @@ DataFrame, and memory holds at most one row group per table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -218,9 +218,20 @@ class MemorySink:
 
 
 class TableBuffer:
-    """Append rows column by column; flush a row group every ``row_group_size`` rows."""
+    """Append rows; flush a row group every ``row_group_size`` rows (the rows are turned
+    into columns once per row group, not value by value)."""
 
-    __slots__ = ("_columns", "closed", "name", "path", "row_group_size", "rows", "schema", "sink")
+    __slots__ = (
+        "_rows",
+        "_width",
+        "closed",
+        "name",
+        "path",
+        "row_group_size",
+        "rows",
+        "schema",
+        "sink",
+    )
 
     def __init__(
         self,
@@ -244,40 +255,31 @@ class TableBuffer:
             self.sink = ParquetStream(self.path, schema, compression=codec, run_id=run_id)
         else:
             self.sink = MemorySink(schema)
-        self._columns: list[list[object]] = [[] for _ in schema.names]
-
-    @property
-    def columns(self) -> Sequence[list[object]]:
-        """The column lists, for producers that append column by column themselves."""
-        return self._columns
+        self._rows: list[tuple[object, ...]] = []
 
     @property
     def pending(self) -> int:
-        return len(self._columns[0])
+        return len(self._rows)
 
-    def append(self, row: Sequence[object]) -> None:
-        for column, value in zip(self._columns, row, strict=True):
-            column.append(value)
-        if len(self._columns[0]) >= self.row_group_size:
-            self.flush()
-
-    def rows_appended(self) -> None:
-        """Call after appending to :attr:`columns` directly."""
-        if len(self._columns[0]) >= self.row_group_size:
+    def append(self, row: tuple[object, ...]) -> None:
+        """One row, a value per column of the schema, in its order (a row of another
+        width fails the flush of its row group)."""
+        rows = self._rows
+        rows.append(row)
+        if len(rows) >= self.row_group_size:
             self.flush()
 
     def flush(self) -> None:
-        pending = len(self._columns[0])
-        if not pending:
+        rows = self._rows
+        if not rows:
             return
         arrays = [
             pa.array(values, type=field.type)
-            for values, field in zip(self._columns, self.schema, strict=True)
+            for values, field in zip(zip(*rows, strict=True), self.schema, strict=True)
         ]
         self.sink.write(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
-        self.rows += pending
-        for column in self._columns:
-            column.clear()
+        self.rows += len(rows)
+        rows.clear()
 
     def write_table(self, table: pa.Table) -> None:
         """Append a whole Arrow table (a table built at the end, such as
