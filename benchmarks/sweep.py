@@ -16,7 +16,10 @@ headline year (250 symbols x 252 sessions of one-minute bars), 4 sizes x 4 slipp
 - ``one``: one point of the grid alone (``run_task`` in a fresh process, no pool);
 - ``shared-16``: ``run_sweep(share_data=True)`` on 2 workers: two processes, each one
   data pass shared by 8 points;
-- ``separate-16``: ``run_sweep`` on 2 workers, each point reading the data itself.
+- ``separate-16``: ``run_sweep`` on 2 workers, each point reading the data itself;
+- ``one-wake``, ``shared-16-wake``, ``separate-16-wake``: the same three with the same rule
+  declared ``wake = "signal"`` (``SignalBatchOnSignal``: called where the signals change
+  and after its own fills and order events; the same trades).
 
     python -m benchmarks.sweep            # every variant, figures into docs/performance.md
     python -m benchmarks.sweep --shared   # the issue-19 row (--symbols/--days/--months:
@@ -200,13 +203,22 @@ SHARED_GRID = {
     },
     "metric": "sharpe_ratio",
 }
-SHARED_VARIANTS = ("one", "shared-16", "separate-16")
+SHARED_VARIANTS = (
+    "one",
+    "shared-16",
+    "separate-16",
+    "one-wake",
+    "shared-16-wake",
+    "separate-16-wake",
+)
 HEADLINE = (250, 252, 12)
 
 
-def _signal_config(n_symbols: int, n_days: int, months: int) -> dict[str, Any]:
+def _signal_config(
+    n_symbols: int, n_days: int, months: int, *, wake: bool = False
+) -> dict[str, Any]:
     """The signal_batch row's config (benchmarks.engine) with the strategy by path and a
-    fixed-bps slippage for the grid to vary."""
+    fixed-bps slippage for the grid to vary; ``wake``: its ``wake = "signal"`` form."""
     import msgspec
 
     from .engine import _config, dataset
@@ -214,7 +226,8 @@ def _signal_config(n_symbols: int, n_days: int, months: int) -> dict[str, Any]:
     config = msgspec.to_builtins(_config(dataset(n_symbols, n_days), CACHE, months, False))
     config["reporting"]["output_dir"] = None
     config["execution"]["slippage"] = {"model": "fixed_bps", "params": {"bps": 1.0}}
-    config["strategy"] = {"path": str(SIGNAL), "class": "SignalBatch", "params": {}}
+    strategy = "SignalBatchOnSignal" if wake else "SignalBatch"
+    config["strategy"] = {"path": str(SIGNAL), "class": strategy, "params": {}}
     return dict(config)
 
 
@@ -223,12 +236,12 @@ def measure_shared(variant: str, n_symbols: int, n_days: int, months: int) -> di
     from ml4t.backtest.sweep import LocalExecutor, load_spec, plan_tasks, run_sweep, run_task
     from ml4t.backtest.sweep.plan import base_text
 
-    config = _signal_config(n_symbols, n_days, months)
+    config = _signal_config(n_symbols, n_days, months, wake=variant.endswith("-wake"))
     out = CACHE / f"out-{variant}"
     shutil.rmtree(out, ignore_errors=True)
     result: dict[str, Any] = {"variant": variant, "symbols": n_symbols, "months": months}
     start = time.perf_counter()
-    if variant == "one":
+    if variant.startswith("one"):
         base = load_config(config)
         task = plan_tasks(base, load_spec(SHARED_GRID))[0]
         row = run_task(task.payload(base_text(base), out / "runs", "warning"))
@@ -260,8 +273,13 @@ def _peak_rss_own_or_workers_mb() -> float:
 
 
 def render_shared(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
-    """The markdown section of the issue-19 row (``rows``: one per variant, ``one`` first)."""
-    one = rows[0]["wall_s"]
+    """The markdown section of the issue-19 row (``rows``: one per variant; each is set
+    beside the ``one`` row of its strategy form)."""
+    ones = {
+        r["variant"].removeprefix("one"): r["wall_s"]
+        for r in rows
+        if r["variant"].startswith("one")
+    }
     lines = [
         "## Sweeps sharing the data pass: 16 points of the signal strategy (issue 19)",
         "",
@@ -272,13 +290,16 @@ def render_shared(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
         "alone (no pool); *shared-16* is `run_sweep(share_data=True)` on 2 workers (two",
         "processes, each reading and validating the data once for its 8 points);",
         "*separate-16* is `run_sweep` on 2 workers, each point reading the data itself.",
-        "The target is *shared-16* in at most 4x *one*. Every variant starts with the",
-        "data's validation answer in the validation cache (docs/data.md §4).",
+        'The *-wake* variants run the same rule declared `wake = "signal"`',
+        "(`SignalBatchOnSignal`, the same trades), each set beside *one-wake*. The target",
+        "is *shared-16* in at most 4x *one*. Every variant starts with the data's",
+        "validation answer in the validation cache (docs/data.md §4).",
         "",
         "| variant | runs | wall s | x one run | mean run s | peak RSS MiB | load |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        one = ones["-wake" if r["variant"].endswith("-wake") else ""]
         lines.append(
             f"| {r['variant']} | {r['runs']} | {r['wall_s']} | {r['wall_s'] / one:.2f}x | "
             f"{r.get('run_s', r['wall_s'])} | {r['peak_rss_mb']:.0f} | {r['load_1m']} |"

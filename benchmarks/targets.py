@@ -69,9 +69,18 @@ def _scale(key: str, detail: Callable[[dict[str, Any]], str], symbols: int = 300
 
 def _sweep_shared(results: dict[str, Any]) -> tuple[float, str, str] | None:
     """The 16-point shared sweep's wall time over one run's (benchmarks.sweep --shared)."""
+    return _sweep_ratio(results, "")
+
+
+def _sweep_shared_wake(results: dict[str, Any]) -> tuple[float, str, str] | None:
+    """The same for the ``wake = "signal"`` form of the strategy."""
+    return _sweep_ratio(results, "-wake")
+
+
+def _sweep_ratio(results: dict[str, Any], suffix: str) -> tuple[float, str, str] | None:
     section = results.get("sweep-shared", {})
     rows = {r["variant"]: r for r in section.get("rows", [])}
-    one, shared = rows.get("one"), rows.get("shared-16")
+    one, shared = rows.get(f"one{suffix}"), rows.get(f"shared-16{suffix}")
     if one is None or shared is None:
         return None
     detail = f"{shared['wall_s']} s vs one run {one['wall_s']} s"
@@ -171,6 +180,26 @@ TARGETS = [
         _engine("overhead_cold", "wall_s", lambda r: "empty validation cache"),
     ),
     Target(
+        'framework overhead, the do-nothing strategy `wake = "signal"`: bar-events/s (M)',
+        10.0,
+        False,
+        "M/s",
+        lambda r: _scaled(
+            _engine("overhead_wake", "loop_events_per_s", lambda x: "quiet spans, every role")(r)
+        ),
+    ),
+    Target(
+        "... the same, the headline year end to end",
+        3.0,
+        True,
+        "s",
+        _engine(
+            "overhead_wake",
+            "wall_s",
+            lambda r: f"{r['bar_events']:,} bar-events, validation cached",
+        ),
+    ),
+    Target(
         "framework overhead: first event after start",
         1.0,
         True,
@@ -215,6 +244,13 @@ TARGETS = [
         True,
         "x",
         _sweep_shared,
+    ),
+    Target(
+        '... the same, the strategy `wake = "signal"`',
+        4.0,
+        True,
+        "x",
+        _sweep_shared_wake,
     ),
     Target(
         "scale: 3,000 symbols x 252 sessions, peak RSS",
