@@ -8,10 +8,11 @@ still marks and publishes a snapshot, so the recorder keeps one state per timest
 A feed that sees such a run of timestamps ahead (``ParquetFeed(fast_forward=True)``,
 the default on a simulated clock) publishes one :class:`MarketSpan` for the run instead
 of one :class:`~ml4t.backtest.events.MarketBatch` per timestamp, and the portfolio
-answers with one :class:`PortfolioSpan` holding the snapshot of every timestamp in it,
-computed with the same arithmetic. Every state and table comes out equal to the bit to
-what the batches one by one give; ``tests/engine/test_spans.py`` plays random worlds
-both ways.
+answers with one :class:`PortfolioSpan` holding the state of every timestamp in it
+(arrays of the marked values, computed with the same arithmetic; the roles that keep
+statistics of every state take a span's at once where it lies in one day). Every state
+and table comes out equal to the bit to what the batches one by one give;
+``tests/engine/test_spans.py`` plays random worlds both ways.
 
 **Who decides.** A span is only published when every subscriber of ``MARKET`` and
 ``PORTFOLIO`` is a component that knows spans (:class:`SpanAware`): it names, in
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
 import numpy as np
 
 from ml4t.backtest._dispatch import SequencedDispatcher
@@ -189,10 +191,79 @@ class MarketSpan(Event, frozen=True, kw_only=True, dict=True):
         return out
 
 
-class PortfolioSpan(Event, frozen=True, kw_only=True):
-    """The portfolio's snapshot of every timestamp of a :class:`MarketSpan`, in order."""
+class PortfolioSpan(Event, frozen=True, kw_only=True, dict=True):
+    """The portfolio's state at every timestamp of a :class:`MarketSpan`, in order.
 
-    snapshots: list[PortfolioSnapshot]
+    Inside a span only prices move: cash, the positions and their count, realized P&L
+    and costs stay as in ``last``, the snapshot of the last timestamp. ``values`` and
+    ``gross`` are the positions value (the net exposure) and the gross exposure at
+    each of ``times``, ``cost`` what the positions cost (unrealized P&L is value less
+    cost); both None when nothing is held. :meth:`snapshot` gives the snapshot of any
+    step, equal to the bit to what the portfolio publishes for a batch on its own."""
+
+    times: list[int]
+    last: PortfolioSnapshot
+    values: list[float] | None = None
+    gross: list[float] | None = None
+    cost: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        return len(self.times)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(equity, values, gross)`` at each timestamp, read-only, made once; equity
+        is cash plus the positions value, as each snapshot adds them (zeros for the
+        values and gross of a flat span)."""
+        state = self.__dict__
+        found = state.get("_arrays")
+        if found is None:
+            n = len(self.times)
+            if self.values is None or self.gross is None:
+                values = np.full(n, self.last.positions_value)
+                gross = np.full(n, self.last.gross_exposure)
+                equity = np.full(n, self.last.equity)
+            else:
+                values = np.array(self.values, dtype=np.float64)
+                gross = np.array(self.gross, dtype=np.float64)
+                equity = self.last.cash + values
+            for array in (equity, values, gross):
+                array.flags.writeable = False
+            found = state["_arrays"] = (equity, values, gross)
+        return found
+
+    def equity(self) -> np.ndarray:
+        """Equity at each timestamp (see :meth:`arrays`)."""
+        return self.arrays()[0]
+
+    def snapshot(self, step: int) -> PortfolioSnapshot:
+        """The snapshot of timestamp ``step`` of the span."""
+        last = self.last
+        if step == len(self.times) - 1 or step == -1:
+            return last
+        ts = self.times[step]
+        if self.values is None or self.gross is None:
+            return msgspec.structs.replace(last, ts_event=ts, ts_init=ts)
+        value = self.values[step]
+        return msgspec.structs.replace(
+            last,
+            ts_event=ts,
+            ts_init=ts,
+            equity=float(self.equity()[step]),
+            positions_value=value,
+            gross_exposure=self.gross[step],
+            net_exposure=value,
+            unrealized_pnl=value - self.cost,
+        )
+
+    @property
+    def snapshots(self) -> list[PortfolioSnapshot]:
+        """Every step's snapshot, in order (built on first use)."""
+        state = self.__dict__
+        found = state.get("_snapshots")
+        if found is None:
+            found = state["_snapshots"] = [self.snapshot(i) for i in range(len(self.times))]
+        return found
 
 
 MARKET_SPAN: Topic[MarketSpan] = Topic("market.span", MarketSpan)

@@ -350,21 +350,31 @@ class Portfolio(Component):
             qty = self.quantity[idx]
             size = np.abs(qty)
             cost = float(qty @ self.avg_price[idx])
-            snapshots = []
-            for t, ts in enumerate(times):
-                last = prices[t].copy()
-                net = float(qty @ last)
-                gross = float(size @ last)
-                snapshots.append(self._snapshot(ts, (net, gross, net, net - cost)))
+            values: list[float] = []
+            gross: list[float] = []
+            marks = np.empty(idx.size)  # each row in an array of its own, as totals() dots
+            dot = np.dot
+            for row in prices:
+                np.copyto(marks, row)
+                values.append(float(dot(qty, marks)))
+                gross.append(float(dot(size, marks)))
+            value = values[-1]
+            last = self._snapshot(times[-1], (value, gross[-1], value, value - cost))
+            event = PortfolioSpan(
+                ts_event=times[-1],
+                ts_init=times[-1],
+                times=times,
+                last=last,
+                values=values,
+                gross=gross,
+                cost=cost,
+            )
         else:
-            flat = (0.0, 0.0, 0.0, 0.0)
-            snapshots = [self._snapshot(ts, flat) for ts in times]
+            last = self._snapshot(times[-1], (0.0, 0.0, 0.0, 0.0))
+            event = PortfolioSpan(ts_event=times[-1], ts_init=times[-1], times=times, last=last)
         span.scatter_last(last_price, "close")
         self._snapshot_ts = times[-1]
-        self.publish(
-            PORTFOLIO_SPAN,
-            PortfolioSpan(ts_event=times[-1], ts_init=times[-1], snapshots=snapshots),
-        )
+        self.publish(PORTFOLIO_SPAN, event)
 
     def _resnapshot_after(self, ts: int) -> None:
         """Publish one more snapshot at ``ts`` once routing is done."""

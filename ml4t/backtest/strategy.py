@@ -731,7 +731,7 @@ class StrategyBase(Component):
 
     @on(PORTFOLIO_SPAN, phase=Phase.VALUATION)
     def _handle_snapshots(self, span: PortfolioSpan) -> None:
-        self._handle_snapshot(span.snapshots[-1])
+        self._handle_snapshot(span.last)
 
     @on(SESSION, phase=Phase.SESSION)
     def _handle_session(self, event: SessionStarted | UniverseChanged) -> None:

@@ -221,7 +221,7 @@ class SimulatedBroker(Component):
 
     @on(PORTFOLIO_SPAN, phase=Phase.VALUATION)
     def _on_snapshots(self, span: PortfolioSpan) -> None:
-        self._cash = span.snapshots[-1].cash
+        self._cash = span.last.cash
 
     @on(SESSION, phase=Phase.SESSION)
     def _on_session(self, event: SessionStarted | UniverseChanged) -> None:

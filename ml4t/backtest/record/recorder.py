@@ -429,10 +429,11 @@ class Recorder(Component):
     def _on_snapshots(self, span: PortfolioSpan) -> None:
         parts = self._parts
         assert parts is not None
-        states, book = parts.states, parts.book
-        for step, snapshot in enumerate(span.snapshots):
-            self._seen(snapshot.ts_event)
-            states.on_snapshot(snapshot, math.nan, book.holdings_at(step))
+        times = span.times
+        self.events += len(times) - 1  # each state counts as the event it stands for
+        self._seen(times[0])
+        self._last_ns = times[-1]
+        parts.states.on_span(span, parts.book.holdings_at)
 
     @on(CORPORATE_ACTIONS, phase=Phase.RECORD)
     def _on_action(self, action: CorporateAction) -> None:

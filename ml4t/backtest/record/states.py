@@ -26,12 +26,25 @@ run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+import numpy as np
+
+from ml4t.backtest._span import PortfolioSpan
 from ml4t.backtest.events import PortfolioSnapshot
 from ml4t.backtest.record.daily import DailySeries, Holdings, RunDays
 from ml4t.backtest.record.tables import TableBuffer
 
 __all__ = ["PortfolioStates"]
+
+
+def _added(total: float, values: np.ndarray) -> float:
+    """``total`` plus each of ``values`` in turn, left to right, as a loop of ``+=``
+    adds them (``np.add.accumulate`` is sequential; ``np.sum`` is not)."""
+    if not values.size:
+        return total
+    return float(np.add.accumulate(np.concatenate(([total], values)))[-1])
+
 
 # what the recorder knew beside a snapshot when it came: the benchmark level, the holdings
 _Beside = tuple[float, Holdings]
@@ -93,6 +106,140 @@ class PortfolioStates:
         elif latest[0].ts_event != snap.ts_event:
             self._take(*latest)
         self._latest = (snap, (benchmark, holdings))
+
+    def on_span(self, span: PortfolioSpan, holdings: Callable[[int], Holdings]) -> None:
+        """Take every state of a quiet span (``holdings(step)``: the positions as of
+        each), as :meth:`on_snapshot` of each would. Where the span lies in one day (and
+        in one interval of the table, if it has intervals) the statistics of all but the
+        last state are taken at once, with the same arithmetic; the last waits, as any
+        timestamp's does, for a later one."""
+        n = span.steps
+        if self._latest is None or n < 2 or not self._one_day(span):
+            for step in range(n):
+                self.on_snapshot(span.snapshot(step), math.nan, holdings(step))
+            return
+        latest = self._latest
+        if latest[0].ts_event != span.times[0]:
+            self._take(*latest)
+        self._take_span(span, n - 1, holdings)
+        self._latest = (span.last, (math.nan, holdings(n - 1)))
+
+    def _one_day(self, span: PortfolioSpan) -> bool:
+        times, days = span.times, self.days
+        if days.day_end(times[0]) != days.day_end(times[-1]):
+            return False
+        return bool(np.isfinite(span.equity()).all())
+
+    def _take_span(self, span: PortfolioSpan, m: int, holdings: Callable[[int], Holdings]) -> None:
+        """:meth:`_take` of the span's first ``m`` states, one day's, at once."""
+        times = span.times[:m]
+        equity = span.equity()[:m]
+        ts_last = times[-1]
+        assert self.first_ts is not None  # a state was taken before the span
+        self.snapshots += m
+        self.last_ts = ts_last
+        self.last = span.snapshot(m - 1)
+        # drawdown episodes: the peak before each state, the new peaks, the dips between
+        before = np.empty(m)
+        before[0] = self.peak
+        if m > 1:
+            np.maximum(np.maximum.accumulate(equity[:-1]), self.peak, out=before[1:])
+        after = np.maximum(before, equity)
+        new_peak = equity >= before
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dips = np.where(~new_peak & (before > 0), equity / before - 1.0, 0.0)
+        peaks = np.flatnonzero(new_peak).tolist()
+        self._episodes(times, equity, dips, peaks)
+        # exposure
+        last = span.last
+        if last.num_positions > 0:
+            self.invested += m
+        moving = equity != 0
+        _, values, gross_values = span.arrays()
+        gross = gross_values[:m][moving] / equity[moving]
+        net = values[:m][moving] / equity[moving]  # the net exposure is the value
+        self.gross_sum = _added(self.gross_sum, gross)
+        self.net_sum = _added(self.net_sum, net)
+        self.equity_sum = _added(self.equity_sum, equity)
+        # the last state of the day
+        day = self.days.day_end(ts_last)
+        cash = last.cash
+        if day != self._day or not self.daily.ts:
+            self._day = day
+            self.daily.add(
+                new_day=True,
+                label=self.days.label(day),
+                ts=ts_last,
+                equity=float(equity[-1]),
+                cash=cash,
+                benchmark=math.nan,
+                holdings=holdings(m - 1),
+            )
+        else:
+            self.daily.replace_last(ts_last, float(equity[-1]), cash, math.nan, holdings(m - 1))
+        # sampling
+        if self.table is not None:
+            self._sample_span(span, m, after, day)
+
+    def _episodes(
+        self, times: list[int], equity: np.ndarray, dips: np.ndarray, peaks: list[int]
+    ) -> None:
+        """The drawdown episodes over states with these ``dips`` below the peak before
+        each (0 at the new ``peaks``), as :meth:`_take` settles them one by one: a
+        segment between new peaks that dips below 0 is an episode, closed at the next
+        new peak. Only such segments are visited (and the episode open before)."""
+        m = len(times)
+        starts = [0, *(p + 1 for p in peaks)]
+        ends = [*peaks, m]
+        lows = np.minimum.reduceat(np.append(dips, 0.0), starts)  # 0 where nothing dips
+        for j in [0, *(j for j in np.flatnonzero(lows < 0.0).tolist() if j)]:
+            if j:  # an episode from the new peak before it
+                self._episode_min = 0.0
+                self._peak_ts = times[peaks[j - 1]]
+            lo, hi = starts[j], ends[j]
+            if hi > lo:
+                k = lo + int(np.argmin(dips[lo:hi]))
+                if dips[k] < self._episode_min:
+                    self._episode_min = float(dips[k])
+                    self._episode_trough = times[k]
+            if j < len(peaks):
+                self._close_episode(times[peaks[j]])
+        if peaks:
+            top = peaks[-1]
+            self.peak = float(equity[top])
+            self._peak_ts = times[top]
+
+    def _sample_span(self, span: PortfolioSpan, m: int, after: np.ndarray, day: int) -> None:
+        """The table rows of the span's first ``m`` states (``after``: the peak after
+        each), as :meth:`_take` writes them one by one."""
+        times = span.times
+        width = self._width
+        initial = self.initial_equity or math.nan
+        if width == 0:
+            written = range(m)
+        else:
+            buckets = [day] * m if width is None else [t // width for t in times[:m]]
+            if buckets[0] != self._bucket and self._pending is not None:
+                self._write(*self._pending)
+            self._pending = None
+            written = range(0, 0)
+            ends = [i for i in range(m - 1) if buckets[i] != buckets[i + 1]]
+            for i in ends:
+                self._write(*self._row(span, i, after, initial))
+            self._bucket = buckets[-1]
+            self._pending = self._row(span, m - 1, after, initial)
+        for i in written:
+            self._write(*self._row(span, i, after, initial))
+
+    def _row(
+        self, span: PortfolioSpan, step: int, after: np.ndarray, initial: float
+    ) -> tuple[int, PortfolioSnapshot, float, float]:
+        snap = span.snapshot(step)
+        equity = snap.equity
+        peak = float(after[step])
+        drawdown = equity / peak - 1.0 if peak > 0 else math.nan
+        cumulative = equity / initial - 1.0 if initial else math.nan
+        return snap.ts_event, snap, cumulative, drawdown
 
     def _take(self, snap: PortfolioSnapshot, beside: _Beside = _NOTHING) -> None:
         """``snap`` is the state of its timestamp: count it and sample it."""

@@ -294,8 +294,14 @@ class RiskManager(Component):
 
     @on(PORTFOLIO_SPAN, phase=Phase.VALUATION)
     def _on_snapshots(self, span: PortfolioSpan) -> None:
-        for snapshot in span.snapshots:
-            self._on_snapshot(snapshot)
+        if self.kill_switch is not None or not self.view.observe_span(span.times, span.equity()):
+            for snapshot in span.snapshots:  # as they come one by one
+                self._on_snapshot(snapshot)
+            return
+        last, view = span.last, self.view
+        view.cash = last.cash
+        view.gross_exposure = last.gross_exposure
+        view.net_exposure = last.net_exposure
 
     @on(SESSION, phase=Phase.SESSION)
     def _on_session(self, event: SessionStarted | UniverseChanged) -> None:

@@ -14,7 +14,7 @@ snapshot now carry it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -166,6 +166,32 @@ class RiskView:
         if self.day_start_equity > 0:
             loss = (self.day_start_equity - equity) / self.day_start_equity
             self.day_worst_loss = max(self.day_worst_loss, loss)
+
+    def observe_span(self, times: Sequence[int], equity: np.ndarray) -> bool:
+        """:meth:`observe_equity` at each of ``times`` (increasing) at once, with the
+        same arithmetic, where they lie in one day and every equity is finite; False
+        (nothing observed) otherwise."""
+        day = self.days.bar_day_end(times[0])
+        if day != self.days.bar_day_end(times[-1]) or not np.isfinite(equity).all():
+            return False
+        if day != self.day:
+            self.day_start_equity = float(equity[0]) if math.isnan(self.equity) else self.equity
+            self.day = day
+            self.day_worst_loss = 0.0
+        self.equity = float(equity[-1])
+        peaks = np.maximum.accumulate(equity)
+        if not math.isnan(self.peak_equity):
+            np.maximum(peaks, self.peak_equity, out=peaks)
+        self.peak_equity = float(peaks[-1])
+        rising = peaks > 0
+        if rising.any():
+            worst = float((1.0 - equity[rising] / peaks[rising]).max())
+            self.max_drawdown_seen = max(self.max_drawdown_seen, worst)
+        start = self.day_start_equity
+        if start > 0:
+            loss = float(((start - equity) / start).max())
+            self.day_worst_loss = max(self.day_worst_loss, loss)
+        return True
 
     # ------------------------------------------------------------------ reservations
 
