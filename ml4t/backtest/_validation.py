@@ -59,9 +59,28 @@ def _bad_text(name: str, value: object, *, optional: bool = False) -> str | None
     return None
 
 
+def _well_typed(order: SubmitOrder) -> bool:
+    """Every field of ``order`` exactly of its type (the common case, checked at once;
+    anything else goes through :func:`_bad_fields`, which names the field)."""
+    return (
+        type(order.order_id) is str
+        and type(order.strategy_id) is str
+        and type(order.symbol) is str
+        and bool(order.order_id and order.strategy_id and order.symbol)
+        and type(order.side) is OrderSide
+        and type(order.order_type) is OrderType
+        and type(order.time_in_force) is TimeInForce
+        and type(order.reduce_only) is bool
+        and (order.parent_id is None or type(order.parent_id) is str)
+        and (order.reason is None or type(order.reason) is str)
+    )
+
+
 def _bad_fields(order: SubmitOrder) -> str | None:
     """Why a field of ``order`` has the wrong type (a request built without the codec,
     by a plugin or another component, is not type-checked by msgspec)."""
+    if _well_typed(order):
+        return None
     for name in ("order_id", "strategy_id", "symbol"):
         problem = _bad_text(name, getattr(order, name))
         if problem is not None:

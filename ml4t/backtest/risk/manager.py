@@ -74,7 +74,7 @@ from ml4t.backtest.events import (
 )
 from ml4t.backtest.risk.config import RiskConfig
 from ml4t.backtest.risk.killswitch import ErrorWindow, StopBook, check_kill_switch
-from ml4t.backtest.risk.rules import RULES, Rejection, Rule, evaluate, impact
+from ml4t.backtest.risk.rules import RULES, Rejection, Rule, check_valid, evaluate, impact
 from ml4t.backtest.risk.view import CostEstimate, Reservation, RiskView
 from ml4t.backtest.topics import (
     CORPORATE_ACTIONS,
@@ -119,6 +119,7 @@ class RiskManager(Component):
         self.config = config if config is not None else RiskConfig()
         standard = tuple(rules) if rules is not None else RULES
         self.rules: tuple[Rule, ...] = standard + tuple(r.build() for r in self.config.rules)
+        self._judging: tuple[tuple[Rule, ...], tuple[Rule, ...]] = ((), ())
         self.view = RiskView(Universe(symbols) if symbols is not None else None, costs=costs)
         self._members: set[str] | None = None  # the point-in-time universe, if the data has one
         self.view.days = DateDays(timezone)
@@ -153,7 +154,7 @@ class RiskManager(Component):
                 )
             else:
                 rejection = self._membership(request) or evaluate(
-                    request, self.view, self.config, self.rules
+                    request, self.view, self.config, self._submit_rules()
                 )
             if rejection is None:
                 self._reserve(request)
@@ -169,6 +170,15 @@ class RiskManager(Component):
         if isinstance(request, SubmitOrder):
             self.stop_book.on_approved(request)
         self.publish(ORDERS_APPROVED, request)
+
+    def _submit_rules(self) -> tuple[Rule, ...]:
+        """``rules`` without :func:`check_valid`: a request is found well-formed before
+        the rules are asked (kept until ``rules`` is replaced)."""
+        source, judging = self._judging
+        if source is not self.rules:
+            judging = tuple(r for r in self.rules if r is not check_valid)
+            self._judging = (self.rules, judging)
+        return judging
 
     def _check_cancel(self, request: CancelOrder) -> Rejection | None:
         """A well-formed cancel of the requester's own order passes, and releases the
