@@ -47,7 +47,7 @@ def paths(draw: st.DrawFn) -> dict[str, Any]:
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     before, steps, after = (
-        draw(st.integers(1, 6)),
+        draw(st.integers(0, 6)),
         draw(st.integers(1, 40)),
         draw(st.integers(0, 4)),
     )

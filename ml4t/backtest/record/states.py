@@ -109,20 +109,21 @@ class PortfolioStates:
 
     def on_span(self, span: PortfolioSpan, holdings: Callable[[int], Holdings]) -> None:
         """Take every state of a quiet span (``holdings(step)``: the positions as of
-        each), as :meth:`on_snapshot` of each would. Where the span lies in one day (and
-        in one interval of the table, if it has intervals) the statistics of all but the
-        last state are taken at once, with the same arithmetic; the last waits, as any
-        timestamp's does, for a later one."""
+        each), as :meth:`on_snapshot` of each would. Where the span lies in one day, after
+        the run's first state, the statistics and table rows of all but its last state
+        are taken at once, with the same arithmetic; the last waits, as any timestamp's
+        does, for a later one. Other spans go state by state."""
         n = span.steps
-        if self._latest is None or n < 2 or not self._one_day(span):
-            for step in range(n):
-                self.on_snapshot(span.snapshot(step), math.nan, holdings(step))
-            return
         latest = self._latest
-        if latest[0].ts_event != span.times[0]:
-            self._take(*latest)
-        self._take_span(span, n - 1, holdings)
-        self._latest = (span.last, (math.nan, holdings(n - 1)))
+        if latest is not None and n > 1 and self._one_day(span):
+            if latest[0].ts_event != span.times[0]:
+                self._take(*latest)
+            if self.first_ts is not None:  # the run's first state is behind: all at once
+                self._take_span(span, n - 1, holdings)
+                self._latest = (span.last, (math.nan, holdings(n - 1)))
+                return
+        for step in range(n):
+            self.on_snapshot(span.snapshot(step), math.nan, holdings(step))
 
     def _one_day(self, span: PortfolioSpan) -> bool:
         times, days = span.times, self.days
@@ -135,7 +136,6 @@ class PortfolioStates:
         times = span.times[:m]
         equity = span.equity()[:m]
         ts_last = times[-1]
-        assert self.first_ts is not None  # a state was taken before the span
         self.snapshots += m
         self.last_ts = ts_last
         self.last = span.snapshot(m - 1)
