@@ -162,21 +162,7 @@ class PortfolioStates:
         self.net_sum = _added(self.net_sum, net)
         self.equity_sum = _added(self.equity_sum, equity)
         # the last state of the day
-        day = self.days.day_end(ts_last)
-        cash = last.cash
-        if day != self._day or not self.daily.ts:
-            self._day = day
-            self.daily.add(
-                new_day=True,
-                label=self.days.label(day),
-                ts=ts_last,
-                equity=float(equity[-1]),
-                cash=cash,
-                benchmark=math.nan,
-                holdings=holdings(m - 1),
-            )
-        else:
-            self.daily.replace_last(ts_last, float(equity[-1]), cash, math.nan, holdings(m - 1))
+        day = self._day_state(ts_last, float(equity[-1]), last.cash, math.nan, holdings(m - 1))
         # sampling
         if self.table is not None:
             self._sample_span(span, m, after, day)
@@ -215,21 +201,18 @@ class PortfolioStates:
         times = span.times
         width = self._width
         initial = self.initial_equity or math.nan
-        if width == 0:
-            written = range(m)
-        else:
-            buckets = [day] * m if width is None else [t // width for t in times[:m]]
-            if buckets[0] != self._bucket and self._pending is not None:
-                self._write(*self._pending)
-            self._pending = None
-            written = range(0, 0)
-            ends = [i for i in range(m - 1) if buckets[i] != buckets[i + 1]]
-            for i in ends:
+        if width == 0:  # every state
+            for i in range(m):
                 self._write(*self._row(span, i, after, initial))
-            self._bucket = buckets[-1]
-            self._pending = self._row(span, m - 1, after, initial)
-        for i in written:
-            self._write(*self._row(span, i, after, initial))
+            return
+        buckets = [day] * m if width is None else [t // width for t in times[:m]]
+        if buckets[0] != self._bucket and self._pending is not None:
+            self._write(*self._pending)
+        for i in range(m - 1):  # the last state of each interval the span completes
+            if buckets[i] != buckets[i + 1]:
+                self._write(*self._row(span, i, after, initial))
+        self._bucket = buckets[-1]
+        self._pending = self._row(span, m - 1, after, initial)
 
     def _row(
         self, span: PortfolioSpan, step: int, after: np.ndarray, initial: float
@@ -271,20 +254,7 @@ class PortfolioStates:
             self.net_sum += snap.net_exposure / equity
         self.equity_sum += equity
         # the last state of each day
-        day = self.days.day_end(ts)
-        if day != self._day or not self.daily.ts:
-            self._day = day
-            self.daily.add(
-                new_day=True,
-                label=self.days.label(day),
-                ts=ts,
-                equity=equity,
-                cash=snap.cash,
-                benchmark=beside[0],
-                holdings=beside[1],
-            )
-        else:
-            self.daily.replace_last(ts, equity, snap.cash, beside[0], beside[1])
+        day = self._day_state(ts, equity, snap.cash, beside[0], beside[1])
         # sampling
         if self.table is None:
             return
@@ -300,6 +270,27 @@ class PortfolioStates:
             self._write(*self._pending)
         self._bucket = bucket
         self._pending = (ts, snap, cumulative, drawdown)
+
+    def _day_state(
+        self, ts: int, equity: float, cash: float, benchmark: float, holdings: Holdings
+    ) -> int:
+        """Keep the state at ``ts`` as its day's last so far (a new day's first); returns
+        the day."""
+        day = self.days.day_end(ts)
+        if day != self._day or not self.daily.ts:
+            self._day = day
+            self.daily.add(
+                new_day=True,
+                label=self.days.label(day),
+                ts=ts,
+                equity=equity,
+                cash=cash,
+                benchmark=benchmark,
+                holdings=holdings,
+            )
+        else:
+            self.daily.replace_last(ts, equity, cash, benchmark, holdings)
+        return day
 
     def _close_episode(self, ts: int | None) -> None:
         """The equity is back at its peak (or the run ended): settle the drawdown episode."""
